@@ -1,0 +1,1 @@
+"""Sub-commands of the `edge` CLI: thin argument parsing over library code."""

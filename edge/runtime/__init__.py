@@ -1,0 +1,1 @@
+"""Loading model bundles and running them with ONNX Runtime."""

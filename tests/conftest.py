@@ -1,0 +1,31 @@
+"""Shared fixtures: the ../shared fixtures folder, a real Mosquitto broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.broker import Broker, free_port, mosquitto_available
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "fixtures").is_dir():
+        pytest.skip(f"shared fixtures not found at {SHARED}/fixtures (they live beside the checkout, not in it)")
+    return SHARED / "fixtures"
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    if not mosquitto_available():
+        pytest.fail("mosquitto is not installed: run scripts/setup.sh (Debian package 'mosquitto')")
+    b = Broker(workdir=tmp_path, port=free_port()).start()
+    try:
+        yield b
+    finally:
+        b.stop()

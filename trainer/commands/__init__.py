@@ -1,0 +1,1 @@
+"""Sub-commands of the `trainer` CLI: thin argument parsing over library code."""
