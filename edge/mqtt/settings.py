@@ -1,0 +1,45 @@
+"""MQTT settings (the `mqtt:` section of the config). Owned by the MQTT layer, embedded in edge.config."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TlsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    ca_certs: Optional[str] = Field(None, description="CA certificate file (PEM) that signed the broker's certificate")
+    certfile: Optional[str] = Field(None, description="client certificate (PEM) for mutual TLS")
+    keyfile: Optional[str] = Field(None, description="client private key (PEM) for mutual TLS")
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+
+class DiscoverySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+
+
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    username: Optional[str] = None
+    password: Optional[str] = None
+    password_file: Optional[str] = Field(None, description="read the password from this file instead of the config")
+    client_id: Optional[str] = Field(None, description="default: edgeteach-<device_id>")
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive: int = Field(30, ge=5, le=3600)
+    topic_prefix: Optional[str] = Field(None, description="default: edgeteach/<device_id>")
+    tls: TlsSettings = TlsSettings()
+    reconnect_min_delay: float = Field(1.0, gt=0)
+    reconnect_max_delay: float = Field(30.0, gt=0)
+    queue_limit: int = Field(1000, ge=1, description="QoS 1 messages kept in memory while the broker is unreachable")
+    max_payload_bytes: int = Field(65536, ge=256, description="larger command payloads are refused with an error reply")
+    stats_interval: float = Field(10.0, gt=0, description="seconds between stats messages")
+    discovery: DiscoverySettings = DiscoverySettings()
