@@ -11,6 +11,7 @@ import sys
 # Modules that provide `register(subparsers: argparse._SubParsersAction) -> None`.
 COMMAND_MODULES = [
     "edge.commands.predict",
+    "edge.commands.config",
 ]
 
 
