@@ -1,0 +1,404 @@
+"""One MQTT connection for the whole process, over paho-mqtt 2.x (VERSION2 callbacks).
+
+General on purpose (the daemon and `edge llm` both use it): it knows nothing about pipelines.
+
+What it adds to a bare paho client:
+- starts while the broker is down (`connect_async` + `loop_start`) and reconnects with backoff;
+- an optional Last Will and a "birth" message published on every (re)connect, e.g. a retained
+  `offline`/`online` pair on a status topic; `stop()` publishes the will payload itself, because the
+  broker sends the will only on an unclean disconnect;
+- subscriptions that survive reconnects (re-subscribed in `on_connect`);
+- message handlers that run on worker threads, never on paho's network thread, so a slow handler
+  (an inference, a bundle reload, an LLM answer) cannot stall keepalives or acknowledgements;
+- a bounded in-memory queue for QoS >= 1 messages while disconnected. paho keeps those messages and
+  resends them after reconnecting; when `queue_limit` messages are pending, paho REFUSES the newest one
+  (`MQTT_ERR_QUEUE_SIZE`, it never evicts older ones), and that refusal is counted in `overflowed`;
+- `reply()` for MQTT 5 request/response (response topic + correlation data).
+
+Typical use::
+
+    conn = MqttConnection(settings, client_id="edgeteach-kitchen",
+                          will=OutgoingMessage("edgeteach/kitchen/status", b"offline", qos=1, retain=True),
+                          birth=OutgoingMessage("edgeteach/kitchen/status", b"online", qos=1, retain=True))
+    conn.subscribe("edgeteach/kitchen/cmd/+", handle_command)      # handle_command(msg: IncomingMessage)
+    conn.start()                                                    # returns at once, broker up or not
+    conn.publish("edgeteach/kitchen/door/event", b"{...}", qos=1)
+    conn.stop()                                                     # publishes the will payload, disconnects
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.mqtt.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+Payload = Union[bytes, bytearray, str, None]
+
+
+class MqttConfigError(ValueError):
+    """Settings that cannot work (unreadable password file, missing TLS file); the message says which."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    topic: str
+    payload: bytes = b""
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A received message, detached from paho's objects (safe to keep and pass across threads)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    response_topic: str | None = None  # MQTT 5 request/response
+    correlation_data: bytes | None = None
+    received_at: float = field(default_factory=time.time)
+
+
+Handler = Callable[[IncomingMessage], None]
+
+
+@dataclass
+class ConnectionCounters:
+    connects: int = 0  # successful CONNACKs, the first one included
+    disconnects: int = 0  # unexpected losses of the connection
+    published: int = 0  # publish() calls accepted (sent or queued)
+    overflowed: int = 0  # QoS >= 1 messages refused because queue_limit messages were already pending
+    dropped_offline: int = 0  # QoS 0 messages dropped because the broker was unreachable
+    received: int = 0
+    handler_errors: int = 0
+    handler_dropped: int = 0  # incoming messages dropped because a handler worker's queue was full
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def _to_bytes(payload: Payload) -> bytes:
+    if payload is None:
+        return b""
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return bytes(payload)
+
+
+def read_password(settings: MqttSettings) -> str | None:
+    """The password from the config, or from `password_file` (first line, stripped) when given."""
+    if settings.password_file:
+        path = Path(settings.password_file).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").splitlines()[0].strip() if path.stat().st_size else ""
+        except OSError as exc:
+            raise MqttConfigError(f"mqtt.password_file: cannot read {path} ({exc.strerror}); create it with the broker password on one line, readable by this user") from exc
+    return settings.password
+
+
+class _Worker:
+    """One thread draining one queue of (handler, message) pairs, so handlers never block paho."""
+
+    def __init__(self, name: str, counters: ConnectionCounters, lock: threading.Lock, maxsize: int) -> None:
+        self.name = name
+        self._queue: queue.Queue[tuple[Handler, IncomingMessage] | None] = queue.Queue(maxsize=maxsize)
+        self._counters = counters
+        self._lock = lock
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-handler-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, handler: Handler, message: IncomingMessage) -> bool:
+        try:
+            self._queue.put_nowait((handler, message))
+            return True
+        except queue.Full:
+            with self._lock:
+                self._counters.handler_dropped += 1
+            return False
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            handler, message = item
+            try:
+                handler(message)
+            except Exception:  # a handler bug must not kill the worker: log it, count it, go on
+                with self._lock:
+                    self._counters.handler_errors += 1
+                log.exception("MQTT handler for %s failed", message.topic)
+
+    def stop(self, timeout: float) -> None:
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+
+class MqttConnection:
+    """A reconnecting MQTT client with worker-thread handlers. All public methods are thread-safe.
+
+    Args:
+        settings: the `mqtt:` section (host, port, protocol "5"/"3.1.1", credentials, TLS, backoff,
+            `queue_limit`).
+        client_id: unique per process on the broker (a second client with the same id kicks this one).
+        will: Last Will, sent by the broker if this process dies or the network drops.
+        birth: published on every successful (re)connect, after subscriptions are restored.
+        handler_queue_size: incoming messages waiting per worker; beyond it they are dropped and counted.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        will: OutgoingMessage | None = None,
+        birth: OutgoingMessage | None = None,
+        handler_queue_size: int = 256,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.will = will
+        self.birth = birth
+        self.counters = ConnectionCounters()
+        self._lock = threading.Lock()
+        self._handler_queue_size = handler_queue_size
+        self._subscriptions: dict[str, tuple[int, Handler, str]] = {}  # filter -> (qos, handler, worker)
+        self._workers: dict[str, _Worker] = {}
+        self._connect_listeners: list[Callable[[], None]] = []
+        self._connected = threading.Event()
+        self._started = False
+        self._stopping = False
+        self._last_error = ""
+        self.protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
+        self._client = self._make_client()
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self.protocol)
+        if s.username is not None:
+            client.username_pw_set(s.username, read_password(s))
+        if s.tls.enabled:
+            for key in ("ca_certs", "certfile", "keyfile"):
+                value = getattr(s.tls, key)
+                if value and not Path(value).expanduser().is_file():
+                    raise MqttConfigError(f"mqtt.tls.{key}: no such file {value}; give the path of a PEM file readable by this user")
+            if bool(s.tls.certfile) != bool(s.tls.keyfile):
+                raise MqttConfigError("mqtt.tls: certfile and keyfile go together (mutual TLS needs both); set both or neither")
+            client.tls_set(
+                ca_certs=str(Path(s.tls.ca_certs).expanduser()) if s.tls.ca_certs else None,
+                certfile=str(Path(s.tls.certfile).expanduser()) if s.tls.certfile else None,
+                keyfile=str(Path(s.tls.keyfile).expanduser()) if s.tls.keyfile else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            client.tls_insecure_set(s.tls.insecure)
+        if self.will is not None:
+            client.will_set(self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain)
+        # Whole seconds are what paho documents; keep at least 1 s so a flapping broker is not hammered.
+        client.reconnect_delay_set(min_delay=max(1, int(s.reconnect_min_delay)), max_delay=max(1, int(s.reconnect_max_delay)))
+        client.max_queued_messages_set(int(s.queue_limit))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_connect_fail = self._on_connect_fail
+        return client
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the network thread and connects in the background; returns at once even if the broker
+        is down (paho retries with backoff)."""
+        if self._started:
+            return
+        self._started = True
+        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 2.0, publish_will: bool = True) -> None:
+        """Clean shutdown: publishes the will payload (e.g. retained `offline`) when connected, waits up
+        to `timeout` for it to be acknowledged, disconnects, and stops the network and worker threads."""
+        if not self._started:
+            return
+        self._stopping = True
+        deadline = time.monotonic() + timeout
+        if publish_will and self.will is not None and self._connected.is_set():
+            info = self._client.publish(self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain)
+            try:
+                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass  # connection lost meanwhile: the broker publishes the will itself then
+        try:
+            self._client.disconnect()
+        except Exception:  # already disconnected
+            pass
+        self._client.loop_stop()
+        self._connected.clear()
+        for worker in list(self._workers.values()):
+            worker.stop(max(0.1, deadline - time.monotonic()))
+        self._started = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    @property
+    def last_error(self) -> str:
+        return self._last_error
+
+    def pending(self) -> int:
+        """QoS >= 1 messages published but not yet acknowledged (the queue `queue_limit` bounds)."""
+        # paho exposes no public accessor; _out_messages is exactly the queue max_queued_messages bounds.
+        return len(getattr(self._client, "_out_messages", ()))
+
+    def handler_queue_sizes(self) -> dict[str, int]:
+        return {name: worker.qsize() for name, worker in self._workers.items()}
+
+    def add_connect_listener(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs (on the default worker) after every successful (re)connect, e.g. to
+        re-publish retained state the broker lost when it restarted."""
+        with self._lock:
+            self._connect_listeners.append(callback)
+
+    # -- publishing --------------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False, properties: Properties | None = None) -> bool:
+        """Sends now, or queues (QoS >= 1) while disconnected. Returns False when the message was dropped:
+        QoS 0 while offline, or QoS >= 1 with the queue full (counted in `counters.overflowed`)."""
+        data = _to_bytes(payload)
+        try:
+            info = self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
+        except ValueError as exc:  # invalid topic or payload: a caller bug, never a crash
+            log.error("cannot publish to %r: %s", topic, exc)
+            return False
+        with self._lock:
+            if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+                self.counters.overflowed += 1
+                overflowed = self.counters.overflowed
+            elif info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0:
+                self.counters.dropped_offline += 1
+                return False
+            else:
+                self.counters.published += 1
+                return True
+        if overflowed == 1 or overflowed % 100 == 0:
+            log.warning("MQTT queue full (%d messages pending, mqtt.queue_limit): dropped %d QoS 1 message(s) so far", self.pending(), overflowed)
+        return False
+
+    def reply(self, request: IncomingMessage, payload: Payload, qos: int = 1) -> bool:
+        """Answers an MQTT 5 request on its response topic, echoing its correlation data. Returns False
+        (and sends nothing) when the request named no response topic."""
+        if not request.response_topic:
+            return False
+        properties = None
+        if request.correlation_data is not None and self.protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = request.correlation_data
+        return self.publish(request.response_topic, payload, qos=qos, properties=properties)
+
+    # -- subscribing -------------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, worker: str = "default") -> None:
+        """Calls `handler(IncomingMessage)` for every message matching `topic_filter`, on the worker
+        thread named `worker` (one thread per name, messages handled in arrival order). Give long-running
+        handlers their own worker name so they do not delay others. Survives reconnects."""
+        with self._lock:
+            self._subscriptions[topic_filter] = (qos, handler, worker)
+            self._ensure_worker(worker)
+        if self._connected.is_set():
+            self._client.subscribe(topic_filter, qos=qos)
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        with self._lock:
+            self._subscriptions.pop(topic_filter, None)
+        if self._connected.is_set():
+            self._client.unsubscribe(topic_filter)
+
+    def _ensure_worker(self, name: str) -> _Worker:
+        worker = self._workers.get(name)
+        if worker is None:
+            worker = self._workers[name] = _Worker(name, self.counters, self._lock, self._handler_queue_size)
+        return worker
+
+    # -- paho callbacks (network thread: never block here) ----------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if getattr(reason_code, "is_failure", False):
+            self._last_error = f"broker refused the connection: {reason_code}"
+            log.error("MQTT %s:%s refused the connection: %s (check mqtt.username/password/tls)", self.settings.host, self.settings.port, reason_code)
+            return
+        with self._lock:
+            self.counters.connects += 1
+            subscriptions = list(self._subscriptions.items())
+            listeners = list(self._connect_listeners)
+            default = self._ensure_worker("default")
+        self._last_error = ""
+        log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
+        if subscriptions:
+            client.subscribe([(topic_filter, qos) for topic_filter, (qos, _, _) in subscriptions])
+        if self.birth is not None:
+            client.publish(self.birth.topic, self.birth.payload, qos=self.birth.qos, retain=self.birth.retain)
+        self._connected.set()
+        for listener in listeners:
+            default.submit(lambda _msg, fn=listener: fn(), IncomingMessage(topic="$connected", payload=b""))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._last_error = f"cannot reach {self.settings.host}:{self.settings.port}"
+        log.debug("MQTT connect to %s:%s failed; retrying with backoff", self.settings.host, self.settings.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        self._connected.clear()
+        if self._stopping:
+            return
+        with self._lock:
+            self.counters.disconnects += 1
+        if not self._last_error.startswith("broker refused"):  # keep the cause, not paho's follow-up error
+            self._last_error = f"disconnected: {reason_code}"
+        log.warning("MQTT connection to %s:%s lost (%s); reconnecting with backoff, QoS 1 messages are queued (limit %d)",
+                    self.settings.host, self.settings.port, reason_code, self.settings.queue_limit)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        props = getattr(message, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        incoming = IncomingMessage(
+            topic=message.topic,
+            payload=bytes(message.payload),
+            qos=message.qos,
+            retain=bool(message.retain),
+            response_topic=response_topic or None,
+            correlation_data=bytes(correlation) if correlation is not None else None,
+        )
+        with self._lock:
+            self.counters.received += 1
+            targets = [
+                (handler, self._workers[worker])
+                for topic_filter, (_, handler, worker) in self._subscriptions.items()
+                if mqtt.topic_matches_sub(topic_filter, incoming.topic)
+            ]
+        for handler, worker in targets:
+            worker.submit(handler, incoming)

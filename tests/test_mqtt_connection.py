@@ -1,0 +1,171 @@
+"""MqttConnection against a real Mosquitto: birth/will, handlers off the network thread, MQTT 5 replies,
+starting while the broker is down, and the bounded QoS 1 queue during an outage."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.mqtt.connection import IncomingMessage, MqttConfigError, MqttConnection, OutgoingMessage
+from edge.mqtt.settings import MqttSettings
+from tests.support.broker import Broker, free_port
+from tests.support.mqtt_listener import Listener, persistent_broker_config, stay_root_config
+
+
+def _settings(broker: Broker, **kw: object) -> MqttSettings:
+    base = {"host": broker.host, "port": broker.port, "reconnect_min_delay": 1, "reconnect_max_delay": 1, "keepalive": 5}
+    base.update(kw)
+    return MqttSettings(**base)  # type: ignore[arg-type]
+
+
+def _conn(broker: Broker, **kw: object) -> MqttConnection:
+    return MqttConnection(
+        _settings(broker, **kw),
+        client_id=f"t-{time.monotonic_ns()}",
+        will=OutgoingMessage("dev/status", b"offline", qos=1, retain=True),
+        birth=OutgoingMessage("dev/status", b"online", qos=1, retain=True),
+    )
+
+
+def test_birth_handlers_off_network_thread_reply_and_clean_stop(broker: Broker) -> None:
+    listener = Listener(broker.host, broker.port)
+    conn = _conn(broker)
+    threads: list[str] = []
+    got = threading.Event()
+
+    def handler(msg: IncomingMessage) -> None:
+        threads.append(threading.current_thread().name)
+        conn.reply(msg, b'{"pong": true}')
+        got.set()
+
+    conn.subscribe("dev/cmd/+", handler)
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        listener.wait_topic("dev/status", where=lambda m: m.payload == b"online")
+        # An MQTT 5 request with response topic and correlation data, as mosquitto_rr sends it.
+        requester = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        requester.connect(broker.host, broker.port)
+        requester.loop_start()
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = "req/answer"
+        props.CorrelationData = b"abc-123"
+        requester.publish("dev/cmd/ping", b"{}", qos=1, properties=props).wait_for_publish(5)
+        assert got.wait(10)
+        answer = listener.wait_topic("req/answer")[0]
+        assert answer.correlation_data == b"abc-123"
+        assert answer.json() == {"pong": True}
+        assert threads and threads[0].startswith("mqtt-handler-")
+        requester.loop_stop()
+        requester.disconnect()
+    finally:
+        conn.stop()
+    offline = listener.wait_topic("dev/status", where=lambda m: m.payload == b"offline")
+    assert offline  # published by stop() itself, not by the broker's will
+    listener.close()
+
+
+def test_handler_exception_is_counted_and_worker_survives(broker: Broker) -> None:
+    conn = _conn(broker)
+    seen: list[bytes] = []
+
+    def handler(msg: IncomingMessage) -> None:
+        if msg.payload == b"boom":
+            raise RuntimeError("handler bug")
+        seen.append(msg.payload)
+
+    conn.subscribe("dev/x", handler)
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        time.sleep(0.3)  # subscription acknowledged
+        conn.publish("dev/x", b"boom", qos=1)
+        conn.publish("dev/x", b"fine", qos=1)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == [b"fine"]
+        assert conn.counters.handler_errors == 1
+    finally:
+        conn.stop()
+
+
+def test_starts_while_broker_is_down_then_connects(tmp_path: Path) -> None:
+    broker = Broker(workdir=tmp_path, port=free_port())  # not started yet
+    conn = _conn(broker)
+    conn.start()  # must return at once
+    try:
+        time.sleep(1.0)
+        assert not conn.connected
+        broker.start()
+        assert conn.wait_connected(15), conn.last_error
+    finally:
+        conn.stop()
+        broker.stop()
+
+
+def test_outage_queue_is_bounded_and_overflow_counted(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    store.chmod(0o777)
+    broker = Broker(workdir=tmp_path, port=free_port(), extra_config=persistent_broker_config(str(store))).start()
+    listener = Listener(broker.host, broker.port, ("q/#",), client_id="q-listener", persistent=True)
+    conn = _conn(broker, queue_limit=5)
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        broker.stop()
+        deadline = time.monotonic() + 10
+        while conn.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not conn.connected
+        results = [conn.publish(f"q/{i}", str(i), qos=1) for i in range(8)]
+        assert results == [True] * 5 + [False] * 3  # paho refuses the newest, keeps the oldest
+        assert conn.counters.overflowed == 3
+        assert conn.pending() == 5
+        assert not conn.publish("q/zero", b"x", qos=0)  # QoS 0 is dropped while offline
+        broker.start()
+        assert conn.wait_connected(15)
+        got = listener.wait_for(lambda m: m.topic.startswith("q/"), timeout=15, count=5)
+        assert sorted(m.topic for m in got) == [f"q/{i}" for i in range(5)]
+        time.sleep(0.5)
+        assert conn.pending() == 0
+    finally:
+        conn.stop()
+        listener.close()
+        broker.stop()
+
+
+def test_password_file_and_refused_credentials(tmp_path: Path) -> None:
+    import subprocess
+
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "edge", "s3cret"], check=True, capture_output=True)
+    pw.chmod(0o644)
+    broker = Broker(workdir=tmp_path, port=free_port(), extra_config=f"password_file {pw}\n" + stay_root_config())
+    # allow_anonymous true from the base config stays; a wrong password is still refused by mosquitto.
+    broker.start()
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    good = _conn(broker, username="edge", password_file=str(secret))
+    bad = _conn(broker, username="edge", password="wrong")
+    good.start()
+    bad.start()
+    try:
+        assert good.wait_connected(10)
+        time.sleep(1.0)
+        assert not bad.connected
+        assert "refused" in bad.last_error
+    finally:
+        good.stop()
+        bad.stop()
+        broker.stop()
+    with pytest.raises(MqttConfigError, match="password_file"):
+        _conn(broker, username="edge", password_file=str(tmp_path / "missing"))
