@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = [
     "edge.commands.predict",
     "edge.commands.config",
+    "edge.commands.run",
 ]
 
 

@@ -6,48 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
-from edge.runtime.bundle import BundleError, load_bundle, read_labels, write_labels, write_manifest
+from edge.runtime.bundle import BundleError, load_bundle, read_labels, write_manifest
 from edge.runtime.session import Classifier
-
-
-def _tiny_image_model(path: Path, classes: int, size: int = 8) -> None:
-    """uint8 NHWC image -> mean colour -> linear -> softmax, built directly with ONNX (no torch)."""
-    x = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", size, size, 3])
-    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])
-    w = helper.make_tensor("w", TensorProto.FLOAT, [3, classes], np.linspace(-1, 1, 3 * classes).astype(np.float32).tolist())
-    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [1, 2])
-    nodes = [
-        helper.make_node("Cast", ["image"], ["xf"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMean", ["xf", "axes"], ["m"], keepdims=0),
-        helper.make_node("MatMul", ["m", "w"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
-    ]
-    graph = helper.make_graph(nodes, "tiny", [x], [y], initializer=[w, axes])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-
-
-def make_bundle(root: Path, labels: list[str], size: int = 8) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    _tiny_image_model(root / "model.onnx", len(labels), size)
-    write_labels(root / "labels.txt", labels)
-    write_manifest(
-        root,
-        {
-            "task": "image",
-            "labels": labels,
-            "input": {"name": "image", "dtype": "uint8", "shape": [-1, size, size, 3]},
-            "output": {"name": "probabilities", "dtype": "float32", "shape": [-1, len(labels)]},
-            "preprocessing": {"resize": "center_crop_square", "size": [size, size], "color": "RGB"},
-            "variants": {"fp32": "model.onnx"},
-        },
-    )
-    return root
+from tests.support.bundles import make_bundle
+from tests.support.bundles import tiny_image_model as _tiny_image_model
 
 
 def test_valid_bundle_loads_and_predicts(tmp_path: Path) -> None:

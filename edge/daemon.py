@@ -1,0 +1,388 @@
+"""`edge run`: the device daemon. Wires config -> pipelines -> MQTT (state, events, status, stats,
+commands, Home Assistant discovery) -> health HTTP -> systemd, and keeps them running.
+
+Threads: each pipeline runs its own capture/inference threads and calls `DecisionPublisher.on_decision`
+from there; MQTT handlers run on MqttConnection's workers; the main loop (this module) only ticks:
+rate-limited state flushes and heartbeats, stats, the systemd watchdog, signals. The watchdog is pinged
+from the main loop itself, so a hung loop stops the pings and systemd restarts the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from edge import __version__ as EDGE_VERSION
+from edge.config import EdgeConfig, load_config
+from edge.health import HealthServer, MetricsText
+from edge.mqtt.commands import CommandHandler
+from edge.mqtt.connection import MqttConnection, OutgoingMessage
+from edge.mqtt.discovery import Discovery
+from edge.mqtt.publisher import DecisionPublisher, to_json
+from edge.mqtt.topics import Topics
+from edge.pipelines.base import Pipeline
+from edge.procstats import process_stats
+from edge.systemd import SystemdNotifier
+
+log = logging.getLogger(__name__)
+
+# Test hook: the main loop stops ticking after this many seconds, as a deadlocked loop would, so tests
+# can check that watchdog pings stop and /healthz turns 503. Never set it in production.
+HANG_HOOK_ENV = "EDGETEACH_TEST_HANG_MAIN_LOOP_AFTER_S"
+
+STOP_BUDGET_S = 4.0  # systemd and the issue allow 5 s for a graceful stop; keep a margin
+
+
+class Daemon:
+    def __init__(self, config: EdgeConfig, config_path: str | Path | None = None, notifier: SystemdNotifier | None = None, tick_s: float = 0.2) -> None:
+        self.config = config
+        self.config_path = Path(config_path) if config_path else None
+        self.notifier = notifier or SystemdNotifier()
+        self.tick_s = tick_s
+        self.topics = Topics.for_device(config.device_id, config.mqtt.topic_prefix)
+        self.connection = MqttConnection(
+            config.mqtt,
+            client_id=config.mqtt.client_id or f"edgeteach-{config.device_id}",
+            will=OutgoingMessage(self.topics.status, b"offline", qos=1, retain=True),
+            birth=OutgoingMessage(self.topics.status, b"online", qos=1, retain=True),
+        )
+        self.publisher = DecisionPublisher(self.connection, self.topics)
+        self.commands = CommandHandler(self.connection, self.topics, self, config.mqtt.max_payload_bytes)
+        self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix, config.mqtt.discovery.enabled)
+        self.health: HealthServer | None = None
+        self._pipelines: dict[str, Pipeline] = {}
+        self._pipeline_configs: dict[str, Any] = {}
+        self._failed: dict[str, str] = {}  # pipelines that could not be built, and why
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop_requested = False
+        self._reload_requested = False
+        self._started_at = time.monotonic()
+        self._last_tick = time.monotonic()
+        self._last_stats = float("-inf")
+        self._last_watchdog = float("-inf")
+        self._loop_running = False
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+
+    # -- CommandTarget -----------------------------------------------------------------------------
+
+    def pipelines(self) -> dict[str, Pipeline]:
+        with self._lock:
+            return dict(self._pipelines)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "device_id": self.config.device_id,
+            "version": EDGE_VERSION,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "pipelines": self._pipeline_stats(),
+            "failed_pipelines": dict(self._failed),
+            "mqtt": self._mqtt_stats(),
+        }
+
+    def pipeline_paused(self, name: str, paused: bool) -> None:
+        self.publisher.set_paused(name, paused)
+
+    def pipeline_reloaded(self, name: str) -> None:
+        log.info("pipeline %s now runs %s", name, self.pipelines()[name].stats().get("model"))
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.commands.subscribe()
+        self.discovery.subscribe()
+        self.connection.add_connect_listener(self._on_connected)
+        self.connection.start()  # returns at once; the broker may well be down
+        for cfg in self.config.active_pipelines:
+            self._start_pipeline(cfg)
+        self.discovery.set_pipelines(self._kinds())
+        if self.config.health.enabled:
+            try:
+                self.health = HealthServer(self.config.health.host, self.config.health.port, self.healthz, self.metrics).start()
+                log.info("health: http://%s:%d/healthz and /metrics", self.config.health.host, self.health.port)
+            except OSError as exc:
+                log.error("%s", exc)  # the classifiers matter more than the probe: carry on without it
+
+    def _build_pipeline(self, cfg: Any) -> Pipeline:
+        from edge.pipelines import build_pipeline  # imported late: it pulls in OpenCV and ONNX Runtime
+
+        return build_pipeline(cfg, self.publisher.on_decision, self.publisher.on_status)
+
+    def _start_pipeline(self, cfg: Any) -> bool:
+        self.publisher.configure(cfg.name, cfg.publish)
+        try:
+            pipeline = self._build_pipeline(cfg)
+            pipeline.start()
+        except Exception as exc:  # a bad bundle or source must not take the other pipelines down
+            reason = str(exc) or type(exc).__name__
+            log.error("pipeline %s not started: %s", cfg.name, reason)
+            with self._lock:
+                self._failed[cfg.name] = reason
+                self._pipeline_configs[cfg.name] = cfg
+            self.publisher.on_status(cfg.name, "failed", reason)
+            return False
+        with self._lock:
+            self._pipelines[cfg.name] = pipeline
+            self._pipeline_configs[cfg.name] = cfg
+            self._failed.pop(cfg.name, None)
+        log.info("pipeline %s (%s) started with %s", cfg.name, cfg.kind, cfg.bundle)
+        return True
+
+    def _stop_pipelines(self, names: list[str], timeout: float) -> None:
+        """Stops pipelines in parallel so N pipelines still stop within one timeout."""
+        with self._lock:
+            victims = [(name, self._pipelines.pop(name)) for name in names if name in self._pipelines]
+        threads = [threading.Thread(target=p.stop, kwargs={"timeout": timeout}, name=f"stop-{n}", daemon=True) for n, p in victims]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + timeout + 0.5
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _on_connected(self) -> None:
+        self.publisher.republish_retained()
+        self.discovery.publish_all()
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    def run(self, install_signals: bool = True) -> int:
+        """Starts everything, loops until SIGTERM/SIGINT (or `request_stop`), stops within ~4 s."""
+        if install_signals:
+            signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+            signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+            if hasattr(signal, "SIGHUP"):
+                signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        self.start()
+        self.notifier.ready(f"running {len(self._pipelines)} pipeline(s)")
+        hang_after = _float_env(HANG_HOOK_ENV)
+        self._loop_running = True
+        try:
+            while not self._stop_requested:
+                if hang_after is not None and time.monotonic() - self._started_at > hang_after:
+                    log.warning("%s is set: the main loop now hangs on purpose (test hook)", HANG_HOOK_ENV)
+                    while True:
+                        time.sleep(3600)
+                self._tick()
+                self._wake.wait(self.tick_s)
+                self._wake.clear()
+        finally:
+            self._loop_running = False
+            self.stop()
+        return 0
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self._last_tick = now
+        if self._reload_requested:
+            self._reload_requested = False
+            self.reload_config()
+        try:
+            self.publisher.tick()
+            if now - self._last_stats >= self.config.mqtt.stats_interval:
+                self._last_stats = now
+                self.publish_stats()
+        except Exception:  # a bug in stats must not stop the watchdog pings of a working daemon
+            log.exception("main loop tick failed")
+        interval = self.notifier.watchdog_interval()
+        if interval is not None and now - self._last_watchdog >= interval:
+            self._last_watchdog = now
+            self.notifier.watchdog()
+
+    def stop(self) -> None:
+        started = time.monotonic()
+        self.notifier.stopping()
+        log.info("stopping")
+        self._stop_pipelines(list(self.pipelines()), timeout=2.0)
+        if self.health is not None:
+            self.health.stop()
+        left = max(0.5, STOP_BUDGET_S - (time.monotonic() - started))
+        self.connection.stop(timeout=min(1.5, left))  # publishes the retained `offline`
+        log.info("stopped in %.1f s", time.monotonic() - started)
+
+    # -- SIGHUP ------------------------------------------------------------------------------------
+
+    def reload_config(self) -> bool:
+        """Re-reads the config file. A bad file changes nothing (the reason is logged); pipelines that
+        changed are rebuilt, and a rebuilt pipeline whose new bundle is bad keeps the old one running."""
+        if self.config_path is None:
+            log.warning("SIGHUP ignored: the daemon was not started from a config file")
+            return False
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+        except Exception as exc:  # ConfigError, or anything unexpected: keep running as we are
+            self.reloads_failed += 1
+            log.error("config reload refused, keeping the running config: %s", exc)
+            self.notifier.ready("config reload refused; see the log")
+            return False
+        old = self.config
+        for section in ("device_id", "mqtt", "health", "llm"):
+            if getattr(old, section) != getattr(new, section):
+                log.warning("config reload: changes to '%s' take effect at the next restart (systemctl restart edgeteach)", section)
+        logging.getLogger().setLevel(new.log_level)
+        wanted = {cfg.name: cfg for cfg in new.active_pipelines}
+        with self._lock:
+            current = dict(self._pipeline_configs)
+        removed = [name for name in current if name not in wanted]
+        self._stop_pipelines(removed, timeout=2.0)
+        for name in removed:
+            with self._lock:
+                self._pipeline_configs.pop(name, None)
+                self._failed.pop(name, None)
+            self.publisher.remove(name)
+        for name, cfg in wanted.items():
+            if name in current and current[name] == cfg and name not in self._failed:
+                continue
+            if name in self.pipelines():
+                try:
+                    replacement = self._build_pipeline(cfg)  # validates the bundle before the old one goes
+                except Exception as exc:
+                    log.error("config reload: pipeline %s keeps its old settings: %s", name, exc)
+                    continue
+                self._stop_pipelines([name], timeout=2.0)
+                self.publisher.configure(name, cfg.publish)
+                replacement.start()
+                with self._lock:
+                    self._pipelines[name] = replacement
+                    self._pipeline_configs[name] = cfg
+                log.info("config reload: pipeline %s restarted with its new settings", name)
+            else:
+                self._start_pipeline(cfg)
+        self.config = new.model_copy(update={"device_id": old.device_id, "mqtt": old.mqtt, "health": old.health, "llm": old.llm})
+        self.discovery.set_pipelines(self._kinds())
+        self.reloads_ok += 1
+        self.notifier.ready(f"config reloaded; running {len(self._pipelines)} pipeline(s)")
+        log.info("config reloaded from %s", self.config_path)
+        return True
+
+    # -- numbers -----------------------------------------------------------------------------------
+
+    def _kinds(self) -> dict[str, str]:
+        with self._lock:
+            return {name: cfg.kind for name, cfg in self._pipeline_configs.items()}
+
+    def _pipeline_stats(self) -> dict[str, dict[str, Any]]:
+        published = self.publisher.counters()
+        out: dict[str, dict[str, Any]] = {}
+        for name, pipeline in self.pipelines().items():
+            try:
+                stats = dict(pipeline.stats())
+            except Exception as exc:
+                stats = {"error": f"stats unavailable: {exc}"}
+            stats["paused"] = bool(pipeline.paused)
+            stats["kind"] = pipeline.kind
+            stats.update(published.get(name, {}))
+            out[name] = stats
+        for name, reason in self._failed.items():
+            out[name] = {"source_state": "failed", "error": reason}
+        return out
+
+    def _mqtt_stats(self) -> dict[str, Any]:
+        return {
+            "connected": self.connection.connected,
+            "pending": self.connection.pending(),
+            "queue_limit": self.config.mqtt.queue_limit,
+            "handler_queues": self.connection.handler_queue_sizes(),
+            "commands_handled": self.commands.handled,
+            "commands_failed": self.commands.failed,
+            **self.connection.counters.as_dict(),
+        }
+
+    def stats_payload(self) -> dict[str, Any]:
+        return {
+            "ts": round(time.time(), 3),
+            "device_id": self.config.device_id,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "pipelines": self._pipeline_stats(),
+            "mqtt": self._mqtt_stats(),
+            "process": process_stats(),
+        }
+
+    def publish_stats(self) -> None:
+        self.connection.publish(self.topics.stats, to_json(self.stats_payload()), qos=0, retain=False)
+
+    def loop_healthy(self) -> tuple[bool, float]:
+        age = time.monotonic() - self._last_tick
+        return self._loop_running and age < max(2.0, 10 * self.tick_s), age
+
+    def healthz(self) -> tuple[bool, dict[str, Any]]:
+        ok, age = self.loop_healthy()
+        return ok, {
+            "status": "ok" if ok else "unhealthy",
+            "main_loop_age_s": round(age, 2),
+            "mqtt_connected": self.connection.connected,
+            "pipelines": {name: pipeline.stats().get("source_state") for name, pipeline in self.pipelines().items()},
+            "failed_pipelines": dict(self._failed),
+        }
+
+    def metrics(self) -> str:
+        m = MetricsText()
+        ok, age = self.loop_healthy()
+        m.add("up", 1, "the daemon answers")
+        m.add("main_loop_healthy", ok, "1 while the main loop ticks (systemd watchdog pings only then)")
+        m.add("main_loop_age_seconds", age, "seconds since the main loop last ticked")
+        mqtt = self._mqtt_stats()
+        m.add("mqtt_connected", mqtt["connected"], "1 while connected to the broker")
+        m.add("mqtt_queue_pending", mqtt["pending"], "QoS 1 messages not yet acknowledged by the broker")
+        m.add("mqtt_queue_limit", mqtt["queue_limit"], "bound of that queue (mqtt.queue_limit)")
+        m.add("mqtt_queue_overflow_total", mqtt["overflowed"], "QoS 1 messages dropped because the queue was full", "counter")
+        m.add("mqtt_dropped_offline_total", mqtt["dropped_offline"], "QoS 0 messages dropped while disconnected", "counter")
+        m.add("mqtt_published_total", mqtt["published"], "messages accepted for publishing", "counter")
+        m.add("mqtt_connects_total", mqtt["connects"], "successful connections to the broker", "counter")
+        m.add("mqtt_disconnects_total", mqtt["disconnects"], "unexpected connection losses", "counter")
+        m.add("commands_total", mqtt["commands_handled"], "MQTT commands carried out", "counter")
+        m.add("commands_failed_total", mqtt["commands_failed"], "MQTT commands answered with an error", "counter")
+        for name, s in self._pipeline_stats().items():
+            labels = {"pipeline": name}
+            m.add("pipeline_running", name in self.pipelines(), "1 when the pipeline was built and started", **labels)
+            m.add("frames_in_total", s.get("frames_in"), "frames or audio windows captured", "counter", **labels)
+            m.add("frames_classified_total", s.get("frames_classified"), "frames or windows classified", "counter", **labels)
+            m.add("frames_dropped_total", s.get("frames_dropped"), "stale frames skipped to stay live", "counter", **labels)
+            m.add("fps", s.get("fps"), "classifications per second, recent", **labels)
+            m.add("latency_p50_ms", s.get("latency_p50_ms"), "capture-to-decision latency, median", **labels)
+            m.add("latency_p95_ms", s.get("latency_p95_ms"), "capture-to-decision latency, 95th percentile", **labels)
+            m.add("queue_size", s.get("queue_size"), "items waiting between capture and inference", **labels)
+            m.add("source_restarts_total", s.get("source_restarts"), "source restarts after failure or end", "counter", **labels)
+            m.add("source_up", s.get("source_state") == "running", "1 while the source delivers", **labels)
+            m.add("paused", s.get("paused", False), "1 while paused by command", **labels)
+            m.add("states_published_total", s.get("states_published"), "state messages published", "counter", **labels)
+            m.add("events_published_total", s.get("events_published"), "change events published", "counter", **labels)
+            m.add("events_dropped_total", s.get("events_dropped"), "change events the MQTT queue refused", "counter", **labels)
+        proc = process_stats()
+        m.add("process_cpu_percent", proc["cpu_percent"], "process CPU since the last scrape (100 = one core)")
+        m.add("process_resident_memory_bytes", proc["rss_bytes"], "resident set size")
+        m.add("soc_temperature_celsius", proc["soc_temperature_c"], "hottest thermal zone (absent where unreadable)")
+        m.add("config_reloads_total", self.reloads_ok, "SIGHUP config reloads applied", "counter")
+        m.add("config_reloads_failed_total", self.reloads_failed, "SIGHUP config reloads refused", "counter")
+        return m.render()
+
+
+def _float_env(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        log.warning("%s=%r is not a number; ignored", name, raw)
+        return None
+
+
+def run_daemon(config_path: str | Path) -> int:
+    """Entry point of `edge run`: returns the process exit code."""
+    config = load_config(config_path)
+    if logging.getLogger().level != logging.DEBUG:  # `edge -v` wins over the config's log_level
+        logging.getLogger().setLevel(config.log_level)
+    return Daemon(config, config_path).run()

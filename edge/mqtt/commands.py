@@ -1,0 +1,215 @@
+"""Remote control over MQTT: `<prefix>/cmd/<name>` with a JSON object payload, answered on
+`<prefix>/cmd/<name>/reply` and, for MQTT 5 requests, on the response topic with the correlation data.
+
+Commands (docs/mqtt.md has examples):
+    ping                                   -> {"pong": true}
+    status                                 -> pipelines, their settings, counters and source states
+    pause   {"pipeline": "door"}           -> stops classifying (no pipeline = all)
+    resume  {"pipeline": "door"}
+    set     {"pipeline": "door", "threshold": 0.8, "smoothing": {...}, "min_hold_s": 2}
+    reload  {"pipeline": "door", "bundle": "/path/to/bundle"}   validated first; a bad bundle is refused
+                                                                  and the old model keeps running
+    snapshot {"pipeline": "door"}          -> {"jpeg_base64": ...}; with "raw": true the JPEG bytes go to
+                                              `<prefix>/<pipeline>/snapshot` and the reply names the topic
+`"pipeline"` may be left out when the daemon runs a single pipeline. Any request may carry an "id",
+echoed in the reply. Every reply has "ok"; failures carry "error" saying what was wrong and how to fix it.
+Malformed, oversized or unknown requests get an error reply; a command can never take the daemon down.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from typing import Any, Callable, Protocol
+
+from edge.mqtt.connection import IncomingMessage, MqttConnection
+from edge.mqtt.publisher import to_json
+from edge.mqtt.topics import Topics
+from edge.pipelines.base import Pipeline
+
+log = logging.getLogger(__name__)
+
+MAX_ID_CHARS = 128
+
+
+class CommandError(Exception):
+    """A request that cannot be carried out; the message goes back to the requester as "error"."""
+
+
+class CommandTarget(Protocol):
+    """What commands act on: the daemon."""
+
+    def pipelines(self) -> dict[str, Pipeline]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def pipeline_paused(self, name: str, paused: bool) -> None: ...
+
+    def pipeline_reloaded(self, name: str) -> None: ...
+
+
+class CommandHandler:
+    """Subscribes to `<prefix>/cmd/+` and dispatches requests on its own MQTT worker thread."""
+
+    def __init__(self, connection: MqttConnection, topics: Topics, target: CommandTarget, max_payload_bytes: int) -> None:
+        self._conn = connection
+        self._topics = topics
+        self._target = target
+        self._max_payload = max_payload_bytes
+        self.handled = 0
+        self.failed = 0
+        self._commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "ping": self._ping,
+            "status": self._status,
+            "pause": self._pause,
+            "resume": self._resume,
+            "set": self._set,
+            "reload": self._reload,
+            "snapshot": self._snapshot,
+        }
+
+    def subscribe(self) -> None:
+        # A worker of its own: a slow reload must not hold up connect listeners on the default worker.
+        self._conn.subscribe(self._topics.commands, self.handle, qos=1, worker="commands")
+
+    # -- dispatch ----------------------------------------------------------------------------------
+
+    def handle(self, message: IncomingMessage) -> None:
+        name = self._topics.command_name(message.topic) or "?"
+        request_id: Any = None
+        try:
+            args = self._parse(message.payload)
+            request_id = args.pop("id", None)
+            if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool) or len(str(request_id)) > MAX_ID_CHARS):
+                request_id = None
+                raise CommandError(f'"id" must be a string or integer of at most {MAX_ID_CHARS} characters')
+            command = self._commands.get(name)
+            if command is None:
+                raise CommandError(f"unknown command {name!r}; known commands: {', '.join(sorted(self._commands))}")
+            result = command(args)
+            reply: dict[str, Any] = {"ok": True, "command": name, **result}
+            self.handled += 1
+        except CommandError as exc:
+            reply = {"ok": False, "command": name, "error": str(exc)}
+            self.failed += 1
+        except Exception as exc:  # a bug must produce an error reply, never a dead worker
+            log.exception("command %s failed", name)
+            reply = {"ok": False, "command": name, "error": f"internal error: {type(exc).__name__}: {exc}"}
+            self.failed += 1
+        if request_id is not None:
+            reply["id"] = request_id
+        reply["ts"] = round(time.time(), 3)
+        body = to_json(reply)
+        self._conn.publish(self._topics.command_reply(name), body, qos=1, retain=False)
+        self._conn.reply(message, body)
+
+    def _parse(self, payload: bytes) -> dict[str, Any]:
+        if len(payload) > self._max_payload:
+            raise CommandError(f"payload is {len(payload)} bytes, more than mqtt.max_payload_bytes ({self._max_payload}); send a smaller request")
+        if not payload.strip():
+            return {}
+        try:
+            data = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CommandError(f'payload is not valid JSON ({exc}); send a JSON object such as {{"pipeline": "door"}}') from None
+        except RecursionError:
+            raise CommandError("payload is nested too deeply; send a flat JSON object") from None
+        if not isinstance(data, dict):
+            raise CommandError(f"payload must be a JSON object, got a {type(data).__name__}")
+        return data
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _pipeline(self, args: dict[str, Any], optional: bool = False) -> tuple[str, Pipeline] | None:
+        pipelines = self._target.pipelines()
+        name = args.pop("pipeline", None)
+        if name is None:
+            if optional:
+                return None
+            if len(pipelines) == 1:
+                return next(iter(pipelines.items()))
+            raise CommandError(f'name the pipeline: "pipeline": one of {sorted(pipelines)}')
+        if not isinstance(name, str):
+            raise CommandError(f'"pipeline" must be a string, got {type(name).__name__}')
+        if name not in pipelines:
+            raise CommandError(f"no pipeline named {name!r}; running: {sorted(pipelines) or 'none'}")
+        return name, pipelines[name]
+
+    @staticmethod
+    def _no_more(args: dict[str, Any], command: str) -> None:
+        if args:
+            raise CommandError(f"{command} does not take {', '.join(sorted(map(str, args)))}; remove {'it' if len(args) == 1 else 'them'}")
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._no_more(args, "ping")
+        return {"pong": True}
+
+    def _status(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._no_more(args, "status")
+        return self._target.describe()
+
+    def _pause_resume(self, args: dict[str, Any], pause: bool) -> dict[str, Any]:
+        chosen = self._pipeline(args, optional=True)
+        self._no_more(args, "pause" if pause else "resume")
+        targets = [chosen] if chosen else list(self._target.pipelines().items())
+        for name, pipeline in targets:
+            pipeline.pause() if pause else pipeline.resume()
+            self._target.pipeline_paused(name, pause)
+        return {"pipelines": [name for name, _ in targets], "paused": pause}
+
+    def _pause(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._pause_resume(args, True)
+
+    def _resume(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._pause_resume(args, False)
+
+    def _set(self, args: dict[str, Any]) -> dict[str, Any]:
+        chosen = self._pipeline(args)
+        assert chosen is not None
+        name, pipeline = chosen
+        if not args:
+            raise CommandError('nothing to set; send e.g. {"threshold": 0.8} or {"smoothing": {"method": "n_of_m", "n": 2, "m": 3}}')
+        try:
+            settings = pipeline.set_params(dict(args))
+        except (ValueError, TypeError) as exc:
+            raise CommandError(f"{name}: {exc}") from None
+        return {"pipeline": name, "settings": settings}
+
+    def _reload(self, args: dict[str, Any]) -> dict[str, Any]:
+        chosen = self._pipeline(args)
+        assert chosen is not None
+        name, pipeline = chosen
+        bundle = args.pop("bundle", None)
+        self._no_more(args, "reload")
+        if not isinstance(bundle, str) or not bundle:
+            raise CommandError('reload needs "bundle": the path of a bundle folder on this device')
+        try:
+            pipeline.reload(bundle)
+        except ValueError as exc:  # BundleError is a ValueError; the old model keeps running
+            raise CommandError(f"{name}: new bundle refused, the old model keeps running: {exc}") from None
+        self._target.pipeline_reloaded(name)
+        stats = pipeline.stats()
+        return {"pipeline": name, "bundle": bundle, "model_sha256": stats.get("model_sha256")}
+
+    def _snapshot(self, args: dict[str, Any]) -> dict[str, Any]:
+        chosen = self._pipeline(args)
+        assert chosen is not None
+        name, pipeline = chosen
+        raw = args.pop("raw", False)
+        self._no_more(args, "snapshot")
+        if not isinstance(raw, bool):
+            raise CommandError('"raw" must be true or false')
+        if pipeline.kind != "camera":
+            raise CommandError(f"{name} is a {pipeline.kind} pipeline; snapshots exist for camera pipelines only")
+        jpeg = pipeline.snapshot_jpeg()
+        if jpeg is None:
+            raise CommandError(f"{name} has no frame yet (source starting or failing); try again in a moment")
+        if raw:
+            topic = self._topics.snapshot(name)
+            self._conn.publish(topic, jpeg, qos=1, retain=False)
+            return {"pipeline": name, "topic": topic, "bytes": len(jpeg)}
+        return {"pipeline": name, "content_type": "image/jpeg", "bytes": len(jpeg), "jpeg_base64": base64.b64encode(jpeg).decode("ascii")}
