@@ -1,0 +1,99 @@
+"""Camera pipeline: always classify the newest frame.
+
+The capture thread (the source supervisor) never waits for inference: it drops each frame into a
+one-slot mailbox, replacing (and counting as dropped) any frame the model has not taken yet. So a slow
+model on a Pi classifies what the camera sees now, not a queue of frames from seconds ago.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional
+
+import cv2
+
+from edge.pipelines.common import PipelineCore
+from edge.runtime.images import bgr_to_rgb
+from edge.sources.base import Frame
+from edge.sources.camera import open_camera_source
+from edge.sources.supervisor import Backoff, SourceSupervisor
+
+
+class VisionPipeline(PipelineCore):
+    kind = "camera"
+    extra_params = ("mirror", "max_fps")
+
+    def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(cfg, *args, **kwargs)
+        self._mailbox: Optional[Frame] = None
+        self._last_frame: Optional[Frame] = None
+        self._cond = threading.Condition()
+        self._next_allowed = 0.0
+
+    def _source_factory(self) -> Any:
+        src = self.cfg.source
+        return open_camera_source(src.uri, src.width, src.height, src.fps, loop=src.loop, realtime=src.realtime, stall_timeout_s=src.stall_timeout_s)
+
+    def _make_supervisor(self) -> SourceSupervisor:
+        src = self.cfg.source
+        return SourceSupervisor(self.name, self._source_factory, self._on_frame, self._relay_status, Backoff(src.backoff_initial_s, src.backoff_max_s, src.healthy_after_s))
+
+    def _on_frame(self, frame: Frame) -> None:
+        # Capture thread: O(1), never blocks on inference.
+        with self._cond:
+            if self._mailbox is not None:
+                self.frames_dropped += 1
+            self._mailbox = frame
+            self._last_frame = frame
+            self.frames_in += 1
+            self._in_rate.tick(time.monotonic())
+            self._cond.notify()
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def queue_size(self) -> int:
+        return 1 if self._mailbox is not None else 0
+
+    def _take_newest(self) -> Optional[Frame]:
+        with self._cond:
+            if self._mailbox is None:
+                self._cond.wait(timeout=0.25)
+            frame, self._mailbox = self._mailbox, None
+            return frame
+
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            max_fps = self.cfg.max_fps
+            if max_fps:
+                delay = self._next_allowed - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+            frame = self._take_newest()
+            if frame is None:
+                continue
+            if self.paused:
+                self.frames_skipped_paused += 1
+                continue
+            self._next_allowed = time.monotonic() + (1.0 / max_fps if max_fps else 0.0)
+            with self._lock:
+                classifier, mirror = self.classifier, self.cfg.mirror
+            image = cv2.flip(frame.image, 1) if mirror else frame.image
+            try:
+                started = time.perf_counter()
+                probs = classifier.predict_image(bgr_to_rgb(image))
+                inference_ms = (time.perf_counter() - started) * 1000.0
+            except Exception as exc:  # a bad frame or a failing provider skips one frame, never the pipeline
+                self._inference_failed(exc)
+                continue
+            self._decide(probs, frame.ts, inference_ms, classifier)
+
+    def snapshot_jpeg(self) -> bytes | None:
+        frame = self._last_frame
+        if frame is None:
+            return None
+        image = cv2.flip(frame.image, 1) if self.cfg.mirror else frame.image
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return bytes(data.tobytes()) if ok else None

@@ -1,0 +1,123 @@
+"""The device config: what validates, and errors that name the key path, the value and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main as edge_main
+from edge.config import CameraPipeline, ConfigError, MicrophonePipeline, example_config_text, load_config, parse_config, sanitise_device_id
+from tests.support.tiny_models import color_bundle, tone_bundle
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "edge.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _errors(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text))
+    return info.value.errors
+
+
+def test_example_config_validates_and_describes_two_pipelines(tmp_path: Path) -> None:
+    path = _write(tmp_path, example_config_text())
+    config = load_config(path)
+    assert [p.kind for p in config.pipelines] == ["camera", "microphone"]
+    camera, mic = config.pipelines
+    assert isinstance(camera, CameraPipeline) and isinstance(mic, MicrophonePipeline)
+    assert camera.bundle == str(tmp_path / "models" / "desk-objects")  # relative to the config file
+    assert mic.smoothing.method == "n_of_m" and mic.smoothing.n == 2
+
+
+def test_defaults_from_a_minimal_config(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "pipelines:\n  - {name: cam, kind: camera, bundle: /b}\n"))
+    assert config.device_id == sanitise_device_id(config.device_id)
+    assert config.health.host == "127.0.0.1" and config.health.port == 8321
+    cam = config.pipelines[0]
+    assert cam.source.uri == "0" and cam.publish.event_qos == 1 and cam.publish.retain_state is True
+    assert cam.providers == ["cpu"] and cam.variant == "fp32"
+
+
+def test_threshold_out_of_range_names_path_value_and_rule(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "pipelines:\n  - name: cam\n    kind: camera\n    bundle: /b\n    threshold: 1.7\n")
+    assert len(errors) == 1
+    line = errors[0]
+    assert line.startswith("pipelines[0].threshold (line 5): 1.7 is not allowed: must be between 0 and 1")
+    assert "a confidence" in line
+
+
+def test_unknown_key_gets_did_you_mean(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "mqtt:\n  prot: 1883\npipelines:\n  - {name: cam, kind: camera, bundle: /b, treshold: 0.5}\n")
+    assert any(e.startswith("mqtt.prot (line 2): unknown key 'prot'; did you mean 'port'?") for e in errors), errors
+    assert any("pipelines[0].treshold" in e and "did you mean 'threshold'?" in e for e in errors), errors
+
+
+def test_pipeline_kind_missing_or_wrong(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "pipelines:\n  - {name: a, bundle: /b}\n  - {name: b, kind: webcam, bundle: /b}\n")
+    assert errors[0] == "pipelines[0] (line 2): no `kind`; add `kind: camera` or `kind: microphone`"
+    assert errors[1].startswith("pipelines[1].kind (line 3): 'webcam' is not a pipeline kind")
+
+
+def test_duplicate_and_unsafe_names(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "pipelines:\n  - {name: a, kind: camera, bundle: /b}\n  - {name: a, kind: microphone, bundle: /b}\n")
+    assert "two pipelines are named 'a'" in errors[0]
+    errors = _errors(tmp_path, "pipelines:\n  - {name: 'kitchen/cam', kind: camera, bundle: /b}\n")
+    assert errors[0].startswith("pipelines[0].name (line 2): 'kitchen/cam' is not allowed")
+    assert "letters, digits, _ and -" in errors[0]
+
+
+def test_smoothing_n_greater_than_m_and_missing_bundle(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "pipelines:\n  - name: m\n    kind: microphone\n    smoothing: {method: n_of_m, n: 4, m: 3}\n")
+    assert any(e.startswith("pipelines[0].bundle") and "required but missing" in e for e in errors), errors
+    assert any(e.startswith("pipelines[0].smoothing") and "n (4) cannot exceed m (3)" in e for e in errors), errors
+
+
+def test_bad_types_and_yaml_syntax(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "mqtt:\n  port: abc\npipelines: []\n")
+    assert errors[0].startswith("mqtt.port (line 2): 'abc' is not allowed: must be a valid integer")
+    errors = _errors(tmp_path, "mqtt:\n  host: a\n    port: 1\n")
+    assert errors[0].startswith("line 3, column") and "not valid YAML" in errors[0]
+    errors = _errors(tmp_path, "- just\n- a list\n")
+    assert "top level must be a mapping" in errors[0]
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_device_id_is_sanitised_for_topics() -> None:
+    assert parse_config({"device_id": "Kitchen Pi.local"}).device_id == "kitchen-pi-local"
+    assert sanitise_device_id("###") == "edgeteach"
+
+
+def test_cli_check_ok_with_real_bundles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    color_bundle(tmp_path / "models" / "colors")
+    tone_bundle(tmp_path / "models" / "tones")
+    path = _write(
+        tmp_path,
+        "device_id: lab\npipelines:\n  - {name: cam, kind: camera, bundle: models/colors}\n"
+        "  - {name: mic, kind: microphone, bundle: models/tones, source: {device: 2}}\n",
+    )
+    assert edge_main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "cam: camera 0" in out and "mic: microphone device 2" in out
+
+
+def test_cli_check_reports_errors_and_wrong_bundle_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, "pipelines:\n  - {name: cam, kind: camera, bundle: /b, threshold: 2}\n")
+    assert edge_main(["config", "check", str(path)]) == 1
+    assert "pipelines[0].threshold (line 2): 2 is not allowed" in capsys.readouterr().err
+    tone_bundle(tmp_path / "tones")
+    path = _write(tmp_path, "pipelines:\n  - {name: cam, kind: camera, bundle: tones}\n")
+    assert edge_main(["config", "check", str(path)]) == 1
+    assert "a camera pipeline needs an image bundle" in capsys.readouterr().err
+
+
+def test_cli_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert edge_main(["config", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["type"] == "object" and "pipelines" in schema["properties"]
+    assert schema["additionalProperties"] is False
