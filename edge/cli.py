@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "edge.commands.predict",
     "edge.commands.config",
     "edge.commands.run",
+    "edge.commands.llm",
 ]
 
 

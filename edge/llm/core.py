@@ -1,0 +1,104 @@
+"""What HTTP and MQTT share: the model (loaded in the background), its worker, metrics and the sensor
+context, and `admit()`, the one path by which any request reaches the model."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+from edge.llm.config import LlmSettings
+from edge.llm.engine import Engine, ModelLoadError, PromptTooLong, SamplingParams, model_display_name
+from edge.llm.metrics import LlmMetrics
+from edge.llm.requests import ChatRequest, RequestError
+from edge.llm.sensors import SensorContext, with_sensor_context
+from edge.llm.worker import Job, QueueFull, Sink, Worker
+
+log = logging.getLogger(__name__)
+
+
+class QueueFullError(RequestError):
+    def __init__(self, exc: QueueFull) -> None:
+        super().__init__(str(exc), status=429, code="queue_full")
+        self.retry_after_s = exc.retry_after_s
+
+
+class NotReadyError(RequestError):
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message, status=503, code="model_not_ready")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class Admitted:
+    job: Job
+    sensor_context: Optional[str]  # exactly what was added to the system prompt
+
+
+class LlmCore:
+    def __init__(self, settings: LlmSettings, sensors: Optional[SensorContext] = None) -> None:
+        self.settings = settings
+        self.sensors = sensors
+        self.metrics = LlmMetrics()
+        self.model_name = model_display_name(settings)
+        self.engine: Optional[Engine] = None
+        self.worker: Optional[Worker] = None
+        self.load_error: Optional[str] = None
+        self.loaded = threading.Event()  # set when the model is ready OR failed (see load_error)
+        self.metrics.gauges["edgeteach_llm_queue_depth"] = ("Requests waiting for the model.", lambda: self.worker.depth if self.worker else 0)
+        self.metrics.gauges["edgeteach_llm_busy"] = ("1 while a request is generating.", lambda: 1 if self.worker and self.worker.busy else 0)
+        self.metrics.gauges["edgeteach_llm_model_loaded"] = ("1 once the model is loaded.", lambda: 1 if self.ready else 0)
+
+    @property
+    def ready(self) -> bool:
+        return self.worker is not None
+
+    def load(self) -> None:
+        """Loads the model and starts the worker; on failure records `load_error` (for /health) and
+        re-raises ModelLoadError."""
+        try:
+            engine = Engine.load(self.settings)
+        except ModelLoadError as exc:
+            self.load_error = str(exc)
+            self.loaded.set()
+            raise
+        self.engine = engine
+        worker = Worker(engine, self.settings.queue_size, self.metrics)
+        worker.start()
+        self.worker = worker
+        self.loaded.set()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def sensor_summary(self) -> Optional[str]:
+        return self.sensors.summary() if self.sensors is not None else None
+
+    def admit(self, request: ChatRequest, api: str, sink: Sink) -> Admitted:
+        """Prepares and queues a request. Raises RequestError (400 too long, 429 queue full, 503 not
+        ready) without queuing anything."""
+        if self.worker is None or self.engine is None:
+            self.metrics.count_request(api, "not_ready")
+            if self.load_error:
+                raise NotReadyError(f"the model failed to load: {self.load_error}", retry_after_s=60)
+            raise NotReadyError("the model is still loading; retry in a few seconds")
+        injected = self.sensor_summary() if request.sensor_context else None
+        messages = with_sensor_context(request.messages, injected)
+        if injected:
+            log.debug("sensor context added to the system prompt:\n%s", injected)
+        try:
+            prepared = self.engine.prepare(messages)
+        except PromptTooLong as exc:
+            self.metrics.count_request(api, "bad_request")
+            raise RequestError(str(exc), status=400, code="context_length_exceeded", param="messages") from None
+        params = SamplingParams(max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p,
+                                seed=request.seed, stop=request.stop)
+        job = Job(prepared=prepared, params=params, sink=sink, api=api, timeout_s=self.settings.request_timeout_s, sensor_context=injected)
+        try:
+            self.worker.submit(job)
+        except QueueFull as exc:
+            self.metrics.count_request(api, "queue_full")
+            raise QueueFullError(exc) from None
+        return Admitted(job=job, sensor_context=injected)

@@ -1,0 +1,124 @@
+"""The LLM over MQTT, on the daemon's own `MqttConnection` (reconnects, TLS, credentials, worker threads).
+
+Request: JSON on `<prefix>/llm/request`: `messages` or `prompt`, optional `max_tokens`, `temperature`,
+`seed`, `stream`, `sensor_context`, `id` (echoed), `reply_to`.
+Replies go to the MQTT 5 response topic with the correlation data echoed; else to `reply_to` (MQTT
+3.1.1 clients); else to `<prefix>/llm/response`. With `stream: true` the answer comes as `chunk`
+messages, then always one `final` message (usage, timings, injected sensor context); refusals are
+`error` messages. Inference runs on the LLM worker thread, never in an MQTT callback: the handler here
+only validates and queues, and the worker publishes (paho's publish only enqueues).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, Optional
+
+from edge.llm.core import LlmCore, NotReadyError, QueueFullError
+from edge.llm.requests import RequestError, parse_chat_request, usage
+from edge.llm.sensors import SensorContext
+from edge.llm.worker import DoneEvent, ErrorEvent, Event, TextEvent
+from edge.mqtt.connection import IncomingMessage, MqttConnection
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[[dict[str, Any]], None]
+
+
+class LlmTopics:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.rstrip("/")
+        self.request = f"{self.prefix}/llm/request"
+        self.response = f"{self.prefix}/llm/response"  # when a request names no reply topic
+        self.status = f"{self.prefix}/llm/status"  # retained online/offline (also the Last Will)
+
+
+class MqttLlmApi:
+    def __init__(self, core: LlmCore, connection: MqttConnection, topics: LlmTopics, max_payload_bytes: int = 65536) -> None:
+        self.core = core
+        self.conn = connection
+        self.topics = topics
+        self.max_payload_bytes = max_payload_bytes
+
+    def attach(self, sensors: Optional[SensorContext]) -> None:
+        """Subscribes (before or after `connection.start()`; subscriptions survive reconnects)."""
+        self.conn.subscribe(self.topics.request, self._on_request, qos=1, worker="llm-requests")
+        if sensors is not None:
+            self.conn.subscribe(sensors.topic_filter, lambda msg: sensors.on_state(msg.topic, msg.payload), qos=0, worker="llm-sensors")
+
+    def _replier(self, msg: IncomingMessage, reply_to: Optional[str]) -> Reply:
+        def reply(body: dict[str, Any]) -> None:
+            payload = json.dumps(body)
+            if msg.response_topic:
+                self.conn.reply(msg, payload, qos=1)
+            else:
+                self.conn.publish(reply_to or self.topics.response, payload, qos=1)
+
+        return reply
+
+    def _on_request(self, msg: IncomingMessage) -> None:
+        """Runs on the connection's `llm-requests` worker thread: validate, queue, return."""
+        reply = self._replier(msg, None)
+        request_id: Any = None
+        if len(msg.payload) > self.max_payload_bytes:
+            self._error(reply, None, RequestError(f"payload of {len(msg.payload)} bytes is over mqtt.max_payload_bytes ({self.max_payload_bytes})", code="too_large"))
+            return
+        try:
+            body = json.loads(msg.payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._error(reply, None, RequestError(f"the payload is not valid JSON ({exc}); send e.g. {{\"prompt\": \"Hello\"}}", code="invalid_json"))
+            return
+        if isinstance(body, dict):
+            request_id = body.get("id")
+            reply_to = body.get("reply_to")
+            if reply_to is not None and not msg.response_topic:
+                if not isinstance(reply_to, str) or not reply_to or any(c in reply_to for c in "+#\0"):
+                    self._error(reply, request_id, RequestError(f"'reply_to' must be a topic name without wildcards, got {reply_to!r}", param="reply_to"))
+                    return
+                reply = self._replier(msg, reply_to)
+        try:
+            request = parse_chat_request(body, self.core.settings)
+        except RequestError as exc:
+            self.core.metrics.count_request("mqtt", "bad_request")
+            self._error(reply, request_id, exc)
+            return
+        sink = _StreamSink(reply, request_id, self.core.model_name, request.stream)
+        try:
+            self.core.admit(request, "mqtt", sink)
+        except RequestError as exc:
+            self._error(reply, request_id, exc)
+
+    @staticmethod
+    def _error(reply: Reply, request_id: Any, exc: RequestError) -> None:
+        body: dict[str, Any] = {"type": "error", "id": request_id, "error": {"code": exc.code, "message": str(exc)}}
+        if isinstance(exc, (QueueFullError, NotReadyError)):
+            body["retry_after_s"] = exc.retry_after_s
+        log.debug("MQTT LLM request %r refused: %s", request_id, exc)
+        reply(body)
+
+
+class _StreamSink:
+    """Turns worker events into MQTT replies (called on the worker thread)."""
+
+    def __init__(self, reply: Reply, request_id: Any, model: str, stream: bool) -> None:
+        self.reply = reply
+        self.request_id = request_id
+        self.model = model
+        self.stream = stream
+        self.index = 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TextEvent):
+            if self.stream:
+                self.reply({"type": "chunk", "id": self.request_id, "index": self.index, "delta": event.text})
+                self.index += 1
+        elif isinstance(event, DoneEvent):
+            r = event.result
+            self.reply({
+                "type": "final", "id": self.request_id, "model": self.model, "content": r.text,
+                "finish_reason": r.finish_reason, "stopped_by": r.stopped_by, "usage": usage(r),
+                "timings": r.timings.as_dict(), "sensor_context": event.sensor_context,
+            })
+        elif isinstance(event, ErrorEvent):
+            self.reply({"type": "error", "id": self.request_id, "error": {"code": event.code, "message": event.message}})

@@ -1,0 +1,34 @@
+"""`edge llm pull REPO FILE`: download a GGUF from the Hugging Face Hub (when online) and print the
+SHA-256 to pin in the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from edge.llm.engine import sha256_file
+
+
+class PullError(RuntimeError):
+    pass
+
+
+def pull(repo: str, filename: str, dest_dir: str = "models", revision: Optional[str] = None) -> tuple[Path, str]:
+    if not filename.endswith(".gguf"):
+        raise PullError(f"{filename}: llama.cpp loads .gguf files; pick a .gguf file from the repository's file list")
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError:
+        raise PullError("`edge llm pull` needs the huggingface_hub package: .venv/bin/pip install huggingface_hub "
+                        "(or download the .gguf yourself and set llm.model)") from None
+    target_dir = Path(dest_dir).expanduser()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # local_dir: the file lands in the models folder itself, not a second copy from the Hub's cache.
+        path = Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision, local_dir=str(target_dir)))
+    except LocalEntryNotFoundError:
+        raise PullError(f"cannot download {repo}/{filename}: no network (or HF_HUB_OFFLINE is set) and it is not in the local cache") from None
+    except HfHubHTTPError as exc:
+        raise PullError(f"cannot download {repo}/{filename}: {exc}") from None
+    return path, sha256_file(path)

@@ -1,0 +1,168 @@
+"""Chat requests (OpenAI's shape, also used over MQTT): validation with errors that say what to fix, and
+the OpenAI-compatible response objects."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from edge.llm.chat_format import Message
+from edge.llm.config import LlmSettings
+from edge.llm.engine import Generation
+
+ROLES = ("system", "user", "assistant")
+
+
+class RequestError(ValueError):
+    """A request we refuse; `status` is the HTTP status, `code` a stable machine-readable name."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", param: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": {"message": str(self), "type": "invalid_request_error" if self.status < 500 else "server_error",
+                          "code": self.code, "param": self.param}}
+
+
+@dataclass
+class ChatRequest:
+    messages: list[Message]
+    max_tokens: int
+    max_tokens_capped: bool  # the client asked for more than llm.max_tokens
+    temperature: float
+    top_p: float
+    seed: Optional[int]
+    stop: list[str]
+    stream: bool
+    include_usage: bool
+    sensor_context: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _number(body: dict[str, Any], key: str, default: Any, lo: float, hi: float, integer: bool = False) -> Any:
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        kind = "an integer" if integer else "a number"
+        raise RequestError(f"'{key}' must be {kind} between {lo:g} and {hi:g}, got {value!r}", param=key)
+    if not lo <= value <= hi:
+        raise RequestError(f"'{key}' must be between {lo:g} and {hi:g}, got {value!r}", param=key)
+    return int(value) if integer else float(value)
+
+
+def _content_text(content: Any, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts: only text parts make sense for this model
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            else:
+                raise RequestError(f"messages[{index}].content: only text parts ({{'type': 'text', 'text': ...}}) are supported", param="messages")
+        return "".join(texts)
+    raise RequestError(f"messages[{index}].content must be a string, got {type(content).__name__}", param="messages")
+
+
+def parse_messages(value: Any) -> list[Message]:
+    if not isinstance(value, list) or not value:
+        raise RequestError("'messages' must be a non-empty list of {\"role\": \"user\", \"content\": \"...\"} objects", param="messages")
+    messages: list[Message] = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict):
+            raise RequestError(f"messages[{i}] must be an object with 'role' and 'content'", param="messages")
+        role = m.get("role")
+        if role == "developer":  # OpenAI's newer name for the system role
+            role = "system"
+        if role not in ROLES:
+            raise RequestError(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {role!r}", param="messages")
+        if "content" not in m:
+            raise RequestError(f"messages[{i}] has no 'content'", param="messages")
+        messages.append({"role": role, "content": _content_text(m.get("content"), i)})
+    return messages
+
+
+def parse_chat_request(body: Any, settings: LlmSettings) -> ChatRequest:
+    """Validates an OpenAI chat-completions body (or an MQTT request, which may give `prompt` instead of
+    `messages`). Extensions: `sensor_context` (bool), also accepted as `edgeteach: {sensor_context: ...}`."""
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    if "messages" in body:
+        messages = parse_messages(body["messages"])
+    elif isinstance(body.get("prompt"), str) and body["prompt"].strip():
+        messages = [{"role": "user", "content": body["prompt"]}]
+        if isinstance(body.get("system"), str) and body["system"]:
+            messages.insert(0, {"role": "system", "content": body["system"]})
+    else:
+        raise RequestError("give 'messages' (a list of {role, content}) or 'prompt' (a non-empty string)", param="messages")
+    asked = body.get("max_completion_tokens", body.get("max_tokens"))
+    asked = _number({"max_tokens": asked}, "max_tokens", None, 1, 1_000_000, integer=True)
+    max_tokens = settings.max_tokens if asked is None else min(asked, settings.max_tokens)
+    stop = body.get("stop") or []
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
+        raise RequestError("'stop' must be a string or a list of up to 4 non-empty strings", param="stop")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise RequestError(f"'stream' must be true or false, got {stream!r}", param="stream")
+    options = body.get("stream_options") or {}
+    ext = body.get("edgeteach") if isinstance(body.get("edgeteach"), dict) else {}
+    sensor = body.get("sensor_context", ext.get("sensor_context", settings.sensor_context))
+    if not isinstance(sensor, bool):
+        raise RequestError(f"'sensor_context' must be true or false, got {sensor!r}", param="sensor_context")
+    return ChatRequest(
+        messages=messages,
+        max_tokens=max_tokens,
+        max_tokens_capped=asked is not None and asked > settings.max_tokens,
+        temperature=_number(body, "temperature", settings.temperature, 0.0, 2.0),
+        top_p=_number(body, "top_p", 0.95, 0.0, 1.0),
+        seed=_number(body, "seed", None, -(2**31), 2**32 - 1, integer=True),
+        stop=stop,
+        stream=stream,
+        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+        sensor_context=sensor,
+    )
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def usage(result: Generation) -> dict[str, int]:
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens}
+
+
+def edgeteach_meta(request: ChatRequest, injected: Optional[str], result: Optional[Generation] = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"sensor_context": injected, "max_tokens": request.max_tokens}
+    if request.max_tokens_capped:
+        meta["note"] = "max_tokens was lowered to the server's ceiling (llm.max_tokens)"
+    if result is not None and result.stopped_by:
+        meta["stopped_by"] = result.stopped_by
+    return meta
+
+
+def completion_object(cid: str, model: str, request: ChatRequest, injected: Optional[str], result: Generation) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                     "finish_reason": result.finish_reason, "logprobs": None}],
+        "usage": usage(result),
+        "timings": result.timings.as_dict(),
+        "edgeteach": edgeteach_meta(request, injected, result),
+    }
+
+
+def chunk_object(cid: str, model: str, created: int, delta: dict[str, Any], finish_reason: Optional[str] = None) -> dict[str, Any]:
+    return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
