@@ -19,7 +19,7 @@ from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.pipelines.vision import VisionPipeline
 from edge.runtime.bundle import BundleError, load_bundle
 from edge.runtime.session import Classifier
-from tests.support.tiny_models import color_bundle, color_video, tone_bundle
+from tests.support.tiny_models import color_bundle, color_video, tone, tone_bundle
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR
 
@@ -218,3 +218,123 @@ def test_pause_resume_and_snapshot(tmp_path: Path) -> None:
     finally:
         pipe.stop()
     assert rec.states("cam")[-1] == "stopped"
+
+
+# -- audio pipeline -----------------------------------------------------------------------------------
+
+def mic_entry(name: str, bundle: Path, source: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name, "kind": "microphone", "bundle": str(bundle), "threshold": 0.5, "smoothing": {"method": "none"}, "min_hold_s": 0,
+        "source": {"backoff_initial_s": 0.1, **source}, **extra,
+    }
+
+
+def test_audio_pipeline_from_a_wav_file_resamples_and_follows_the_sound(tmp_path: Path) -> None:
+    import soundfile
+
+    bundle = tone_bundle(tmp_path / "tones", sample_rate=16000, window=8000, hop=4000)
+    wav = tmp_path / "lowhigh.wav"
+    soundfile.write(wav, np.concatenate([tone(300, 1.0, 44100), tone(4000, 1.0, 44100)]), 44100)
+    cfg = parse_config({"pipelines": [mic_entry("mic", bundle, {"file": str(wav), "block_s": 0.05, "backoff_initial_s": 30})]}).pipelines[0]
+    rec = Recorder()
+    pipe = build_pipeline(cfg, rec.decision, rec.status)
+    pipe.start()
+    try:
+        assert wait_for(lambda: "ended" in rec.states("mic"), 10)
+        stats = pipe.stats()
+    finally:
+        pipe.stop()
+    assert [d.label for d in rec.decisions if d.changed] == ["low", "high"]
+    # 2 s of audio, 0.5 s windows every 0.25 s: the first window once 0.5 s is in, then one per hop
+    assert 5 <= len(rec.decisions) <= 7
+    assert stats["sample_rate_in"] == 44100 and stats["sample_rate_model"] == 16000
+    assert stats["window_s"] == pytest.approx(0.5, abs=1e-3) and stats["hop_s"] == pytest.approx(0.25, abs=1e-3)
+    assert rec.decisions[0].extra["rms"] > 0.3
+
+
+def test_audio_hop_override_and_set_params(tmp_path: Path) -> None:
+    bundle = tone_bundle(tmp_path / "tones")
+    cfg = parse_config({"pipelines": [mic_entry("mic", bundle, {"file": str(tmp_path / "x.wav")}, hop_s=0.1)]}).pipelines[0]
+    pipe = build_pipeline(cfg)
+    assert pipe.params()["hop_s"] == 0.1
+    assert pipe.set_params({"hop_s": 0.5})["hop_s"] == 0.5
+    with pytest.raises(ValueError, match="hop_s"):
+        pipe.set_params({"hop_s": -1})
+    with pytest.raises(ValueError, match="cannot set mirror"):
+        pipe.set_params({"mirror": True})
+
+
+def _read_lines(proc: Any, sink: list[dict[str, Any]]) -> None:
+    import json
+
+    for line in proc.stdout:
+        try:
+            sink.append(json.loads(line))
+        except ValueError:
+            pass
+
+
+def test_microphone_pipeline_for_real_48k_device_resampled_to_16k(tmp_path: Path) -> None:
+    """PortAudio captures from ALSA's file plugin at the device's native 48 kHz; the pipeline resamples
+    each window to the bundle's 16 kHz. The sound is switched while the daemon-like process listens."""
+    import subprocess
+    import sys
+
+    from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
+
+    bundle = tone_bundle(tmp_path / "tones", sample_rate=16000, window=8000, hop=4000)
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        f"pipelines:\n  - name: mic\n    kind: microphone\n    bundle: {bundle}\n    threshold: 0.5\n"
+        f"    smoothing: {{method: none}}\n    min_hold_s: 0\n    source: {{device: {PCM_NAME}, block_s: 0.05}}\n",
+        encoding="utf-8",
+    )
+    lines: list[dict[str, Any]] = []
+    repo = Path(__file__).resolve().parents[1]
+    with AlsaFileMicrophone(tmp_path, rate=48000) as mic:
+        mic.loop(tone(4000, 0.1, 48000))  # whole periods: loops without a click
+        proc = subprocess.Popen([sys.executable, "-m", "tests.support.run_pipeline", str(config), "15"], env=mic.env(), cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        reader = threading.Thread(target=_read_lines, args=(proc, lines), daemon=True)
+        reader.start()
+        try:
+            labels = lambda: [d["label"] for d in list(lines) if d["type"] == "decision" and d["changed"]]  # noqa: E731
+            assert wait_for(lambda: labels()[:1] == ["high"], 20), (labels(), lines[:5])
+            mic.loop(tone(300, 0.1, 48000))
+            assert wait_for(lambda: labels()[:2] == ["high", "low"], 10), labels()
+            mic.loop(tone(4000, 0.1, 48000))
+            assert wait_for(lambda: labels()[:3] == ["high", "low", "high"], 10), labels()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    statuses = [d["state"] for d in lines if d["type"] == "status"]
+    assert statuses[:2] == ["starting", "running"]
+    running = next(d for d in lines if d["type"] == "status" and d["state"] == "running")
+    assert PCM_NAME in running["detail"]
+    decision = next(d for d in lines if d["type"] == "decision")
+    assert decision["model"] == str(bundle) and set(decision["scores"]) == {"low", "high"}
+
+
+def test_failing_camera_restarts_while_another_pipeline_carries_on(tmp_path: Path, shared_dir: Path) -> None:
+    from tests.support.broker import free_port
+
+    bundle = color_bundle(tmp_path / "colors")
+    clip = shared_dir / "video" / "asl_gestures" / "again.mkv"  # a real clip, about 2.5 s, that ends
+    dead = f"rtsp://127.0.0.1:{free_port()}/live"  # nothing listens: the camera URL fails
+    rec = Recorder()
+    good = build_pipeline(camera_cfg("hall", bundle, str(clip), source={"backoff_initial_s": 0.2}), rec.decision, rec.status)
+    bad = build_pipeline(camera_cfg("door", bundle, dead, source={"backoff_initial_s": 0.1, "backoff_max_s": 0.4}), rec.decision, rec.status)
+    good.start()
+    bad.start()
+    try:
+        assert wait_for(lambda: bad.stats()["source_restarts"] >= 3, 15)
+        assert wait_for(lambda: rec.states("hall").count("running") >= 2, 15)  # the clip ended and was restarted
+    finally:
+        bad.stop()
+        good.stop()
+    door = rec.states("door")
+    assert "running" not in door and door.count("failed") >= 3 and "restarting" in door
+    hall = rec.states("hall")
+    assert hall[:4] == ["starting", "running", "ended", "restarting"] and "failed" not in hall
+    assert good.stats()["source_restarts"] >= 1 and good.stats()["errors"] == 0
+    hall_decisions = [d for d in rec.decisions if d.pipeline == "hall"]
+    assert len(hall_decisions) > 40 and not [d for d in rec.decisions if d.pipeline == "door"]
