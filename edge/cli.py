@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "edge.commands.config",
     "edge.commands.run",
     "edge.commands.llm",
+    "edge.commands.doctor",
 ]
 
 
