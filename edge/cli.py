@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = [
     "edge.commands.predict",
     "edge.commands.config",
+    "edge.commands.collect",
     "edge.commands.run",
     "edge.commands.llm",
     "edge.commands.doctor",
