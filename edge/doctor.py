@@ -330,7 +330,12 @@ def check_camera_source(index: int, pipeline: Any, options: DoctorOptions) -> Ch
         width, height = _call_with_timeout(grab, options.source_timeout_s)
     except Exception as exc:
         path = f"/dev/video{target.value}" if target.kind == "index" else str(target.value)
-        fix = _busy_fix(path) if target.kind in ("index", "device", "csi") else f"check the file plays (`ffprobe {target.value}`) or fix {where}"
+        if target.kind in ("index", "device", "csi"):
+            fix = _busy_fix(path)
+        elif target.kind == "folder":
+            fix = f"put .jpg or .png images in {target.value}, or fix {where}"
+        else:
+            fix = f"check the file plays (`ffprobe {target.value}`) or fix {where}"
         if target.kind == "csi":
             fix = "check the CSI cable and `nvgstcapture-1.0`; OpenCV needs GStreamer (JetPack's python3-opencv); " + fix
         return CheckResult(name, "fail", f"{target.describe()}: cannot read a frame ({exc})", fix)
