@@ -71,6 +71,7 @@ class AudioPipeline(PipelineCore):
         self._last_block_ts = 0.0
         self._window_native = 0
         self._hop_native = 0
+        self._source: Optional[AudioSource] = None
 
     # -- sizes -----------------------------------------------------------------------------------------
     def _sizes(self, native_rate: int) -> tuple[int, int]:
@@ -100,9 +101,13 @@ class AudioPipeline(PipelineCore):
     # -- source ----------------------------------------------------------------------------------------
     def _source_factory(self) -> AudioSource:
         src = self.cfg.source
+        source: AudioSource
         if src.file:
-            return SoundFileSource(src.file, block_s=src.block_s, loop=src.loop, realtime=src.realtime)
-        return SoundDeviceSource(src.device, src.sample_rate, src.channels, src.block_s, src.stall_timeout_s)
+            source = SoundFileSource(src.file, block_s=src.block_s, loop=src.loop, realtime=src.realtime)
+        else:
+            source = SoundDeviceSource(src.device, src.sample_rate, src.channels, src.block_s, src.stall_timeout_s)
+        self._source = source
+        return source
 
     def _make_supervisor(self) -> SourceSupervisor:
         src = self.cfg.source
@@ -172,4 +177,7 @@ class AudioPipeline(PipelineCore):
         data["sample_rate_model"] = self.classifier.bundle.sample_rate
         data["window_s"] = round(self._window_native / self._native_rate, 4) if self._native_rate else None
         data["hop_s"] = round(self._hop_native / self._native_rate, 4) if self._native_rate else None
+        # audio lost before it reached the ring: the OS overflowed, or the pipeline stalled for many blocks
+        data["source_overflows"] = int(getattr(self._source, "overflows", 0))
+        data["source_dropped_blocks"] = int(getattr(self._source, "dropped_blocks", 0))
         return data
