@@ -17,6 +17,9 @@ class SystemdNotifier:
         self._sock: socket.socket | None = None
         if path:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            # Never block the caller (the daemon's main loop) on a receiver that stopped reading:
+            # a full socket queue drops the message (notify returns False) instead.
+            self._sock.setblocking(False)
 
     @property
     def enabled(self) -> bool:

@@ -139,7 +139,7 @@ def test_microphone_pipeline_publishes_loudness_states(setup: Setup) -> None:
     assert set(state["scores"]) == {"quiet", "loud"}
 
 
-def test_state_rate_is_bounded_and_heartbeat_repeats_an_unchanged_state(setup: Setup) -> None:
+def test_state_rate_is_bounded_while_frames_are_classified_at_10_fps(setup: Setup) -> None:
     s = setup
     time.sleep(3.0)
     states = [m for m in s.listener.on(f"{PREFIX}/cam/state")]

@@ -11,8 +11,11 @@ What it adds to a bare paho client:
 - message handlers that run on worker threads, never on paho's network thread, so a slow handler
   (an inference, a bundle reload, an LLM answer) cannot stall keepalives or acknowledgements;
 - a bounded in-memory queue for QoS >= 1 messages while disconnected. paho keeps those messages and
-  resends them after reconnecting; when `queue_limit` messages are pending, paho REFUSES the newest one
-  (`MQTT_ERR_QUEUE_SIZE`, it never evicts older ones), and that refusal is counted in `overflowed`;
+  resends them after reconnecting; when `queue_limit` messages are pending, the newest one is REFUSED
+  (as paho itself does with `MQTT_ERR_QUEUE_SIZE`: it never evicts older ones), and that refusal is
+  counted in `overflowed`. `essential=True` messages (birth, will-on-stop, retained status) may use a
+  small reserve above the limit, so a queue full of outage events cannot keep the `online` birth
+  message from going out on reconnect;
 - `reply()` for MQTT 5 request/response (response topic + correlation data).
 
 Typical use::
@@ -47,6 +50,8 @@ from edge.mqtt.settings import MqttSettings
 log = logging.getLogger(__name__)
 
 Payload = Union[bytes, bytearray, str, None]
+
+ESSENTIAL_RESERVE = 64  # room above queue_limit for essential messages (see module doc)
 
 
 class MqttConfigError(ValueError):
@@ -218,7 +223,8 @@ class MqttConnection:
             client.will_set(self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain)
         # Whole seconds are what paho documents; keep at least 1 s so a flapping broker is not hammered.
         client.reconnect_delay_set(min_delay=max(1, int(s.reconnect_min_delay)), max_delay=max(1, int(s.reconnect_max_delay)))
-        client.max_queued_messages_set(int(s.queue_limit))
+        # paho's own bound sits above ours by the reserve; `publish` enforces queue_limit for the rest.
+        client.max_queued_messages_set(int(s.queue_limit) + ESSENTIAL_RESERVE)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -286,17 +292,22 @@ class MqttConnection:
 
     # -- publishing --------------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False, properties: Properties | None = None) -> bool:
+    def publish(
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False, properties: Properties | None = None, essential: bool = False
+    ) -> bool:
         """Sends now, or queues (QoS >= 1) while disconnected. Returns False when the message was dropped:
-        QoS 0 while offline, or QoS >= 1 with the queue full (counted in `counters.overflowed`)."""
+        QoS 0 while offline, or QoS >= 1 with `queue_limit` messages pending (counted in
+        `counters.overflowed`). `essential` messages may exceed the limit by a small reserve: use it only
+        for a few retained status-like messages, never for a stream."""
         data = _to_bytes(payload)
+        full = qos > 0 and not essential and self.pending() >= self.settings.queue_limit
         try:
-            info = self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
+            info = None if full else self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
         except ValueError as exc:  # invalid topic or payload: a caller bug, never a crash
             log.error("cannot publish to %r: %s", topic, exc)
             return False
         with self._lock:
-            if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            if info is None or info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
                 self.counters.overflowed += 1
                 overflowed = self.counters.overflowed
             elif info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0:

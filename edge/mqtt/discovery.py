@@ -111,11 +111,11 @@ class Discovery:
         for name, kind in list(self._pipelines.items()):
             if self.enabled:
                 for topic, config in zip(self.config_topics(name), self.configs(name, kind)):
-                    self._conn.publish(topic, to_json(config), qos=1, retain=True)
+                    self._conn.publish(topic, to_json(config), qos=1, retain=True, essential=True)
                     self.published += 1
             else:
                 self._remove(name)
 
     def _remove(self, pipeline: str) -> None:
         for topic in self.config_topics(pipeline):
-            self._conn.publish(topic, b"", qos=1, retain=True)
+            self._conn.publish(topic, b"", qos=1, retain=True, essential=True)

@@ -138,7 +138,7 @@ class DecisionPublisher:
         with self._lock:
             payload = {"pipeline": pipeline, "state": state, "detail": detail, "paused": pipeline in self.paused, "ts": round(time.time(), 3)}
             self._source_status[pipeline] = payload
-        self._conn.publish(self._topics.source_status(pipeline), to_json(payload), qos=1, retain=True)
+        self._conn.publish(self._topics.source_status(pipeline), to_json(payload), qos=1, retain=True, essential=True)
 
     def set_paused(self, pipeline: str, paused: bool) -> None:
         """Marks the state as paused (or not) and says so at once on `<pipeline>/status` and `state`."""
@@ -151,7 +151,7 @@ class DecisionPublisher:
             entry = self._pipelines.get(pipeline)
             if entry is not None and entry.latest is not None:
                 entry.dirty = True
-        self._conn.publish(self._topics.source_status(pipeline), to_json(status), qos=1, retain=True)
+        self._conn.publish(self._topics.source_status(pipeline), to_json(status), qos=1, retain=True, essential=True)
         self._maybe_publish_state(pipeline)
 
     def republish_retained(self) -> None:
@@ -163,7 +163,7 @@ class DecisionPublisher:
                 entry.dirty = entry.latest is not None
                 entry.last_state_at = float("-inf")
         for payload in statuses:
-            self._conn.publish(self._topics.source_status(payload["pipeline"]), to_json(payload), qos=1, retain=True)
+            self._conn.publish(self._topics.source_status(payload["pipeline"]), to_json(payload), qos=1, retain=True, essential=True)
         self.tick()
 
     # -- numbers -----------------------------------------------------------------------------------
