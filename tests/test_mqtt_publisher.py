@@ -1,0 +1,69 @@
+"""DecisionPublisher's policy through a real broker, with a controlled clock: state on change and on
+heartbeat, never above max_rate_hz, a held-back change flushed by tick(); events on every change."""
+
+from __future__ import annotations
+
+import time
+
+from edge.config import PublishSettings
+from edge.mqtt.connection import MqttConnection
+from edge.mqtt.publisher import DecisionPublisher
+from edge.mqtt.settings import MqttSettings
+from edge.mqtt.topics import Topics
+from edge.pipelines.base import Decision
+from tests.support.broker import Broker
+from tests.support.mqtt_listener import Listener
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _decision(label: str, seq: int, changed: bool) -> Decision:
+    scores = {"a": 0.9 if label == "a" else 0.1, "b": 0.9 if label == "b" else 0.1}
+    return Decision("p", label, 0.9, scores, time.time(), seq, "bundle", "0" * 64, 1.5, changed=changed)
+
+
+def test_state_on_change_and_heartbeat_never_above_max_rate(broker: Broker) -> None:
+    topics = Topics.for_device("dev")
+    conn = MqttConnection(MqttSettings(host=broker.host, port=broker.port), client_id="pub-test")
+    listener = Listener(broker.host, broker.port, ("edgeteach/dev/#",))
+    clock = Clock()
+    pub = DecisionPublisher(conn, topics, clock=clock)
+    pub.configure("p", PublishSettings(heartbeat_s=10, max_rate_hz=1))
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        pub.on_decision(_decision("a", 1, changed=True))  # first state: published
+        clock.now += 0.1
+        pub.on_decision(_decision("a", 2, changed=False))  # unchanged, heartbeat not due: nothing
+        clock.now += 0.1
+        pub.on_decision(_decision("b", 3, changed=True))  # a change inside the 1 s rate limit: held back
+        clock.now += 0.1
+        pub.tick()
+        listener.wait_topic("edgeteach/dev/p/event", count=2)  # events are never rate-limited
+        time.sleep(0.3)
+        assert [m.json()["seq"] for m in listener.on("edgeteach/dev/p/state")] == [1]
+        clock.now += 1.0
+        pub.tick()  # the held-back change goes out once the limit allows, with no new decision
+        states = listener.wait_topic("edgeteach/dev/p/state", count=2)
+        assert [m.json()["seq"] for m in states] == [1, 3]
+        clock.now += 5.0
+        pub.on_decision(_decision("b", 4, changed=False))
+        pub.tick()
+        time.sleep(0.3)
+        assert len(listener.on("edgeteach/dev/p/state")) == 2  # unchanged and heartbeat (10 s) not due
+        clock.now += 5.1
+        pub.tick()  # heartbeat: the unchanged latest state again
+        states = listener.wait_topic("edgeteach/dev/p/state", count=3)
+        assert states[-1].json()["seq"] == 4 and states[-1].json()["label"] == "b"
+        events = [m.json() for m in listener.on("edgeteach/dev/p/event")]
+        assert [(e["label"], e["previous"]) for e in events] == [("a", None), ("b", "a")]
+        assert pub.counters()["p"]["states_published"] == 3 and pub.counters()["p"]["events_published"] == 2
+    finally:
+        conn.stop()
+        listener.close()
