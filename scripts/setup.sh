@@ -17,7 +17,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 APT_PKGS=(python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients alsa-utils)
 for role in "${ROLES[@]}"; do
   case "$role" in
-    dev) APT_PKGS+=(espeak-ng sox shellcheck) ;;
+    dev) APT_PKGS+=(espeak-ng sox shellcheck systemd) ;;  # systemd: systemd-analyze verify/security in tests
     llm) APT_PKGS+=(cmake build-essential) ;;
   esac
 done
