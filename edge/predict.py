@@ -59,14 +59,22 @@ def audio_windows(samples: np.ndarray, window: int, hop: int) -> np.ndarray:
     return np.stack([samples[s : s + window] for s in starts])
 
 
-def classify_waveform(classifier: Classifier, samples: np.ndarray, rate: int, reduce: str = "mean") -> tuple[np.ndarray, int]:
-    """Probabilities for a whole recording: every window classified, then averaged (mean, the default:
-    a label that holds through the clip wins) or the per-class max (catches one short sound in a long clip)."""
+def classify_waveform(classifier: Classifier, samples: np.ndarray, rate: int, reduce: str = "mean", all_windows: bool = False) -> tuple[np.ndarray, int]:
+    """Probabilities for a whole recording. By default the clip is cut as the trainer cuts validation
+    clips (edge.runtime.audio_windows.clip_windows: windows over the loud part, one centred window for a
+    short sound), so `edge predict` agrees with `trainer evaluate`; `all_windows` covers the whole file
+    end to end instead. The window scores are averaged (mean: the label that holds through the clip) or
+    their per-class maximum taken (max: catches one short sound in a long clip)."""
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
     bundle = classifier.bundle
     samples = resample(samples, rate, bundle.sample_rate)
-    windows = audio_windows(samples, bundle.window_samples, bundle.hop_samples)
+    if all_windows:
+        windows = audio_windows(samples, bundle.window_samples, bundle.hop_samples)
+    else:
+        from edge.runtime.audio_windows import clip_windows
+
+        windows = clip_windows(samples, bundle.sample_rate, bundle.window_samples, bundle.hop_samples)
     probs = classifier.run(windows)
     reduced = probs.mean(axis=0) if reduce == "mean" else probs.max(axis=0)
     if reduce == "max":
@@ -74,7 +82,15 @@ def classify_waveform(classifier: Classifier, samples: np.ndarray, rate: int, re
     return reduced.astype(np.float32), len(windows)
 
 
-def predict_file(bundle_path: str | Path, file: str | Path, variant: str = "fp32", reduce: str = "mean", threads: int = 0, providers: Sequence[str] | None = None) -> Prediction:
+def predict_file(
+    bundle_path: str | Path,
+    file: str | Path,
+    variant: str = "fp32",
+    reduce: str = "mean",
+    threads: int = 0,
+    providers: Sequence[str] | None = None,
+    all_windows: bool = False,
+) -> Prediction:
     """Classifies one image or sound file. Raises BundleError or PredictError with a fix."""
     path = Path(file)
     if not path.is_file():
@@ -96,7 +112,7 @@ def predict_file(bundle_path: str | Path, file: str | Path, variant: str = "fp32
         except AudioDecodeError as exc:
             hint = " (this looks like an image; pass a sound file or an image bundle)" if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ""
             raise PredictError(f"{exc}{hint}") from exc
-        probs, windows = classify_waveform(classifier, samples, rate, reduce)
+        probs, windows = classify_waveform(classifier, samples, rate, reduce, all_windows)
         how = reduce
     best = int(np.argmax(probs))
     return Prediction(

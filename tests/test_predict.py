@@ -72,3 +72,16 @@ def test_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert edge_main(["predict", *argv]) == 1, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err, (argv, err)
+
+
+def test_a_short_sound_in_a_long_quiet_recording_is_found_like_the_trainer_does(tmp_path: Path) -> None:
+    bundle = tone_bundle(tmp_path / "tones", sample_rate=16000, window=8000, hop=4000)
+    audio = np.zeros(32000, np.float32)
+    audio[15000:18000] = tone(4000, 3000 / 16000, 16000)  # a 0.19 s beep in 2 s of near silence
+    audio += tone(300, 2.0, 16000, amplitude=0.01)  # a quiet hum around it (34 dB below the beep)
+    wav = tmp_path / "beep.wav"
+    soundfile.write(wav, audio, 16000)
+    centred = predict_file(bundle, wav)
+    assert centred.label == "high" and centred.windows == 1  # one window centred on the beep
+    everything = predict_file(bundle, wav, all_windows=True)
+    assert everything.windows == 7 and everything.label == "low"  # the hum dominates the whole-file average
