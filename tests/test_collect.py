@@ -91,3 +91,18 @@ def test_microphone_clips_through_sounddevice_and_alsa(tmp_path: Path) -> None:
     info = soundfile.info(noise)
     assert info.samplerate == 48000 and info.frames == 3 * 48000
     assert "recording 3 s from microphone" in background.stdout
+
+
+def test_camera_source_taken_from_the_daemon_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    color_video(tmp_path / "blue.avi", [(255, 0, 0)], frames_each=20, fps=50)
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        "pipelines:\n  - {name: mic, kind: microphone, bundle: b}\n"
+        "  - {name: desk, kind: camera, bundle: b, mirror: true, source: {uri: blue.avi}}\n",  # relative to the config
+        encoding="utf-8",
+    )
+    base = ["collect", "camera", str(tmp_path / "ds"), "--class", "blue", "--count", "2", "--interval", "0", "--countdown", "0", "--config", str(config)]
+    assert edge_main(base) == 0
+    assert len(list((tmp_path / "ds" / "blue").glob("*.jpg"))) == 2
+    assert edge_main([*base, "--pipeline", "door"]) == 1
+    assert "no camera pipeline named 'door' (the camera pipelines there: desk)" in capsys.readouterr().err

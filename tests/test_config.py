@@ -121,3 +121,14 @@ def test_cli_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     schema = json.loads(capsys.readouterr().out)
     assert schema["type"] == "object" and "pipelines" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def test_cli_check_warns_when_two_pipelines_share_one_webcam(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(
+        tmp_path,
+        "pipelines:\n  - {name: a, kind: camera, bundle: /b, source: {uri: 0}}\n  - {name: b, kind: camera, bundle: /b, source: {uri: /dev/video0}}\n"
+        "  - {name: c, kind: camera, bundle: /b, source: {uri: clip.mp4}}\n  - {name: d, kind: camera, bundle: /b, source: {uri: clip.mp4}}\n",
+    )
+    assert edge_main(["config", "check", "--no-bundles", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "pipelines a, b all open camera /dev/video0" in err and "c, d" not in err

@@ -44,6 +44,30 @@ def bundle_problems(config: EdgeConfig) -> list[str]:
     return problems
 
 
+def shared_device_warnings(config: EdgeConfig) -> list[str]:
+    """A webcam can be opened by one program at a time: two pipelines on one device means one of them
+    fails and keeps restarting. Files and streams can be shared, so they are not flagged."""
+    from edge.sources.camera import SourceError, parse_camera_uri
+
+    users: dict[str, list[str]] = {}
+    for p in config.active_pipelines:
+        if p.kind != "camera":
+            continue
+        try:
+            target = parse_camera_uri(p.source.uri)
+        except SourceError:
+            continue
+        if target.kind in ("index", "device", "csi", "picamera2"):
+            key = f"/dev/video{target.value}" if target.kind == "index" else f"{target.kind}:{target.value}" if target.kind != "device" else str(target.value)
+            users.setdefault(key, []).append(p.name)
+    return [
+        f"pipelines {', '.join(names)} all open camera {device}; a camera serves one reader, so all but one will fail — "
+        "use one camera pipeline per camera"
+        for device, names in users.items()
+        if len(names) > 1
+    ]
+
+
 def summary(config: EdgeConfig) -> str:
     lines = [
         f"device_id: {config.device_id}",
@@ -71,6 +95,8 @@ def run_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: OK")
     print(summary(config))
+    for warning in shared_device_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
