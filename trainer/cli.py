@@ -4,9 +4,9 @@ only wires them up, so the logic stays testable without the CLI."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
 import sys
+
+from edge import clikit
 
 # Modules that provide `register(subparsers: argparse._SubParsersAction) -> None`.
 COMMAND_MODULES = [
@@ -17,26 +17,11 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trainer", description="EdgeTeach trainer: folders of images or sounds in, a checked ONNX bundle out.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
-    return parser
+    return clikit.build_parser("trainer", "EdgeTeach trainer: folders of images or sounds in, a checked ONNX bundle out.", COMMAND_MODULES)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+    return clikit.run(build_parser(), argv)
 
 
 if __name__ == "__main__":
