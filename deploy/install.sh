@@ -275,7 +275,7 @@ step_packages() {
   if [ "$TARGET_OS" = jetson ] && [ "$CUDA" -eq 1 ]; then
     if [ -x /usr/local/cuda/bin/nvcc ]; then
       ok "CUDA compiler /usr/local/cuda/bin/nvcc"
-    elif [ "$DRY_RUN" -eq 1 ]; then
+    elif [ "$DRY_RUN" -eq 1 ] || [ -n "$ROOT" ]; then
       info "note: --cuda needs /usr/local/cuda/bin/nvcc (JetPack: sudo apt install nvidia-jetpack)"
     else
       die "--cuda: no /usr/local/cuda/bin/nvcc; install JetPack's CUDA toolkit with \`sudo apt install nvidia-jetpack\` and run again"
@@ -589,14 +589,36 @@ render_unit() {
   sed -e "s|/opt/edgeteach|$PREFIX|g" "$SRC_DIR/systemd/$unit"
 }
 
-# With CUDA the LLM runs inside NVIDIA's driver libraries, which we could not test under
-# MemoryDenyWriteExecute; relax it for that unit only (see docs/deploy.md).
-gpu_dropin() {
-  cat <<'EOF'
-# Written by deploy/install.sh --cuda: the CUDA driver is not known to work without write+execute memory.
-[Service]
-MemoryDenyWriteExecute=no
-EOF
+# Drop-ins the installer owns, per unit and machine. The units themselves stay identical everywhere; what
+# a Jetson or a CUDA build needs on top is kept apart, so `systemctl cat` shows exactly what was relaxed.
+# wanted_dropins UNIT -> names of the drop-ins this install wants for UNIT
+wanted_dropins() {
+  local unit="$1"
+  [ "$TARGET_OS" = jetson ] && echo jetson.conf
+  if [ "$unit" = edgeteach-llm.service ] && [ "$CUDA" -eq 1 ]; then echo cuda.conf; fi
+  return 0
+}
+OWNED_DROPINS=(jetson.conf cuda.conf)
+
+# dropin_text UNIT NAME
+dropin_text() {
+  local unit="$1" name="$2"
+  echo "# Written by deploy/install.sh; see docs/deploy.md (Jetson and CUDA). Re-running the installer rewrites it."
+  echo "[Service]"
+  case "$name" in
+    jetson.conf)
+      echo "# JetPack's GPU nodes (/dev/nvmap is a misc device, /dev/nvhost-*, /dev/nvgpu/*) are no single device class:"
+      echo "# lift the device allow-list rather than break CUDA/TensorRT. DeviceAllow= (empty) resets the list."
+      echo "DevicePolicy=auto"
+      echo "DeviceAllow="
+      if [ "$unit" = edgeteach.service ]; then
+        echo "# CSI cameras: nvarguscamerasrc talks to nvargus-daemon through a socket in the host's /tmp."
+        echo "PrivateTmp=no"
+      fi ;;
+    cuda.conf)
+      echo "# llama.cpp on CPU runs under MemoryDenyWriteExecute (tested); the CUDA driver was not tested under it."
+      echo "MemoryDenyWriteExecute=no" ;;
+  esac
 }
 
 UNITS_CHANGED=0
@@ -604,25 +626,28 @@ UNITS_CHANGED=0
 step_units() {
   section "systemd units in $UNIT_DIR"
   ensure_dir "$UNIT_DIR" 0755
-  local unit rendered dropin_dir
+  local unit rendered dropin_dir name wanted
   for unit in "${UNITS[@]}"; do
     rendered="$(mktemp)"
     render_unit "$unit" >"$rendered"
     if install_file "$rendered" "$UNIT_DIR/$unit" 0644 "" "<systemd/$unit for $PREFIX>"; then UNITS_CHANGED=1; fi
     rm -f "$rendered"
+    dropin_dir="$UNIT_DIR/$unit.d"
+    wanted=" $(wanted_dropins "$unit" | tr '\n' ' ') "
+    [[ "$wanted" =~ [a-z] ]] && ensure_dir "$dropin_dir" 0755
+    for name in "${OWNED_DROPINS[@]}"; do
+      if [[ "$wanted" == *" $name "* ]]; then
+        rendered="$(mktemp)"
+        dropin_text "$unit" "$name" >"$rendered"
+        if install_file "$rendered" "$dropin_dir/$name" 0644 "" "<$name for $unit>"; then UNITS_CHANGED=1; fi
+        rm -f "$rendered"
+      elif [ -f "$(R "$dropin_dir/$name")" ]; then
+        change "remove $dropin_dir/$name (not wanted by this install's options)"
+        run rm -f "$(R "$dropin_dir/$name")"
+        UNITS_CHANGED=1
+      fi
+    done
   done
-  dropin_dir="$UNIT_DIR/edgeteach-llm.service.d"
-  if [ "$WITH_LLM" -eq 1 ] && [ "$CUDA" -eq 1 ]; then
-    ensure_dir "$dropin_dir" 0755
-    rendered="$(mktemp)"
-    gpu_dropin >"$rendered"
-    if install_file "$rendered" "$dropin_dir/cuda.conf" 0644 "" "<MemoryDenyWriteExecute=no for CUDA>"; then UNITS_CHANGED=1; fi
-    rm -f "$rendered"
-  elif [ -f "$(R "$dropin_dir/cuda.conf")" ]; then
-    change "remove $dropin_dir/cuda.conf (no --cuda)"
-    run rm -f "$(R "$dropin_dir/cuda.conf")"
-    UNITS_CHANGED=1
-  fi
   if [ "$WITH_LLM" -eq 0 ] && [ -f "$(R "$UNIT_DIR/edgeteach-llm.service")" ]; then
     info "note: edgeteach-llm.service from an earlier install stays; remove it with --uninstall then reinstall"
   fi
@@ -714,6 +739,7 @@ do_uninstall() {
   for unit in "${ALL_UNITS[@]}"; do
     remove_path "$UNIT_DIR/$unit"
   done
+  remove_path "$UNIT_DIR/edgeteach.service.d"
   remove_path "$UNIT_DIR/edgeteach-llm.service.d"
   if [ "$CHANGES" -gt "$before" ] && [ -z "$ROOT" ] && systemd_running; then
     change "systemctl daemon-reload"

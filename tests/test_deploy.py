@@ -200,19 +200,56 @@ def test_uninstall_keeps_config_and_models_unless_purged(installed: tuple[Path, 
 # systemd's own verdict on the installed units
 
 
-@pytest.fixture(scope="module")
-def systemd_root(installed: tuple[Path, Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_systemd_root(installed_root: Path, root: Path) -> Path:
     """The installed root plus what every real OS root has and `systemd-analyze --root` looks up: the
     distribution's units (sysinit.target, ...) and /bin/kill (ExecReload)."""
     need("systemd-analyze")
-    _, installed_root, _ = installed
-    root = tmp_path_factory.mktemp("systemd") / "root"
     shutil.copytree(installed_root / "etc", root / "etc", symlinks=True)
     shutil.copytree(installed_root / "opt", root / "opt", symlinks=True)
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     (root / "bin").mkdir()
     shutil.copy2(shutil.which("kill") or "/bin/kill", root / "bin/kill")
     return root
+
+
+@pytest.fixture(scope="module")
+def systemd_root(installed: tuple[Path, Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_systemd_root(installed[1], tmp_path_factory.mktemp("systemd") / "root")
+
+
+@pytest.fixture(scope="module")
+def jetson_systemd_root(installed: tuple[Path, Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Jetson install with the CUDA llama.cpp build (staged here: --os jetson, --root), so the drop-ins
+    it adds are verified and scored as well."""
+    source = installed[0]
+    root = tmp_path_factory.mktemp("jetson") / "root"
+    result = run_installer("--os", "jetson", "--cuda", "--root", str(root), "--no-mosquitto", "--reuse-packages", str(TEST_VENV), source=source)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return make_systemd_root(root, tmp_path_factory.mktemp("jetson-systemd") / "root")
+
+
+def analyze_exposure(root: Path, unit: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", f"--root={root}", f"--threshold={int(EXPOSURE_LIMIT * 10)}", "--no-pager", unit],
+        capture_output=True, text=True, timeout=60,
+    )
+    match = re.search(rf"Overall exposure level for {re.escape(unit)}: ([0-9.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    return float(match.group(1)), result
+
+
+def test_jetson_install_adds_its_drop_ins_and_stays_verified_and_below_3(jetson_systemd_root: Path) -> None:
+    units = jetson_systemd_root / "etc/systemd/system"
+    daemon_dropin = (units / "edgeteach.service.d/jetson.conf").read_text()
+    assert "PrivateTmp=no" in daemon_dropin and "DeviceAllow=\n" in daemon_dropin
+    assert "MemoryDenyWriteExecute=no" in (units / "edgeteach-llm.service.d/cuda.conf").read_text()
+    for unit in UNITS:
+        verify = subprocess.run(["systemd-analyze", "verify", f"--root={jetson_systemd_root}", unit], capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+        exposure, result = analyze_exposure(jetson_systemd_root, unit)
+        assert exposure <= EXPOSURE_LIMIT and result.returncode == 0, result.stdout
+        # the drop-ins are really read: the relaxed settings show up in the score
+        assert "✗ PrivateDevices=" in result.stdout
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -234,13 +271,7 @@ def test_verify_catches_a_broken_unit(systemd_root: Path, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_security_exposure_is_at_most_3(systemd_root: Path, unit: str) -> None:
-    result = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", f"--root={systemd_root}", f"--threshold={int(EXPOSURE_LIMIT * 10)}", "--no-pager", unit],
-        capture_output=True, text=True, timeout=60,
-    )
-    match = re.search(rf"Overall exposure level for {re.escape(unit)}: ([0-9.]+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    exposure = float(match.group(1))
+    exposure, result = analyze_exposure(systemd_root, unit)
     assert exposure <= EXPOSURE_LIMIT, result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
 
