@@ -357,8 +357,8 @@ source_files() {
 wanted_stamp() {
   local files_hash
   files_hash="$(cd "$SRC_DIR" && source_files | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
-  printf 'source=%s extras=%s cuda=%s arch=%s ort_gpu=%s reuse=%s wheelhouse=%s\n' \
-    "$files_hash" "$(extras)" "$CUDA" "$(cuda_arch)" "$ORT_GPU" "$REUSE_VENV" "$WHEELHOUSE"
+  printf 'source=%s extras=%s cuda=%s arch=%s ort_gpu=%s system_opencv=%s reuse=%s wheelhouse=%s\n' \
+    "$files_hash" "$(extras)" "$CUDA" "$(cuda_arch)" "$ORT_GPU" "$USE_SYSTEM_OPENCV" "$REUSE_VENV" "$WHEELHOUSE"
 }
 
 extras() { if [ "$WITH_LLM" -eq 1 ]; then echo edge,llm; else echo edge; fi; }
@@ -374,7 +374,16 @@ cuda_arch() {
   esac
 }
 
-use_system_site() { [ "$SYSTEM_SITE" -eq 1 ] || [ "$TARGET_OS" = raspios ]; }
+# Jetson CSI cameras go through GStreamer (nvarguscamerasrc), which pip's opencv-python-headless lacks;
+# JetPack's own OpenCV has it. When the system's cv2 has GStreamer, the venv sees it instead of pip's.
+system_opencv_has_gstreamer() {
+  [ -x /usr/bin/python3 ] || return 1
+  /usr/bin/python3 -c 'import cv2, sys; sys.exit(0 if any(l.strip().startswith("GStreamer:") and "YES" in l for l in cv2.getBuildInformation().splitlines()) else 1)' 2>/dev/null
+}
+USE_SYSTEM_OPENCV=0
+if [ "$TARGET_OS" = jetson ] && system_opencv_has_gstreamer; then USE_SYSTEM_OPENCV=1; fi
+
+use_system_site() { [ "$SYSTEM_SITE" -eq 1 ] || [ "$TARGET_OS" = raspios ] || [ "$USE_SYSTEM_OPENCV" -eq 1 ]; }
 
 # With --reuse-packages the new environment has no pip of its own (creating one costs the most time):
 # the reused environment's pip installs into it with --python.
@@ -448,9 +457,11 @@ create_venv() {
 # Raspberry Pi OS: apt's picamera2 (and simplejpeg) are built against the system numpy; a numpy 2 from
 # PyPI in the venv would shadow it and break `import picamera2` ("numpy.dtype size changed"). Pinning pip
 # to the system's numpy makes pip choose an OpenCV that works with it.
+# JetPack's cv2 is built against numpy 1.x: the venv keeps numpy below 2 when it uses that cv2.
 write_constraints() {
   local file="$1" numpy_version
   : >"$file"
+  if [ "$USE_SYSTEM_OPENCV" -eq 1 ]; then printf 'numpy<2\n' >"$file"; fi
   [ "$TARGET_OS" = raspios ] || return 0
   numpy_version="$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
   [ -z "$numpy_version" ] || printf 'numpy==%s\n' "$numpy_version" >"$file"
@@ -492,6 +503,12 @@ step_package() {
       "${pip[@]}" install --no-cache-dir "${pip_args[@]}" "${stage}[$(extras)]"
   else
     run "${pip[@]}" install -q "${pip_args[@]}" "${stage}[$(extras)]"
+  fi
+  if [ "$USE_SYSTEM_OPENCV" -eq 1 ]; then
+    info "JetPack's OpenCV has GStreamer (csi:// cameras): pip's opencv-python-headless is removed so the venv uses it"
+    run "${pip[@]}" uninstall -y -q opencv-python-headless
+  elif [ "$TARGET_OS" = jetson ]; then
+    info "note: no system OpenCV with GStreamer; csi:// cameras need JetPack's (sudo apt install nvidia-opencv), USB cameras work without"
   fi
   if [ "$ORT_GPU" -eq 1 ]; then
     # Both distributions provide the `onnxruntime` module; only one may be installed.
