@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Optional, TypeVar
 from urllib.parse import urlparse
@@ -44,7 +44,8 @@ class DoctorOptions:
     config_path: Optional[Path] = None
     config_explicit: bool = False  # a config named on the command line must exist
     mqtt_timeout_s: float = 3.0
-    open_sources: bool = True  # open cameras/video files and grab a frame (off while the service holds them)
+    open_sources: Optional[bool] = None  # open cameras and grab a frame; None: yes unless edgeteach.service runs (it holds them)
+    service_holds_sources: bool = False  # set by run_checks when it decided not to open them for that reason
     source_timeout_s: float = 8.0
 
 
@@ -256,20 +257,24 @@ def check_cameras(config: Any) -> list[CheckResult]:
     return rows
 
 
-def _check_picamera2(required: bool) -> CheckResult:
+def _check_picamera2(required: bool, camera_num: Optional[int] = None, name: str = "picamera2") -> CheckResult:
     try:
         from picamera2 import Picamera2  # type: ignore[import-not-found]
     except Exception as exc:
-        return CheckResult("picamera2", "fail" if required else "warn", f"cannot import picamera2 ({exc})",
+        return CheckResult(name, "fail" if required else "warn", f"cannot import picamera2 ({exc})",
                            "`sudo apt install python3-picamera2` and a venv made with --system-site-packages (deploy/install.sh does both on a Pi)")
     try:
-        cameras = Picamera2.global_camera_info()
+        cameras = list(Picamera2.global_camera_info())
     except Exception as exc:
-        return CheckResult("picamera2", "fail" if required else "warn", f"libcamera cannot list cameras ({exc})", "check the ribbon cable and `rpicam-hello --list-cameras`")
+        return CheckResult(name, "fail" if required else "warn", f"libcamera cannot list cameras ({exc})", "check the ribbon cable and `rpicam-hello --list-cameras`")
+    models = ", ".join(f"{i}: {c.get('Model', '?')}" for i, c in enumerate(cameras))
     if not cameras:
-        return CheckResult("picamera2", "fail" if required else "warn", "picamera2 found no camera",
-                           "check the ribbon cable (contacts facing the right way) and `rpicam-hello --list-cameras`")
-    return CheckResult("picamera2", "ok", ", ".join(str(c.get("Model", "?")) for c in cameras))
+        return CheckResult(name, "fail" if required else "warn", "picamera2 found no camera",
+                           "check the ribbon cable (contacts facing the right way, both ends locked) and `rpicam-hello --list-cameras`")
+    if camera_num is not None and camera_num >= len(cameras):
+        return CheckResult(name, "fail", f"picamera2://{camera_num} asked for, but the cameras are {models}",
+                           f"use picamera2://0{' to ' + str(len(cameras) - 1) if len(cameras) > 1 else ''}, or connect the second camera")
+    return CheckResult(name, "ok", models if camera_num is None else f"picamera2://{camera_num}: {cameras[camera_num].get('Model', '?')}")
 
 
 def _busy_fix(path: str) -> str:
@@ -312,9 +317,10 @@ def check_camera_source(index: int, pipeline: Any, options: DoctorOptions) -> Ch
                                    "check the camera's address and that it is on the network (`ping`), and the URL's port")
         return CheckResult(name, "ok", f"{redact(uri)} reachable (the stream itself is not opened by the doctor)")
     if target.kind == "picamera2":
-        return _check_picamera2(required=True)
+        return _check_picamera2(required=True, camera_num=int(target.value), name=name)
     if not options.open_sources:
-        return CheckResult(name, "ok", f"{target.describe()} present (not opened: --no-open)")
+        why = "edgeteach.service is running and holds it; --open to try anyway" if options.service_holds_sources else "--no-open"
+        return CheckResult(name, "ok", f"{target.describe()} present (not opened: {why})")
     source = open_camera_source(uri, pipeline.source.width, pipeline.source.height, pipeline.source.fps,
                                 loop=False, realtime=False, stall_timeout_s=min(5.0, options.source_timeout_s))
 
@@ -609,7 +615,7 @@ def check_throttling() -> CheckResult:
     return CheckResult("throttling", "warn", f"0x{value:x}: {', '.join(problems)}", fix)
 
 
-def check_services() -> list[CheckResult]:
+def check_services(config: Any = None) -> list[CheckResult]:
     if not Path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
         return [CheckResult("service", "skip", "systemd is not running here")]
     rows: list[CheckResult] = []
@@ -620,8 +626,11 @@ def check_services() -> list[CheckResult]:
         except (OSError, subprocess.SubprocessError) as exc:
             rows.append(CheckResult(unit, "skip", f"systemctl failed ({exc})"))
             continue
+        wanted = unit == "edgeteach.service" or (config is not None and config.llm.enabled)
         if not enabled or enabled == "not-found":
             rows.append(CheckResult(unit, "skip", "not installed"))
+        elif wanted and enabled != "enabled":
+            rows.append(CheckResult(unit, "warn", f"{enabled}, {active}: it will not start at boot", f"`sudo systemctl enable --now {unit}`"))
         elif active == "failed":
             rows.append(CheckResult(unit, "warn", f"{enabled}, failed", f"read why: `journalctl -u {unit.removesuffix('.service')} -b -n 50`; fix, then `sudo systemctl restart {unit}`"))
         else:
@@ -641,7 +650,21 @@ def _guard(name: str, fn: Callable[[], Iterable[CheckResult] | CheckResult]) -> 
     return [result] if isinstance(result, CheckResult) else list(result)
 
 
+def service_active(unit: str = "edgeteach.service") -> bool:
+    if not Path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
+        return False
+    try:
+        return subprocess.run(["systemctl", "is-active", "--quiet", unit], timeout=5).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def run_checks(options: DoctorOptions) -> list[CheckResult]:
+    if options.open_sources is None:
+        # A camera streams to one program at a time: opening it under the running service would only
+        # report "busy" for a camera that works.
+        active = service_active()
+        options = replace(options, open_sources=not active, service_holds_sources=active)
     rows: list[CheckResult] = []
     rows += _guard("python", check_python)
     config_rows, config = check_config(options)
@@ -668,7 +691,7 @@ def run_checks(options: DoctorOptions) -> list[CheckResult]:
     rows += _guard("temperature", check_temperature)
     if is_raspberry_pi() or shutil.which("vcgencmd"):
         rows += _guard("throttling", check_throttling)
-    rows += _guard("service", check_services)
+    rows += _guard("service", lambda: check_services(config))
     return rows
 
 

@@ -9,7 +9,9 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +241,46 @@ def test_pi_throttling_bits_are_decoded() -> None:
     # `vcgencmd get_throttled` on a Pi with a weak supply that has also been hot: throttled=0x50005
     assert decode_throttled(0x50005) == ["under-voltage now", "throttled now", "under-voltage has occurred", "throttling has occurred"]
     assert decode_throttled(0) == []
+
+
+class _StandInPicamera2:
+    """Mimics picamera2.Picamera2.global_camera_info(): the list of cameras libcamera found."""
+
+    cameras: list[dict[str, Any]] = []
+
+    @staticmethod
+    def global_camera_info() -> list[dict[str, Any]]:
+        return list(_StandInPicamera2.cameras)
+
+
+@pytest.mark.parametrize("cameras, uri, status, text", [
+    ([], "picamera2://0", "fail", "ribbon cable"),
+    ([{"Model": "imx708", "Num": 0}], "picamera2://1", "fail", "picamera2://0"),
+    ([{"Model": "imx708", "Num": 0}, {"Model": "imx219", "Num": 1}], "picamera2://1", "ok", "imx219"),
+])
+def test_pi_camera_check_picamera2_standin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           cameras: list[dict[str, Any]], uri: str, status: str, text: str) -> None:
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = _StandInPicamera2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setattr(_StandInPicamera2, "cameras", cameras)
+    bundle = make_bundle(tmp_path / "desk", ["cat", "dog"])
+    config = write_config(tmp_path / "edge.yaml", mqtt=mqtt_at(free_port()),
+                          pipelines=[{"name": "desk", "kind": "camera", "bundle": str(bundle), "source": {"uri": uri}}])
+    rows = doctor(config)
+    camera = row(rows, "camera desk")
+    assert camera.status == status, camera
+    assert text in (camera.fix if status == "fail" else camera.detail)
+    assert row(rows, "picamera2").status == ("ok" if cameras else "fail")
+
+
+def test_no_open_checks_the_camera_is_there_without_opening_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()  # an empty folder: opening it would fail, so "ok" proves it was not opened
+    bundle = make_bundle(tmp_path / "desk", ["cat", "dog"])
+    config = write_config(tmp_path / "edge.yaml", mqtt=mqtt_at(free_port()),
+                          pipelines=[{"name": "desk", "kind": "camera", "bundle": str(bundle), "source": {"uri": str(frames)}}])
+    edge_main(["doctor", "-c", str(config), "--no-open", "--json"])
+    camera = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "camera desk")
+    assert camera["status"] == "ok" and "not opened: --no-open" in camera["detail"]
+    assert row(doctor(config), "camera desk").status == "fail"  # opened (no service runs here): the empty folder is caught

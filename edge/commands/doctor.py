@@ -22,7 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-c", "--config", help=f"device config YAML (default: {DEFAULT_CONFIG} when it exists)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--no-open", action="store_true", help="do not open cameras to grab a frame (the running service holds them)")
+    opening = parser.add_mutually_exclusive_group()
+    opening.add_argument("--no-open", dest="open_sources", action="store_false", default=None,
+                         help="do not open cameras to grab a frame (default: open them unless edgeteach.service is running)")
+    opening.add_argument("--open", dest="open_sources", action="store_true", default=None,
+                         help="open cameras even while the service runs")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the broker and network cameras (default 3)")
     parser.set_defaults(func=run)
 
@@ -30,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     explicit = args.config is not None
     config_path = Path(args.config) if explicit else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    options = DoctorOptions(config_path=config_path, config_explicit=explicit, mqtt_timeout_s=args.timeout, open_sources=not args.no_open)
+    options = DoctorOptions(config_path=config_path, config_explicit=explicit, mqtt_timeout_s=args.timeout, open_sources=args.open_sources)
     rows = run_checks(options)
     if args.json:
         json.dump(as_json(rows, config_path), sys.stdout, indent=2)
