@@ -1,0 +1,85 @@
+"""`trainer train DATA_DIR -o OUT_DIR`: folders of examples in, a checked ONNX bundle and a report out."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from edge.datasets import DEFAULT_VAL_FRACTION, DatasetError, detect_task
+from trainer.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
+from trainer.export import ExportError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a classifier from a folder with one sub-folder per class",
+        description="Train a classifier from DATA_DIR (one sub-folder per class, or train/ and val/ folders "
+        "holding those) and write a model bundle with a report to OUT_DIR.",
+    )
+    p.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    p.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, metavar="OUT_DIR", help="bundle folder to write")
+    p.add_argument("--task", choices=["image", "audio"], default=None, help="default: detected from the files")
+    p.add_argument("--backbone", choices=sorted(BUILDERS), default=DEFAULT_BACKBONE)
+    p.add_argument("--weights", type=Path, default=None, metavar="PATH", help="backbone weights file (.pth) instead of the built-in/cached ones")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--fine-tune", type=int, default=0, metavar="N", help="also train the backbone's last N blocks (default 0: head only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-split", type=float, default=DEFAULT_VAL_FRACTION, help="fraction held out per class when there is no val/ folder")
+    p.add_argument("--augment", type=int, default=2, metavar="K", help="augmented views per training image (flip, crop, colour); 0 = none")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
+    p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.epochs < 1:
+        raise DatasetError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise DatasetError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.lr > 0:
+        raise DatasetError(f"--lr must be positive, got {args.lr}")
+    if args.augment < 0:
+        raise DatasetError(f"--augment must be 0 or more, got {args.augment}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.report import summary_table
+
+    try:
+        _check_numbers(args)
+        task = args.task or (detect_task(args.data_dir) if Path(args.data_dir).is_dir() else None) or "image"
+        if task == "audio":
+            raise DatasetError("audio training is not available yet in this version; use image folders (--task image)")
+        from trainer.image_trainer import ImageTrainOptions, train_image_classifier
+
+        report = train_image_classifier(
+            ImageTrainOptions(
+                data_dir=args.data_dir,
+                out_dir=args.out_dir,
+                backbone=args.backbone,
+                weights=args.weights,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                fine_tune=args.fine_tune,
+                seed=args.seed,
+                val_split=args.val_split,
+                int8=not args.no_int8,
+                augment=args.augment,
+                cache_dir=args.cache_dir,
+                progress=not args.quiet,
+            )
+        )
+    except (DatasetError, BackboneError, ExportError) as exc:
+        log.error("%s", exc)
+        return 2
+    print(summary_table(report))
+    print(f"bundle: {args.out_dir}  report: {Path(args.out_dir) / 'report.html'}")
+    return 0

@@ -1,0 +1,97 @@
+"""Image decoding for training: the device's own decode and fit, plus a few augmented views.
+
+Training pixels come from `edge.runtime.images` (the code the device runs), so the model learns from
+exactly what the camera pipeline will feed it. Unreadable files are skipped with a warning and listed
+in the report; they never stop a training run on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from edge.runtime.images import RESIZE_POLICY, ImageDecodeError, decode_image, fit_image
+
+log = logging.getLogger(__name__)
+
+AUGMENT_VERSION = 1  # bump when the views change, so cached embeddings of old views are not reused
+
+
+@dataclass
+class DecodedImage:
+    path: Path
+    sha1: str  # of the file's bytes: the embedding cache key
+    fitted: np.ndarray  # uint8 [H, W, 3] exactly as the device sees it
+
+
+def file_sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _crop_resize(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random square crop covering 70-100 % of the centred square's side, slightly off-centre."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    crop = max(1, int(round(side * rng.uniform(0.7, 1.0))))
+    top = int(rng.integers(0, h - crop + 1))
+    left = int(rng.integers(0, w - crop + 1))
+    return fit_image(rgb[top : top + crop, left : left + crop], size, "stretch")
+
+
+def _colour_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast and saturation each within +-20 %: lighting changes a camera sees."""
+    x = rgb.astype(np.float32)
+    x = x * rng.uniform(0.8, 1.2)
+    mean = x.mean()
+    x = (x - mean) * rng.uniform(0.8, 1.2) + mean
+    gray = x.mean(axis=2, keepdims=True)
+    x = (x - gray) * rng.uniform(0.8, 1.2) + gray
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def augmented_views(rgb: np.ndarray, size: tuple[int, int], count: int, seed: int) -> list[np.ndarray]:
+    """`count` views of one image: random crop, horizontal flip (every other view), colour jitter.
+    Seeded per image so the same file always gives the same views (the cache relies on it)."""
+    rng = np.random.default_rng(seed)
+    views: list[np.ndarray] = []
+    for i in range(count):
+        view = _crop_resize(rgb, size, rng)
+        if i % 2 == 0:
+            view = np.ascontiguousarray(view[:, ::-1])
+        views.append(_colour_jitter(view, rng))
+    return views
+
+
+def view_seed(sha1: str, seed: int) -> int:
+    return int(sha1[:8], 16) ^ (seed * 7919)
+
+
+def decode_images(
+    paths: Iterable[Path],
+    size: tuple[int, int],
+    policy: str = RESIZE_POLICY,
+    progress: bool = True,
+) -> tuple[dict[Path, DecodedImage], list[dict[str, str]]]:
+    """Decodes every file; returns the usable ones by path and the skipped ones as {path, reason}.
+    Augmented views are made later, only for training files whose embeddings are not cached."""
+    paths = list(paths)
+    decoded: dict[Path, DecodedImage] = {}
+    skipped: list[dict[str, str]] = []
+    for path in tqdm(paths, desc="reading images", unit="img", disable=not progress, leave=False):
+        try:
+            rgb = decode_image(path)
+        except ImageDecodeError as exc:
+            log.warning("skipping unreadable image %s", exc)
+            skipped.append({"path": str(path), "reason": str(exc)})
+            continue
+        sha1 = file_sha1(path)
+        decoded[path] = DecodedImage(path=path, sha1=sha1, fitted=fit_image(rgb, size, policy))
+    if skipped:
+        log.warning("%d of %d image(s) could not be read and were skipped (listed in the report)", len(skipped), len(paths))
+    return decoded, skipped

@@ -1,0 +1,151 @@
+"""The "under the hood" report: report.json, PNG plots, a self-contained report.html and a printed table.
+
+Task-agnostic: it reads the report dictionary the trainer assembled (labels, counts, history, metrics of
+each variant, skipped files, timing).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
+    plt = _pyplot()
+    m = np.asarray(matrix)
+    size = max(4.0, 0.6 * len(labels) + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    peak = m.max() if m.size else 0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if peak and m[i, j] > peak / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, title in ((acc_ax, "accuracy", "Accuracy per epoch"), (loss_ax, "loss", "Loss per epoch")):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], label="train")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f} %"
+
+
+def _class_table(metrics: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{metrics['support'].get(label, 0)}</td><td>{_pct(metrics['per_class'].get(label))}</td>"
+        f"<td>{_pct(metrics['precision'].get(label))}</td><td>{_pct(metrics['recall'].get(label))}</td></tr>"
+        for label in metrics["labels"]
+    )
+    return f"<table><tr><th>class</th><th>examples</th><th>accuracy</th><th>precision</th><th>recall</th></tr>{rows}</table>"
+
+
+def write_html(report: dict[str, Any], out_dir: Path, images: dict[str, Path]) -> Path:
+    metrics = report["metrics"]
+    variants = "".join(
+        f"<tr><td>{v}</td><td>{_pct(m['accuracy'])}</td><td>{m['n']}</td></tr>" for v, m in metrics.items()
+    )
+    counts = report["data"]["counts"]
+    count_rows = "".join(
+        f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{counts[s].get(label, 0)}</td>" for s in ("train", "val", "test")) + "</tr>"
+        for label in report["labels"]
+    )
+    skipped = report["data"]["skipped"]
+    skipped_html = (
+        "<ul>" + "".join(f"<li><code>{html.escape(s['path'])}</code>: {html.escape(s['reason'])}</li>" for s in skipped) + "</ul>"
+        if skipped
+        else "<p>none</p>"
+    )
+    timing = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in report["timing"].items())
+    best = metrics.get("fp32") or next(iter(metrics.values()))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>EdgeTeach training report</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}img{{max-width:100%}}code{{font-size:90%}}</style></head><body>
+<h1>Training report</h1>
+<p>{report['task']} classifier, backbone <b>{html.escape(report['backbone'])}</b>, {len(report['labels'])} classes, trained in {report['timing'].get('total', 0):.1f} s.</p>
+<h2>Accuracy on the validation split (ONNX Runtime)</h2><table><tr><th>variant</th><th>accuracy</th><th>examples</th></tr>{variants}</table>
+<h2>Per class (fp32)</h2>{_class_table(best)}
+<h2>Confusion matrix</h2><p>Rows: true class; columns: what the model said.</p>{''.join(_img(p) for k, p in images.items() if k.startswith('confusion'))}
+<h2>Accuracy and loss per epoch</h2>{_img(images['curves']) if 'curves' in images else ''}
+<h2>Data</h2><table><tr><th>class</th><th>train</th><th>val</th><th>test</th></tr>{count_rows}</table>
+<h3>Skipped files ({len(skipped)})</h3>{skipped_html}
+<h2>Timing</h2><table>{timing}</table>
+<h2>Settings</h2><pre>{html.escape(json.dumps(report['settings'], indent=2))}</pre>
+</body></html>
+"""
+    path = out_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """report.json, confusion_matrix[_int8].png, curves.png and report.html in out_dir."""
+    images: dict[str, Path] = {}
+    for variant, metrics in report["metrics"].items():
+        name = "confusion_matrix.png" if variant == "fp32" else f"confusion_matrix_{variant}.png"
+        plot_confusion(metrics["confusion_matrix"], metrics["labels"], out_dir / name, f"Confusion matrix ({variant}, validation)")
+        images[name.removesuffix(".png")] = out_dir / name
+    if report.get("history"):
+        plot_curves(report["history"], out_dir / "curves.png")
+        images["curves"] = out_dir / "curves.png"
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    html_path = write_html(report, out_dir, images)
+    return {"json": out_dir / "report.json", "html": html_path, **images}
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A short plain-text table for the terminal."""
+    metrics = report["metrics"]
+    variants = list(metrics)
+    width = max(12, *(len(label) for label in report["labels"]))
+    lines = [f"{'class':<{width}} {'val n':>6} " + " ".join(f"{v + ' acc':>10}" for v in variants)]
+    for label in report["labels"]:
+        n = metrics[variants[0]]["support"].get(label, 0)
+        lines.append(f"{label:<{width}} {n:>6} " + " ".join(f"{_pct(metrics[v]['per_class'].get(label)):>10}" for v in variants))
+    lines.append(f"{'overall':<{width}} {metrics[variants[0]]['n']:>6} " + " ".join(f"{_pct(metrics[v]['accuracy']):>10}" for v in variants))
+    skipped = len(report["data"]["skipped"])
+    timing = report["timing"]
+    lines.append(
+        f"skipped files: {skipped}; time: {timing.get('total', 0):.1f} s "
+        f"(reading {timing.get('decode', 0):.1f}, embedding {timing.get('embed', 0):.1f}, head {timing.get('train', 0):.1f}, "
+        f"export {timing.get('export', 0):.1f}, int8 {timing.get('quantize', 0):.1f})"
+    )
+    return "\n".join(lines)
