@@ -18,12 +18,20 @@ legitimate example and is kept.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from edge.runtime.audio import load_audio, resample
+from edge.runtime.audio import AudioDecodeError, load_audio, resample
+
+if TYPE_CHECKING:
+    from edge.datasets import Sample
+    from edge.runtime.session import Classifier
+
+log = logging.getLogger(__name__)
 
 BACKGROUND_LABEL = "_background_noise_"
 MIN_CLIP_SECONDS = 0.05
@@ -129,3 +137,64 @@ def clip_windows(samples: np.ndarray, rate: int, window: int, hop: int, backgrou
     """[n, window] float32 windows of one clip, as the trainer validates and `trainer evaluate` scores."""
     plan = plan_windows(samples, rate, window, hop, background)
     return np.stack([cut(samples, int(s), window) for s in plan.starts])
+
+
+def is_background_path(path: str | Path) -> bool:
+    """True for files under a `_background_noise_` folder (at any depth of the data set)."""
+    return BACKGROUND_LABEL in Path(path).parts
+
+
+def score_files(
+    paths: Sequence[str | Path],
+    predict: Callable[[np.ndarray], np.ndarray],
+    rate: int,
+    window: int,
+    hop: int,
+    batch_size: int = 32,
+) -> tuple[list[int], list[np.ndarray], list[dict[str, str]]]:
+    """Per file: cut into windows as the trainer does, predict every window, average the probabilities.
+
+    `predict` maps a float32 [n, window] batch to probabilities [n, classes] (an ONNX Runtime session
+    on the device and in `trainer evaluate`). Returns (indices of scored files, their probabilities,
+    skipped files as {path, reason}); unreadable, too-short and silent files are skipped with a warning."""
+    kept: list[int] = []
+    probs: list[np.ndarray] = []
+    skipped: list[dict[str, str]] = []
+    pending: list[np.ndarray] = []
+    owners: list[int] = []
+    outputs: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending:
+            outputs.append(np.asarray(predict(np.stack(pending)), np.float32))
+            pending.clear()
+
+    for i, path in enumerate(paths):
+        background = is_background_path(path)
+        try:
+            clip = load_clip(path, rate, background=background)
+        except (AudioDecodeError, ClipRejected) as exc:
+            log.warning("skipping %s", exc)
+            skipped.append({"path": str(path), "reason": str(exc)})
+            continue
+        for row in clip_windows(clip, rate, window, hop, background=background):
+            pending.append(row)
+            owners.append(i)
+            if len(pending) >= batch_size:
+                flush()
+        kept.append(i)
+    flush()
+    if not kept:
+        return kept, probs, skipped
+    window_probs = np.concatenate(outputs)
+    owner = np.asarray(owners)
+    for i in kept:
+        probs.append(window_probs[owner == i].mean(axis=0))
+    return kept, probs, skipped
+
+
+def bundle_scorer(clf: "Classifier", samples: Sequence["Sample"], batch_size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
+    """`edge.evaluate`'s scorer for audio bundles: windows as the manifest says, one answer per file."""
+    bundle = clf.bundle
+    kept, probs, skipped = score_files([s.path for s in samples], clf.run, bundle.sample_rate, bundle.window_samples, bundle.hop_samples, batch_size)
+    return kept, probs, [s["path"] for s in skipped]

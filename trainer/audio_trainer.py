@@ -1,0 +1,206 @@
+"""`trainer train --task audio`: folders of sound files in, a checked ONNX bundle and a report out.
+
+The steps: scan and split (edge.datasets, shared with images), decode and check each file
+(edge.runtime.audio + audio_windows, shared with the device), train with augmentation
+(trainer.audio_train), export waveform -> probabilities with the log-mel front end inside, check parity
+and quantize (trainer.export, shared with images), score both variants per file through ONNX Runtime
+with the device's windowing (edge.runtime.audio_windows.score_files), write the bundle and the report
+(trainer.report, shared).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from edge.datasets import DEFAULT_VAL_FRACTION, DatasetError, Sample, make_splits, scan_dataset
+from edge.evaluate import classification_metrics
+from edge.runtime.audio_windows import BACKGROUND_LABEL, MIN_CLIP_SECONDS, score_files
+from edge.runtime.bundle import VARIANT_FILES
+from edge.runtime.session import make_session
+from trainer.audio_data import Augment, AudioSettings, decode_clips
+from trainer.audio_models import DEFAULT_AUDIO_BACKBONE, ProbabilitiesModel
+from trainer.audio_train import AudioTrainConfig, train_sound_classifier
+from trainer.export import check_parity, export_onnx, quantize_int8, remove_stale, write_bundle
+from trainer.report import write_report
+
+log = logging.getLogger(__name__)
+
+PARITY_WINDOWS = 64
+CALIBRATION_WINDOWS = 128
+FRONT_END_SCOPE = "/model/front_end/"  # ONNX node-name prefix of the log-mel front end
+
+
+@dataclass
+class AudioTrainOptions:
+    data_dir: Path
+    out_dir: Path
+    backbone: str = DEFAULT_AUDIO_BACKBONE
+    epochs: int = AudioTrainConfig.epochs
+    batch_size: int = AudioTrainConfig.batch_size
+    lr: float = AudioTrainConfig.lr
+    seed: int = 0
+    val_split: float = DEFAULT_VAL_FRACTION
+    int8: bool = True
+    sample_rate: int = 16000
+    window_seconds: float = 1.0
+    hop_seconds: float = 0.5
+    augment: bool = True
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_options(opts: AudioTrainOptions) -> None:
+    if opts.sample_rate < 4000:
+        raise DatasetError(f"--sample-rate {opts.sample_rate} is too low for sound classification; use 8000 or more (default 16000)")
+    if not MIN_CLIP_SECONDS * 2 <= opts.window_seconds <= 10:
+        raise DatasetError(f"--window {opts.window_seconds} s: use a window between {MIN_CLIP_SECONDS * 2} and 10 seconds (default 1.0)")
+    if not 0 < opts.hop_seconds <= opts.window_seconds:
+        raise DatasetError(f"--hop {opts.hop_seconds} s must be positive and at most the window ({opts.window_seconds} s)")
+
+
+def _front_end_nodes(path: Path) -> list[str]:
+    """Names of the front end's nodes: they stay float in the int8 model (quantizing the STFT kernels
+    and the log's input range costs accuracy and saves almost no time)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [node.name for node in graph.node if node.name.startswith(FRONT_END_SCOPE)]
+
+
+def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Per-file metrics of one exported variant, windows cut and averaged exactly as `trainer evaluate` does."""
+    session = make_session(path)
+    name = session.get_inputs()[0].name
+    kept, probs, skipped = score_files([s.path for s in samples], lambda x: session.run(None, {name: x})[0], settings.sample_rate, settings.window, settings.hop)
+    y_true = [samples[i].label for i in kept]
+    y_pred = [int(np.argmax(p)) for p in probs]
+    return classification_metrics(y_true, y_pred, labels), skipped
+
+
+def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
+    """Runs the whole sound pipeline; returns the report dictionary (also written to out_dir)."""
+    _check_options(opts)
+    started = time.perf_counter()
+    timing: dict[str, float] = {}
+    out_dir = Path(opts.out_dir)
+    settings = AudioSettings(opts.sample_rate, opts.window_seconds, opts.hop_seconds)
+    dataset = scan_dataset(opts.data_dir, "audio")
+
+    t = time.perf_counter()
+    clips, skipped = decode_clips(dataset.all_files, settings.sample_rate, progress=opts.progress)
+    splits = make_splits(dataset, [Path(s["path"]) for s in skipped], opts.val_split, opts.seed)
+    timing["decode"] = time.perf_counter() - t
+
+    config = AudioTrainConfig(
+        backbone=opts.backbone, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed,
+        settings=settings, augment=Augment() if opts.augment else Augment.off(), progress=opts.progress,
+    )
+    result = train_sound_classifier(splits, clips, config)
+    timing["train"] = result.timing["train_seconds"]
+
+    t = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale(out_dir)
+    model = ProbabilitiesModel(result.model).eval()
+    fp32_path = out_dir / VARIANT_FILES["fp32"]
+    export_onnx(model, torch.zeros((1, settings.window)), fp32_path, input_name="waveform")
+    source = result.val if len(result.val) else result.train
+    parity_inputs = source.windows(range(min(PARITY_WINDOWS, len(source))), settings.window)
+    # PyTorch computes the STFT with an FFT, the graph with the fixed-kernel convolution: parity checks both agree.
+    parity = check_parity(model, fp32_path, parity_inputs)
+    timing["export"] = time.perf_counter() - t
+
+    variants = {"fp32": fp32_path}
+    quantization: dict[str, Any] = {}
+    if opts.int8:
+        t = time.perf_counter()
+        rng = np.random.default_rng(opts.seed)
+        pick = np.sort(rng.permutation(len(result.train))[:CALIBRATION_WINDOWS])
+        calibration = result.train.windows(pick, settings.window)
+        quantization = quantize_int8(fp32_path, out_dir / VARIANT_FILES["int8"], calibration, nodes_to_exclude=_front_end_nodes(fp32_path), float_first_convs=0)
+        quantization["float_nodes"] = "log-mel front end (" + str(len(quantization["float_nodes"])) + " nodes)"
+        variants["int8"] = out_dir / VARIANT_FILES["int8"]
+        timing["quantize"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    test_metrics: dict[str, Any] = {}
+    for variant, path in variants.items():
+        metrics[variant], _ = _score(path, splits.val, splits.labels, settings)
+        if splits.test:
+            test_metrics[variant], _ = _score(path, splits.test, splits.labels, settings)
+    timing["evaluate"] = time.perf_counter() - t
+    timing["total"] = time.perf_counter() - started
+
+    front_end = result.model.front_end.config.describe() | {"scale": result.extra["front_end_scale"]}
+    settings_report = {
+        "backbone": opts.backbone,
+        "epochs": opts.epochs,
+        "batch_size": opts.batch_size,
+        "lr": opts.lr,
+        "seed": opts.seed,
+        "val_split": opts.val_split,
+        "sample_rate": settings.sample_rate,
+        "window_seconds": opts.window_seconds,
+        "hop_seconds": opts.hop_seconds,
+        "augment": result.extra["augment"],
+        "mixed_noise": result.extra["mixed_noise"],
+        "train_config": {k: v for k, v in asdict(replace(config, settings=settings)).items() if k not in ("augment", "settings")},
+        **opts.extra,
+    }
+    data_summary = {
+        "root": str(dataset.root),
+        "layout": dataset.layout,
+        "counts": splits.counts(),
+        "skipped": skipped,
+        "training_windows": result.extra["train_windows"],
+        "validation_windows": result.extra["val_windows"],
+        "background_class": BACKGROUND_LABEL in splits.labels,
+    }
+    preprocessing = {
+        "sample_rate": settings.sample_rate,
+        "window_samples": settings.window,
+        "hop_samples": settings.hop,
+        "channels": 1,
+        "input_range": "float32 mono, -1..1",
+        "resample": "edge.runtime.audio.resample (windowed sinc) from the file's or microphone's rate",
+        "windowing": "clips: one window centred on the loud part; long sounds: windows every hop_samples; "
+        "file score = mean of its windows' probabilities (edge.runtime.audio_windows)",
+        "front_end": front_end,
+    }
+    write_bundle(
+        out_dir,
+        task="audio",
+        labels=splits.labels,
+        input_spec={"name": "waveform", "dtype": "float32", "shape": [-1, settings.window]},
+        preprocessing=preprocessing,
+        metrics={v: {k: m[k] for k in ("accuracy", "n", "per_class", "precision", "recall", "confusion_matrix")} for v, m in metrics.items()},
+        extra={
+            "backbone": opts.backbone,
+            "training": {**settings_report, "data": {k: v for k, v in data_summary.items() if k != "skipped"}, "skipped_files": len(skipped)},
+            "parity": parity,
+            "quantization": quantization,
+        },
+    )
+    report = {
+        "task": "audio",
+        "backbone": opts.backbone,
+        "labels": list(splits.labels),
+        "data": data_summary,
+        "history": result.history,
+        "metrics": metrics,
+        "test_metrics": test_metrics,
+        "parity": parity,
+        "quantization": quantization,
+        "timing": timing,
+        "settings": settings_report,
+        "bundle": str(out_dir),
+    }
+    write_report(report, out_dir)
+    return report
