@@ -15,6 +15,7 @@ set -euo pipefail
 
 SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROG="deploy/install.sh"
+ORIG_ARGS="$*"
 
 # ---- options ------------------------------------------------------------------------------------------
 DRY_RUN=0
@@ -786,7 +787,7 @@ do_uninstall() {
 
 # ---- main --------------------------------------------------------------------------------------------
 if [ "$DRY_RUN" -eq 0 ] && [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
-  die "run as root: sudo $0 $* (or try --dry-run first)"
+  die "run as root: sudo $0${ORIG_ARGS:+ $ORIG_ARGS} (or try --dry-run first)"
 fi
 
 printf '%sEdgeTeach installer%s (source %s)\n' "$BOLD" "$RESET" "$SRC_DIR"
