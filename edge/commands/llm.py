@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--url", help="server URL (default http://127.0.0.1:8080)")
     chat.add_argument("--api-key", help="API key of the server")
     chat.add_argument("--model", help="load this GGUF here instead of talking to a server")
+    chat.add_argument("--threads", type=int, default=0, help="with --model: CPU threads (0 = all cores)")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--max-tokens", type=int, default=256)
     chat.add_argument("--temperature", type=float)
@@ -113,7 +114,7 @@ def _chat_backend(args: argparse.Namespace) -> Any:
         from edge.llm.engine import Engine
 
         print(f"loading {args.model} ...", file=sys.stderr)
-        return LocalChat(Engine.load(LlmSettings(model=args.model, max_tokens=max(1, args.max_tokens))))
+        return LocalChat(Engine.load(LlmSettings(model=args.model, max_tokens=max(1, args.max_tokens), threads=max(0, args.threads))))
     url, key = args.url, args.api_key
     if args.config and not url:
         from edge.config import load_config

@@ -222,12 +222,15 @@ class Engine:
         prompt_ms = ((first_at or time.perf_counter()) - started) * 1000.0
         predicted_ms = ((last_at - first_at) * 1000.0) if (first_at is not None and last_at is not None) else 0.0
         prompt_n = len(prepared.tokens) - cached
+        # At the length limit llama-cpp-python samples one token more before it checks the limit and
+        # drops it: that one is work done (it stays in the rate) but not part of the answer.
+        answered = min(sampled, max_tokens)
         timings = Timings(
             prompt_n=prompt_n,
             prompt_cached_n=cached,
             prompt_ms=prompt_ms,
             prompt_per_second=prompt_n / prompt_ms * 1000.0 if prompt_ms > 0 else 0.0,
-            predicted_n=sampled,
+            predicted_n=answered,
             predicted_ms=predicted_ms,
             predicted_per_second=(sampled - 1) / predicted_ms * 1000.0 if sampled > 1 and predicted_ms > 0 else 0.0,
         )
@@ -236,6 +239,6 @@ class Engine:
             finish_reason=finish_reason,
             stopped_by=stopped_by,
             prompt_tokens=len(prepared.tokens),
-            completion_tokens=sampled,
+            completion_tokens=answered,
             timings=timings,
         )

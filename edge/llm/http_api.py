@@ -16,7 +16,6 @@ import select
 import socket
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
@@ -47,6 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self._last_check = time.monotonic()
         # Each SSE event is one small write: without TCP_NODELAY, Nagle + delayed ACK add up to 40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -184,15 +184,21 @@ class _Handler(BaseHTTPRequestHandler):
     # -- answering ---------------------------------------------------------------------------------
 
     def _next_event(self, events: "queue.Queue[Event]", job: Any) -> Optional[Event]:
-        """The job's next event, or None when the client hung up meanwhile (the job is cancelled)."""
+        """The job's next event, or None when the client hung up meanwhile (the job is then cancelled).
+        The check runs every POLL_S even while events flow, so a non-streaming client that leaves
+        mid-generation is noticed too (a streaming one is noticed by the failing write)."""
         while True:
-            try:
-                return events.get(timeout=POLL_S)
-            except queue.Empty:
+            now = time.monotonic()
+            if now - self._last_check >= POLL_S:
+                self._last_check = now
                 if self._client_gone():
                     job.cancel("cancelled")
                     log.info("request %d: client disconnected; generation cancelled", job.id)
                     return None
+            try:
+                return events.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
 
     def _complete(self, request: ChatRequest, job: Any, injected: Optional[str], events: "queue.Queue[Event]") -> None:
         while True:

@@ -11,15 +11,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from edge.llm.chat_format import Message
 
 log = logging.getLogger(__name__)
 
-BEGIN = "### LIVE SENSOR STATES (from this device's classifiers) ###"
+# Wording chosen by measurement: SmolLM2-135M at temperature 0 named the label in 18 of 18 answers to
+# "What does the camera see?" with "The camera sees: cat (...)" lines, but in 9 of 18 with a terser
+# "pipeline: cat, confidence 0.93" list (6 labels x 3 ages; see docs/llm.md).
+BEGIN = "### LIVE SENSOR STATES (this device's classifiers, right now) ###"
 END = "### END OF SENSOR STATES ###"
-INSTRUCTION = "When the user asks what the device sees or hears, answer from these states."
+INSTRUCTION = "Answer questions about what the device sees or hears from these states."
+VERBS = {"camera": "sees", "microphone": "hears"}
 
 
 @dataclass
@@ -34,9 +38,10 @@ class SensorState:
 class SensorContext:
     """Keeps the newest state per pipeline. `on_state` is an MQTT handler; the rest is thread-safe."""
 
-    def __init__(self, topic_prefix: str, max_age_s: float = 600.0) -> None:
+    def __init__(self, topic_prefix: str, max_age_s: float = 600.0, kinds: Optional[dict[str, str]] = None) -> None:
         self.topic_prefix = topic_prefix.rstrip("/")
         self.max_age_s = max_age_s
+        self.kinds = dict(kinds or {})  # pipeline name -> "camera" | "microphone", from the device config
         self._lock = threading.Lock()
         self._states: dict[str, SensorState] = {}
 
@@ -63,7 +68,7 @@ class SensorContext:
             label=label,
             confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
             ts=float(ts) if isinstance(ts, (int, float)) else time.time(),
-            kind=str(data["kind"]) if data.get("kind") else None,
+            kind=str(data.get("kind") or self.kinds.get(pipeline) or (pipeline if pipeline in VERBS else "")) or None,
         )
         with self._lock:
             self._states[pipeline] = state
@@ -80,9 +85,9 @@ class SensorContext:
             age = max(0.0, now - s.ts)
             if age > self.max_age_s:
                 continue
-            what = f"{s.kind} pipeline" if s.kind else "pipeline"
-            confidence = f", confidence {s.confidence:.2f}" if s.confidence is not None else ""
-            lines.append(f'- {what} "{s.pipeline}": {s.label}{confidence}, {age:.0f} s ago')
+            who = f"The {s.kind}" if s.kind == s.pipeline else (f'The {s.kind} "{s.pipeline}"' if s.kind else f'"{s.pipeline}"')
+            confidence = f"confidence {s.confidence:.2f}, " if s.confidence is not None else ""
+            lines.append(f"- {who} {VERBS.get(s.kind or '', 'detects')}: {s.label} ({confidence}{age:.0f} s ago)")
         if not lines:
             return None
         return "\n".join([BEGIN, *lines, END, INSTRUCTION])

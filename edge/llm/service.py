@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,6 +32,7 @@ class ServeTarget:
     device_id: str
     topic_prefix: str
     client_id: str
+    pipeline_kinds: dict[str, str] = field(default_factory=dict)  # name -> camera/microphone, for the sensor context
 
 
 def resolve_target(config_path: Optional[str], overrides: dict[str, Any], mqtt_host: Optional[str] = None,
@@ -45,6 +46,7 @@ def resolve_target(config_path: Optional[str], overrides: dict[str, Any], mqtt_h
     llm_data: dict[str, Any] = {}
     mqtt_settings: Optional[MqttSettings] = None
     device_id = default_device_id()
+    kinds: dict[str, str] = {}
     if config_path:
         try:
             config = load_config(config_path)
@@ -56,6 +58,7 @@ def resolve_target(config_path: Optional[str], overrides: dict[str, Any], mqtt_h
             llm_data["model"] = str(Path(config_path).resolve().parent / model)
         mqtt_settings = config.mqtt
         device_id = config.device_id
+        kinds = {p.name: p.kind for p in config.pipelines}
     for key, value in overrides.items():
         if value is not None:
             llm_data[key] = value
@@ -72,7 +75,7 @@ def resolve_target(config_path: Optional[str], overrides: dict[str, Any], mqtt_h
         mqtt_settings = None
     prefix = Topics.for_device(device_id, mqtt_settings.topic_prefix if mqtt_settings else None).prefix
     client_id = f"{(mqtt_settings.client_id if mqtt_settings and mqtt_settings.client_id else f'edgeteach-{device_id}')}-llm"
-    return ServeTarget(llm=llm, mqtt=mqtt_settings, device_id=device_id, topic_prefix=prefix, client_id=client_id)
+    return ServeTarget(llm=llm, mqtt=mqtt_settings, device_id=device_id, topic_prefix=prefix, client_id=client_id, pipeline_kinds=kinds)
 
 
 class LlmServer:
@@ -81,7 +84,7 @@ class LlmServer:
 
     def __init__(self, target: ServeTarget) -> None:
         self.target = target
-        self.sensors = SensorContext(target.topic_prefix, target.llm.sensor_max_age_s) if target.mqtt else None
+        self.sensors = SensorContext(target.topic_prefix, target.llm.sensor_max_age_s, target.pipeline_kinds) if target.mqtt else None
         self.core = LlmCore(target.llm, self.sensors)
         self.http: Optional[LlmHttpServer] = None
         self.conn: Any = None
@@ -98,9 +101,15 @@ class LlmServer:
             from edge.llm.mqtt_api import LlmTopics, MqttLlmApi
             from edge.mqtt.connection import MqttConnection, OutgoingMessage
 
+            from edge.mqtt.connection import MqttConfigError
+
             self._topics = LlmTopics(self.target.topic_prefix)
-            self.conn = MqttConnection(self.target.mqtt, client_id=self.target.client_id,
-                                       will=OutgoingMessage(self._topics.status, b"offline", qos=1, retain=True))
+            try:
+                self.conn = MqttConnection(self.target.mqtt, client_id=self.target.client_id,
+                                           will=OutgoingMessage(self._topics.status, b"offline", qos=1, retain=True))
+            except MqttConfigError as exc:
+                self.http.stop()
+                raise ServeConfigError(str(exc)) from None
             MqttLlmApi(self.core, self.conn, self._topics, self.target.mqtt.max_payload_bytes).attach(self.sensors)
             self.conn.add_connect_listener(self._announce)
             self.conn.start()

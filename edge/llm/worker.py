@@ -132,8 +132,11 @@ class Worker:
     def _run(self) -> None:
         while True:
             job = self._queue.get()
-            if job is None or self._stopping:
+            if job is None:
                 return
+            if self._stopping:
+                self._safe_sink(job, ErrorEvent("shutdown", "the LLM server is shutting down; retry when it is back"))
+                continue
             self._current = job
             try:
                 self._run_job(job)

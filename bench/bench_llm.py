@@ -1,0 +1,235 @@
+"""Local LLM: generation speed and time to first token, llama-cpp-python called directly vs through our
+HTTP API vs through MQTT. Same model, same threads, same prompt template, same run; the three paths are
+interleaved round by round (order rotated) so that machine noise hits all of them alike.
+
+    .venv/bin/python bench/bench_llm.py [--rounds 5] [--max-tokens 128] [--threads 2] [--models smollm2-135m gemma3-270m]
+
+Models come from scripts/fetch-test-models.sh. Writes bench/results/llm.json and prints a table.
+
+Definitions (identical for the three paths, all measured by the caller):
+- time to first token (TTFT): request sent -> first text received;
+- generation tokens/s: (text chunks - 1) / (last chunk time - first chunk time); every path streams one
+  chunk per token from the same llama-cpp-python generator, so the counts match.
+Each request starts with a unique number, so no path profits from another's KV cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+
+from edge.llm.config import LlmSettings  # noqa: E402
+from edge.llm.engine import Engine  # noqa: E402
+from tests.support.broker import Broker, free_port  # noqa: E402
+from tests.support.models import ALL, missing_reason, model_path  # noqa: E402
+
+PROMPT = "Write a 300-word story about a robot who learns to paint."
+TARGET = 0.95
+CONTEXT = 1024
+
+
+class Run(dict):  # {"ttft_ms", "tps", "chunks"}
+    pass
+
+
+def _measure(started: float, stamps: list[float]) -> Run:
+    if len(stamps) < 2:
+        raise RuntimeError(f"only {len(stamps)} chunk(s) streamed; raise --max-tokens or change the prompt")
+    return Run(ttft_ms=(stamps[0] - started) * 1000.0, tps=(len(stamps) - 1) / (stamps[-1] - stamps[0]), chunks=len(stamps))
+
+
+def run_direct(engine: Engine, messages: list[dict[str, str]], max_tokens: int) -> Run:
+    """llama-cpp-python itself: the prompt formatted and tokenized beforehand (outside the timing),
+    then `create_completion(stream=True)`, exactly the call the server's worker makes."""
+    prepared = engine.prepare(messages)
+    stamps: list[float] = []
+    started = time.perf_counter()
+    for chunk in engine.llama.create_completion(prompt=prepared.tokens, max_tokens=max_tokens, temperature=0.0,
+                                                stop=prepared.stop, stream=True):
+        if chunk["choices"][0]["text"]:
+            stamps.append(time.perf_counter())
+    return _measure(started, stamps)
+
+
+def run_http(port: int, messages: list[dict[str, str]], max_tokens: int) -> Run:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": 0, "stream": True, "sensor_context": False})
+    stamps: list[float] = []
+    started = time.perf_counter()
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    for line in response:
+        if line.startswith(b"data: "):
+            data = line[6:].strip()
+            if data == b"[DONE]":
+                break
+            event = json.loads(data)
+            if event.get("choices") and event["choices"][0]["delta"].get("content"):
+                stamps.append(time.perf_counter())
+    conn.close()
+    return _measure(started, stamps)
+
+
+class MqttRequester:
+    def __init__(self, broker: Broker, request_topic: str) -> None:
+        self.request_topic = request_topic
+        self.reply_topic = f"bench/{uuid.uuid4().hex}/reply"
+        self.stamps: list[float] = []
+        self.done = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        self.client.subscribe(self.reply_topic, qos=1)
+        time.sleep(0.3)
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        now = time.perf_counter()
+        body = json.loads(message.payload)
+        if body["type"] == "chunk" and body["delta"]:
+            self.stamps.append(now)
+        elif body["type"] in ("final", "error"):
+            if body["type"] == "error":
+                print(f"MQTT error: {body}", file=sys.stderr)
+            self.done.set()
+
+    def run(self, messages: list[dict[str, str]], max_tokens: int) -> Run:
+        self.stamps, self.done = [], threading.Event()
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = self.reply_topic
+        props.CorrelationData = uuid.uuid4().bytes
+        payload = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": 0, "stream": True, "sensor_context": False})
+        started = time.perf_counter()
+        self.client.publish(self.request_topic, payload, qos=1, properties=props)
+        if not self.done.wait(300):
+            raise RuntimeError("no final MQTT reply within 300 s")
+        return _measure(started, self.stamps)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def start_server(model: Path, broker: Broker, threads: int, max_tokens: int, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / "edge.yaml"
+    config.write_text(f"device_id: bench\nmqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n  protocol: '5'\n"
+                      f"llm:\n  model: {model}\n  port: {port}\n  threads: {threads}\n  context_size: {CONTEXT}\n"
+                      f"  max_tokens: {max_tokens}\n  sensor_context: false\n")
+    log = (workdir / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "llm", "serve", "-c", str(config)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError((workdir / "serve.log").read_text())
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return process, port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("server not ready in 120 s")
+
+
+def bench_model(name: str, path: Path, rounds: int, max_tokens: int, threads: int, counter: Callable[[], int]) -> dict[str, Any]:
+    engine = Engine.load(LlmSettings(model=str(path), threads=threads, context_size=CONTEXT, max_tokens=max_tokens))
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        broker = Broker(workdir=workdir, port=free_port()).start()
+        process, port = start_server(path, broker, threads, max_tokens, workdir)
+        requester = MqttRequester(broker, "edgeteach/bench/llm/request")
+        paths: dict[str, Callable[[list[dict[str, str]]], Run]] = {
+            "direct": lambda m: run_direct(engine, m, max_tokens),
+            "http": lambda m: run_http(port, m, max_tokens),
+            "mqtt": lambda m: requester.run(m, max_tokens),
+        }
+        runs: dict[str, list[Run]] = {k: [] for k in paths}
+        try:
+            order = list(paths)
+            for warm in order:  # one unmeasured run each: page in weights, JIT nothing else
+                paths[warm]([{"role": "user", "content": f"Request {counter()}. Say hi."}])
+            for r in range(rounds):
+                for key in order[r % 3:] + order[: r % 3]:  # rotate who goes first
+                    messages = [{"role": "user", "content": f"Request {counter()}. {PROMPT}"}]
+                    run = paths[key](messages)
+                    runs[key].append(run)
+                    print(f"  {name} round {r + 1} {key:6s} ttft {run['ttft_ms']:7.1f} ms  {run['tps']:6.1f} tok/s  ({run['chunks']} chunks)", flush=True)
+        finally:
+            requester.close()
+            process.terminate()
+            process.wait(10)
+            broker.stop()
+    summary: dict[str, Any] = {"model": path.name, "chat_format": engine.chat_format}
+    for key, items in runs.items():
+        summary[key] = {"tps_median": statistics.median(r["tps"] for r in items), "ttft_ms_median": statistics.median(r["ttft_ms"] for r in items),
+                        "runs": items}
+    for key in ("http", "mqtt"):
+        summary[f"{key}_vs_direct_tps"] = summary[key]["tps_median"] / summary["direct"]["tps_median"]
+        summary[f"{key}_ttft_overhead_ms"] = summary[key]["ttft_ms_median"] - summary["direct"]["ttft_ms_median"]
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--models", nargs="*", default=[m.name for m in ALL])
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "llm.json"))
+    args = parser.parse_args()
+    ids = iter(range(1, 1_000_000))
+    results = []
+    for model in ALL:
+        if model.name not in args.models:
+            continue
+        path = model_path(model)
+        if path is None:
+            print(missing_reason(model), file=sys.stderr)
+            return 1
+        print(f"{model.name}: {args.rounds} rounds x 3 paths, {args.max_tokens} tokens, {args.threads} threads", flush=True)
+        results.append({"name": model.name, **bench_model(model.name, path, args.rounds, args.max_tokens, args.threads, lambda: next(ids))})
+    ok = all(r[f"{k}_vs_direct_tps"] >= TARGET for r in results for k in ("http", "mqtt"))
+    report = {
+        "bench": "llm", "target_ratio": TARGET, "pass": ok, "rounds": args.rounds, "max_tokens": args.max_tokens,
+        "threads": args.threads, "prompt": PROMPT, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                                                "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "models": results,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(f"| model | path | generation tok/s (median) | vs direct | time to first token (median) |")
+    print(f"|---|---|---|---|---|")
+    for r in results:
+        for key in ("direct", "http", "mqtt"):
+            ratio = "1.00" if key == "direct" else f"{r[f'{key}_vs_direct_tps']:.2f}"
+            print(f"| {r['name']} | {key} | {r[key]['tps_median']:.1f} | {ratio} | {r[key]['ttft_ms_median']:.0f} ms |")
+    print(f"\ntarget: HTTP and MQTT >= {TARGET:.2f}x direct: {'PASS' if ok else 'FAIL'}; wrote {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
