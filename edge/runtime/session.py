@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,17 @@ PROVIDER_NAMES = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
+
+
+# TensorRT compiles an engine per model the first time, which takes minutes on a Jetson: keep the
+# engines on disk, keyed by model, so a restart of the service does not pay that again.
+TRT_CACHE_DIR = os.environ.get("EDGETEACH_TRT_CACHE", os.path.join(os.environ.get("STATE_DIRECTORY", os.path.expanduser("~/.cache/edgeteach")), "trt-cache"))
+
+
+def _provider_entry(name: str) -> str | tuple[str, dict[str, str]]:
+    if name == "TensorrtExecutionProvider":
+        return (name, {"trt_engine_cache_enable": "True", "trt_engine_cache_path": TRT_CACHE_DIR, "trt_timing_cache_enable": "True"})
+    return name
 
 
 def resolve_providers(wanted: Sequence[str] | None) -> list[str]:
@@ -44,7 +56,10 @@ def make_session(model_path: str | Path, threads: int = 0, providers: Sequence[s
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(model_path), sess_options=options, providers=resolve_providers(providers))
+        chosen = resolve_providers(providers)
+        if "TensorrtExecutionProvider" in chosen:
+            os.makedirs(TRT_CACHE_DIR, exist_ok=True)
+        return ort.InferenceSession(str(model_path), sess_options=options, providers=[_provider_entry(p) for p in chosen])
     except Exception as exc:  # onnxruntime raises several private exception types
         raise BundleError(f"{model_path}: ONNX Runtime cannot load this model ({exc}); the file is damaged or not ONNX — re-export it") from exc
 
