@@ -169,3 +169,45 @@ def test_password_file_and_refused_credentials(tmp_path: Path) -> None:
         broker.stop()
     with pytest.raises(MqttConfigError, match="password_file"):
         _conn(broker, username="edge", password_file=str(tmp_path / "missing"))
+
+
+def _make_certs(folder: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (EC keys: fast)."""
+    import subprocess
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=edgeteach-test-ca", "-days", "2")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+            *(["-extfile", "san.ext"] if name == "server" else []))
+    return {name: folder / name for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
+
+
+def test_mutual_tls_with_ca_and_client_certificate(tmp_path: Path) -> None:
+    certs = _make_certs(tmp_path)
+    tls_conf = (
+        f"cafile {certs['ca.crt']}\ncertfile {certs['server.crt']}\nkeyfile {certs['server.key']}\n"
+        f"require_certificate true\n" + stay_root_config()
+    )
+    broker = Broker(workdir=tmp_path, port=free_port(), extra_config=tls_conf).start()
+    tls = {"enabled": True, "ca_certs": str(certs["ca.crt"]), "certfile": str(certs["client.crt"]), "keyfile": str(certs["client.key"])}
+    good = _conn(broker, tls=tls)
+    no_client_cert = _conn(broker, tls={"enabled": True, "ca_certs": str(certs["ca.crt"])})
+    good.start()
+    no_client_cert.start()
+    try:
+        assert good.wait_connected(15), good.last_error
+        assert not no_client_cert.wait_connected(2)
+    finally:
+        good.stop()
+        no_client_cert.stop()
+        broker.stop()
+    with pytest.raises(MqttConfigError, match="certfile and keyfile go together"):
+        _conn(broker, tls={"enabled": True, "ca_certs": str(certs["ca.crt"]), "certfile": str(certs["client.crt"])})
+    with pytest.raises(MqttConfigError, match="no such file"):
+        _conn(broker, tls={"enabled": True, "ca_certs": str(tmp_path / "missing.pem")})

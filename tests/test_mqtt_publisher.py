@@ -67,3 +67,25 @@ def test_state_on_change_and_heartbeat_never_above_max_rate(broker: Broker) -> N
     finally:
         conn.stop()
         listener.close()
+
+
+def test_discovery_switched_off_removes_the_retained_configs(broker: Broker) -> None:
+    from edge.mqtt.discovery import Discovery
+    from tests.support.mqtt_listener import retained
+
+    topics = Topics.for_device("dev")
+    conn = MqttConnection(MqttSettings(host=broker.host, port=broker.port), client_id="disc-test")
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        on = Discovery(conn, topics, "dev", enabled=True)
+        on.set_pipelines({"door": "camera"})
+        kept = retained(broker.host, broker.port, "homeassistant/sensor/dev_door/config")
+        assert kept is not None and kept.json()["availability_topic"] == "edgeteach/dev/status"
+        off = Discovery(conn, topics, "dev", enabled=False)  # the next start, with discovery disabled
+        off.set_pipelines({"door": "camera"})
+        time.sleep(0.3)
+        for topic in off.config_topics("door"):
+            assert retained(broker.host, broker.port, topic, timeout=1.0) is None
+    finally:
+        conn.stop()
