@@ -1,0 +1,72 @@
+"""The sound half of `trainer train` (`--task audio`, or detected from the files): its options and run.
+
+Kept beside `trainer.commands.train`, which owns the shared options (data, output, seed, split, epochs,
+batch size, lr, int8, quiet) and hands audio data sets here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from edge.datasets import DatasetError
+
+log = logging.getLogger(__name__)
+
+# Defaults for options shared with the image trainer, where sound needs other values: sound models
+# train end to end (not a head on cached embeddings), so fewer epochs with larger batches and lr.
+AUDIO_DEFAULTS = {"backbone": "compact_cnn", "epochs": 15, "batch_size": 32, "lr": 0.003}
+
+
+def add_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sound (--task audio)")
+    group.add_argument("--sample-rate", type=int, default=16000, metavar="HZ", help="model sample rate; files of any rate are resampled to it (default 16000)")
+    group.add_argument("--window", type=float, default=1.0, metavar="SECONDS", help="length of one model input (default 1.0)")
+    group.add_argument("--hop", type=float, default=0.5, metavar="SECONDS", help="step between windows of long recordings and of the live microphone (default 0.5)")
+    group.add_argument("--no-audio-augment", action="store_true", help="train without shift/speed/gain/noise/SpecAugment (for comparison)")
+
+
+def fill_audio_defaults(args: argparse.Namespace) -> None:
+    for key, value in AUDIO_DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
+def run_audio(args: argparse.Namespace) -> int:
+    """Trains a sound classifier; returns the process exit code."""
+    from trainer.audio_models import AUDIO_BACKBONES
+    from trainer.audio_trainer import AudioTrainOptions, train_audio_classifier
+    from trainer.export import ExportError
+    from trainer.report import summary_table
+
+    fill_audio_defaults(args)
+    try:
+        if args.backbone not in AUDIO_BACKBONES:
+            raise DatasetError(f"--backbone {args.backbone} is an image backbone; for sound use one of {', '.join(AUDIO_BACKBONES)} (default compact_cnn)")
+        if getattr(args, "fine_tune", 0):
+            log.warning("--fine-tune applies to image backbones; sound models train end to end and ignore it")
+        report = train_audio_classifier(
+            AudioTrainOptions(
+                data_dir=Path(args.data_dir),
+                out_dir=Path(args.out_dir),
+                backbone=args.backbone,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=args.seed,
+                val_split=args.val_split,
+                int8=not args.no_int8,
+                sample_rate=args.sample_rate,
+                window_seconds=args.window,
+                hop_seconds=args.hop,
+                augment=not args.no_audio_augment,
+                progress=not args.quiet,
+            )
+        )
+    except (DatasetError, ExportError) as exc:
+        log.error("%s", exc)
+        return 2
+    print(summary_table(report))
+    print(f"bundle: {args.out_dir}  report: {Path(args.out_dir) / 'report.html'}")
+    return 0
