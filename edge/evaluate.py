@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.datasets import DatasetError, Sample, evaluation_samples, scan_dataset
 from edge.runtime.bundle import Bundle, load_bundle
-from edge.runtime.images import ImageDecodeError, decode_image, fit_image
+from edge.runtime.images import ImageDecodeError, decode_image, fit_image, model_min_side
 from edge.runtime.session import Classifier
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _image_batches(clf: Classifier, samples: Sequence[Sample], batch_size: int) 
 
     for i, sample in enumerate(samples):
         try:
-            batch.append(fit_image(decode_image(sample.path), clf.bundle.image_size, policy))
+            batch.append(fit_image(decode_image(sample.path, min_side=model_min_side(clf.bundle.image_size)), clf.bundle.image_size, policy))
             batch_idx.append(i)
         except ImageDecodeError as exc:
             log.warning("skipping %s", exc)

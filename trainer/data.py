@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from edge.runtime.images import RESIZE_POLICY, ImageDecodeError, decode_image, fit_image
+from edge.runtime.images import RESIZE_POLICY, ImageDecodeError, decode_image, fit_image, model_min_side
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def decode_images(
     skipped: list[dict[str, str]] = []
     for path in tqdm(paths, desc="reading images", unit="img", disable=not progress, leave=False):
         try:
-            rgb = decode_image(path)
+            rgb = decode_image(path, min_side=model_min_side(size))
         except ImageDecodeError as exc:
             log.warning("skipping unreadable image %s", exc)
             skipped.append({"path": str(path), "reason": str(exc)})
