@@ -1,7 +1,7 @@
 """Edge daemon benchmark: everything measured side by side in one run on this machine.
 
 1. Throughput: the camera pipeline (capture thread decoding a 640x480 MJPG video paced in real time at
-   twice the bare model's rate, at least 30 fps, so the camera is never the limit; newest-frame
+   1.5x the bare model's rate, so the camera is never the limit; newest-frame
    hand-off, inference, post-processing, decision callback) vs the bare model (`Classifier.predict_image`
    in a tight loop on frames decoded beforehand), same bundle, same variant, same ORT threads.
    Interleaved rounds; the median of each is compared. Target: pipeline >= 0.9x bare.
@@ -83,13 +83,17 @@ def decode_all(video: Path, limit: int = 120) -> list[np.ndarray]:
     return frames
 
 
+CPU_MS_PER_FRAME: dict[str, list[float]] = {"bare": [], "pipeline": []}
+
+
 def bare_rate(classifier: Classifier, frames: list[np.ndarray], seconds: float) -> float:
     """The model alone: the same colour conversion and resize the pipeline does, then inference."""
     done = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         classifier.predict_image(bgr_to_rgb(frames[done % len(frames)]))
         done += 1
+    CPU_MS_PER_FRAME["bare"].append((time.process_time() - cpu) * 1000 / max(1, done))
     return done / (time.perf_counter() - start)
 
 
@@ -117,9 +121,11 @@ def pipeline_rate(bundle: Path, variant: str, threads: int, video: Path, seconds
     pipeline.start()
     try:
         time.sleep(1.0)  # warm-up: source opened, first inferences done
-        first, start = decisions[0], time.perf_counter()
+        first, start, cpu = decisions[0], time.perf_counter(), time.process_time()
         time.sleep(seconds)
         rate = (decisions[0] - first) / (time.perf_counter() - start)
+        # process CPU (all threads: capture, inference, post-processing) per classified frame
+        CPU_MS_PER_FRAME["pipeline"].append((time.process_time() - cpu) * 1000 / max(1, decisions[0] - first))
         stats = pipeline.stats()
     finally:
         pipeline.stop()
@@ -131,8 +137,10 @@ def bench_throughput(bundle: Path, variant: str, threads: int, video: Path, seco
     frames = decode_all(video)
     first = bare_rate(classifier, frames, 1.0)  # warm-up, and the pace the camera must beat
     # The camera must deliver faster than the model can classify, or the source, not the pipeline, is
-    # measured: pace it at twice the bare model's rate (at least 30 fps, like a webcam).
-    camera_fps = max(30.0, round(2 * first))
+    # measured; but not much faster, since every extra frame costs a JPEG decode the bare model never
+    # pays (a webcam delivers 30 fps, not 100). 1.5x keeps a fresh frame waiting after each inference even
+    # when the machine speeds up after this first measurement.
+    camera_fps = float(max(5, round(1.5 * first)))
     video = write_shapes_video(work / "camera.avi", seconds=6, fps=camera_fps)
     bare, piped, last_stats = [], [], {}
     for index in range(rounds):
@@ -152,6 +160,10 @@ def bench_throughput(bundle: Path, variant: str, threads: int, video: Path, seco
         "pipeline_fps": round(p, 1),
         "ratio": round(statistics.median(ratios), 3),
         "pair_ratios": [round(r, 3) for r in ratios],
+        # CPU time per classified frame is not stretched by other processes' load the way wall-clock
+        # rates are on a shared machine: the pipeline's extra cost (capture decoding, hand-off) shows here.
+        "bare_cpu_ms_per_frame": round(statistics.median(CPU_MS_PER_FRAME["bare"][1:]), 2),
+        "pipeline_cpu_ms_per_frame": round(statistics.median(CPU_MS_PER_FRAME["pipeline"]), 2),
         "bare_rounds": [round(x, 1) for x in bare],
         "pipeline_rounds": [round(x, 1) for x in piped],
         "pipeline_frames_dropped_last_round": last_stats.get("frames_dropped"),
@@ -329,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("bare model", f"{throughput['bare_model_fps']} frames/s", ""),
         ("camera pipeline", f"{throughput['pipeline_fps']} frames/s", f"camera at {throughput['camera_fps']:g} fps; {throughput['ratio']}x bare (target >= 0.9) {'OK' if targets['throughput_ok'] else 'MISSED'}"),
+        ("CPU per classified frame", f"{throughput['bare_cpu_ms_per_frame']} / {throughput['pipeline_cpu_ms_per_frame']} ms", "bare / pipeline (incl. capture decoding)"),
         ("capture -> publish p50 / p99", f"{daemon['capture_to_publish_p50_ms']} / {daemon['capture_to_publish_p99_ms']} ms", "camera, seen by a subscriber"),
         ("mic capture -> publish p50 / p99", f"{daemon['mic_capture_to_publish_p50_ms']} / {daemon['mic_capture_to_publish_p99_ms']} ms", daemon["microphone"]),
         ("MQTT QoS 0", f"{mqtt['qos0_msgs_per_s']:.0f} msgs/s", f"{mqtt['payload_bytes']} B state JSON, local mosquitto"),

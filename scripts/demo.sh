@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole loop on built-in data: generate samples, train, export a bundle, evaluate it, print the report.
+# The whole loop on built-in data: generate samples, train (or reuse), export a bundle, evaluate it, print the
+# report, then run it live in the device daemon on a sample video and print its MQTT messages (~20 s).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

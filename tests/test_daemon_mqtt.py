@@ -26,9 +26,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tests.support.alsa import AlsaFileMicrophone
 from tests.support.broker import Broker, free_port, mosquitto_available
 from tests.support.bundles import make_audio_bundle, make_color_bundle
-from tests.support.daemon import DaemonProcess, camera_pipeline, microphone_pipeline, wait_until, write_color_video, write_config, write_loud_quiet_wav
+from tests.support.daemon import DaemonProcess, camera_pipeline, microphone_pipeline, wait_until, write_color_video, write_config
 from tests.support.mqtt_listener import Listener, Seen, retained
 
 PREFIX = "edgeteach/testdev"
@@ -75,17 +76,24 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     broker = Broker(workdir=root, port=free_port()).start()
     bundle = make_color_bundle(root / "colors")
     video = write_color_video(root / "colors.avi", ["red", "green", "blue"], seconds_each=1.0, fps=10)
+    short = write_color_video(root / "short.avi", ["green"], seconds_each=0.5, fps=10)
     audio_bundle = make_audio_bundle(root / "loudness")
-    wav = write_loud_quiet_wav(root / "loud_quiet.wav")
+    # A real microphone through sounddevice/PortAudio: ALSA's file plugin fed with quiet/loud seconds.
+    mic = AlsaFileMicrophone(root, rate=16000).start()
+    t = np.arange(16000) / 16000
+    mic.loop(np.concatenate([0.001 * np.sin(2 * np.pi * 50 * t), 0.5 * np.sin(2 * np.pi * 440 * t)]).astype(np.float32))
+    mic_cfg = microphone_pipeline("mic", audio_bundle, root / "unused.wav")
+    mic_cfg["source"] = {"device": "default"}
     health_port = free_port()
     pipelines = [
         camera_pipeline("cam", bundle, str(video)),
         camera_pipeline("broken", bundle, "rtsp://127.0.0.1:9/no-camera-here"),  # port 9: connection refused at once
-        microphone_pipeline("mic", audio_bundle, wav),
+        camera_pipeline("once", bundle, str(short), source={"uri": str(short), "loop": False, "realtime": True, "backoff_initial_s": 0.5, "backoff_max_s": 1}),
+        mic_cfg,
     ]
     config = write_config(root / "edge.yaml", broker.host, broker.port, pipelines, health_port=health_port)
     listener = Listener(broker.host, broker.port)  # subscribed before the daemon starts: sees everything
-    daemon = DaemonProcess(config)
+    daemon = DaemonProcess(config, env=mic.env())
     s = Setup(root, broker, daemon, listener, health_port, bundle)
     try:
         listener.wait_topic(f"{PREFIX}/cam/state", timeout=30)
@@ -95,6 +103,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             print(daemon.log()[-4000:])
         s.close()
         daemon.stop()
+        mic.stop()
         listener.close()
         broker.stop()
 
@@ -130,7 +139,7 @@ def test_status_state_and_event_messages(setup: Setup) -> None:
     assert retained(s.broker.host, s.broker.port, f"{PREFIX}/cam/event", timeout=1.0) is None
 
 
-def test_microphone_pipeline_publishes_loudness_states(setup: Setup) -> None:
+def test_microphone_through_sounddevice_publishes_loudness_states(setup: Setup) -> None:
     s = setup
     events = s.listener.wait_topic(f"{PREFIX}/mic/event", timeout=15, count=2)
     assert {e.json()["label"] for e in events} <= {"quiet", "loud"}
@@ -175,6 +184,16 @@ def test_failing_camera_url_restarts_with_backoff_while_others_carry_on(setup: S
     s.listener.wait_topic(f"{PREFIX}/cam/event", count=before + 2, timeout=10)
     kept = retained(s.broker.host, s.broker.port, f"{PREFIX}/broken/status")
     assert kept is not None and kept.json()["state"] in {"failed", "restarting", "starting"}
+
+
+def test_a_video_that_ends_is_restarted_and_says_so(setup: Setup) -> None:
+    s = setup
+    topic = f"{PREFIX}/once/status"
+    s.listener.wait_topic(topic, count=2, timeout=20, where=lambda m: m.json()["state"] == "ended")
+    states = [m.json()["state"] for m in s.listener.on(topic)]
+    first_end = states.index("ended")
+    assert "restarting" in states[first_end:] and "running" in states[first_end:]
+    assert s.listener.wait_topic(f"{PREFIX}/once/state")  # it classified before it ended
 
 
 def test_home_assistant_discovery(setup: Setup) -> None:
@@ -227,7 +246,7 @@ def test_ping_status_set_pause_resume_and_snapshot_commands(setup: Setup) -> Non
     pong = s.command("ping", {"id": 7})
     assert pong["ok"] is True and pong["pong"] is True and pong["id"] == 7 and pong["command"] == "ping"
     status = s.command("status", {})
-    assert status["ok"] and set(status["pipelines"]) == {"cam", "broken", "mic"}
+    assert status["ok"] and set(status["pipelines"]) == {"cam", "broken", "once", "mic"}
     # the plain reply topic gets the same answers
     assert s.listener.wait_topic(f"{PREFIX}/cmd/ping/reply")[0].json()["pong"] is True
 
@@ -235,7 +254,7 @@ def test_ping_status_set_pause_resume_and_snapshot_commands(setup: Setup) -> Non
     assert not bad["ok"] and "threshold" in bad["error"]
     good = s.command("set", {"pipeline": "cam", "threshold": 0.55})
     assert good["ok"] and good["settings"]["threshold"] == 0.55
-    assert not s.command("set", {"threshold": 0.5})["ok"]  # three pipelines: which one?
+    assert not s.command("set", {"threshold": 0.5})["ok"]  # several pipelines: which one?
 
     paused = s.command("pause", {"pipeline": "cam"})
     assert paused["ok"] and paused["pipelines"] == ["cam"]
