@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -26,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from edge.daemon import run_daemon
+    from edge.mqtt.connection import MqttConfigError
 
     try:
         return run_daemon(args.config)
-    except ConfigError as exc:
-        logging.getLogger("edge.run").error("%s", exc)
+    except (ConfigError, MqttConfigError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
