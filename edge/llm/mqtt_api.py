@@ -23,7 +23,7 @@ from edge.mqtt.connection import IncomingMessage, MqttConnection
 
 log = logging.getLogger(__name__)
 
-Reply = Callable[[dict[str, Any]], None]
+Reply = Callable[..., None]  # reply(body, qos=1)
 
 
 class LlmTopics:
@@ -48,12 +48,12 @@ class MqttLlmApi:
             self.conn.subscribe(sensors.topic_filter, lambda msg: sensors.on_state(msg.topic, msg.payload), qos=0, worker="llm-sensors")
 
     def _replier(self, msg: IncomingMessage, reply_to: Optional[str]) -> Reply:
-        def reply(body: dict[str, Any]) -> None:
+        def reply(body: dict[str, Any], qos: int = 1) -> None:
             payload = json.dumps(body)
             if msg.response_topic:
-                self.conn.reply(msg, payload, qos=1)
+                self.conn.reply(msg, payload, qos=qos)
             else:
-                self.conn.publish(reply_to or self.topics.response, payload, qos=1)
+                self.conn.publish(reply_to or self.topics.response, payload, qos=qos)
 
         return reply
 
@@ -114,7 +114,11 @@ class _StreamSink:
     def __call__(self, event: Event) -> None:
         if isinstance(event, TextEvent):
             if self.stream:
-                self.reply({"type": "chunk", "id": self.request_id, "index": self.index, "delta": event.text})
+                # QoS 0, like an SSE event: one packet per token instead of four (PUBLISH + PUBACK on each
+                # side of the broker), which a busy Pi feels; a lost chunk loses nothing, since the QoS 1
+                # `final` message carries the whole answer. The broker keeps the order of one sender's
+                # messages on one topic.
+                self.reply({"type": "chunk", "id": self.request_id, "index": self.index, "delta": event.text}, qos=0)
                 self.index += 1
         elif isinstance(event, DoneEvent):
             r = event.result
