@@ -151,12 +151,14 @@ def test_microphone_through_sounddevice_publishes_loudness_states(setup: Setup) 
 def test_state_rate_is_bounded_while_frames_are_classified_at_10_fps(setup: Setup) -> None:
     s = setup
     time.sleep(3.0)
-    states = [m for m in s.listener.on(f"{PREFIX}/cam/state")]
-    gaps = [b.at - a.at for a, b in zip(states, states[1:])]
-    # max_rate_hz 5 -> no two states closer than 0.2 s (some slack for delivery jitter)
-    assert gaps and min(gaps) > 0.12, gaps
-    # 10 frames a second are classified but only changes (1/s) and heartbeats get published
-    assert len(states) < 0.5 * 10 * (states[-1].at - states[0].at + 1)
+    states = s.listener.on(f"{PREFIX}/cam/state")
+    span = states[-1].at - states[0].at
+    # 10 frames a second are classified, but only changes (1/s) and heartbeats are published, and never
+    # more than max_rate_hz (5/s). Counted over the whole span: arrival times can bunch under load, so
+    # single gaps prove nothing here (test_mqtt_publisher checks the limiter with a controlled clock).
+    assert len(states) <= 5 * span + 2, (len(states), span)
+    seqs = [m.json()["seq"] for m in states]
+    assert seqs[-1] - seqs[0] > 2 * (len(seqs) - 1), "every classification was published"
 
 
 def test_stats_message_fields(setup: Setup) -> None:
