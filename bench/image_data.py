@@ -34,3 +34,22 @@ def build_asl_dataset(out: Path, classes: tuple[str, ...] = ("again", "book", "s
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{sign}_{i:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return out
+
+
+def build_phone_sized(out: Path, pairs: dict[str, tuple[str, ...]] | None = None, size: tuple[int, int] = (4032, 3024), every: int = 1) -> Path:
+    """A two-class set of phone-camera-sized JPEGs (12 MP by default) from the clips' frames, to time
+    decoding the way a maker's photo folder costs it. Classes merge signs: a = again+book, b = sister+walk."""
+    pairs = pairs or {"a": ("again", "book"), "b": ("sister", "walk")}
+    frames_dir = build_asl_dataset(out / "_frames", tuple(s for signs in pairs.values() for s in signs), every=every)
+    for split in ("train", "val"):
+        for label, signs in pairs.items():
+            folder = out / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for sign in signs:
+                for frame in sorted((frames_dir / split / sign).glob("*.jpg")):
+                    big = cv2.resize(cv2.imread(str(frame)), size, interpolation=cv2.INTER_CUBIC)
+                    cv2.imwrite(str(folder / frame.name), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    import shutil
+
+    shutil.rmtree(frames_dir)
+    return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -20,7 +22,7 @@ from edge.runtime.images import RESIZE_POLICY, ImageDecodeError, decode_image, f
 
 log = logging.getLogger(__name__)
 
-AUGMENT_VERSION = 1  # bump when the views change, so cached embeddings of old views are not reused
+AUGMENT_VERSION = 2  # bump when the views change, so cached embeddings of old views are not reused
 
 
 @dataclass
@@ -28,6 +30,7 @@ class DecodedImage:
     path: Path
     sha1: str  # of the file's bytes: the embedding cache key
     fitted: np.ndarray  # uint8 [H, W, 3] exactly as the device sees it
+    square: np.ndarray  # the centred square at 1.5x the input size: the source of augmented views
 
 
 def file_sha1(path: Path) -> str:
@@ -35,7 +38,7 @@ def file_sha1(path: Path) -> str:
 
 
 def _crop_resize(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A random square crop covering 70-100 % of the centred square's side, slightly off-centre."""
+    """A random square crop covering 70-100 % of the image's shorter side, anywhere in it."""
     h, w = rgb.shape[:2]
     side = min(h, w)
     crop = max(1, int(round(side * rng.uniform(0.7, 1.0))))
@@ -72,26 +75,36 @@ def view_seed(sha1: str, seed: int) -> int:
     return int(sha1[:8], 16) ^ (seed * 7919)
 
 
+def _decode_one(path: Path, size: tuple[int, int], policy: str) -> DecodedImage | ImageDecodeError:
+    try:
+        rgb = decode_image(path, min_side=model_min_side(size))
+    except ImageDecodeError as exc:
+        return exc
+    square_size = (size[0] * 3 // 2, size[1] * 3 // 2)
+    return DecodedImage(path=path, sha1=file_sha1(path), fitted=fit_image(rgb, size, policy), square=fit_image(rgb, square_size, RESIZE_POLICY))
+
+
 def decode_images(
     paths: Iterable[Path],
     size: tuple[int, int],
     policy: str = RESIZE_POLICY,
     progress: bool = True,
+    workers: int | None = None,
 ) -> tuple[dict[Path, DecodedImage], list[dict[str, str]]]:
-    """Decodes every file; returns the usable ones by path and the skipped ones as {path, reason}.
-    Augmented views are made later, only for training files whose embeddings are not cached."""
+    """Decodes every file (in threads: PIL and OpenCV release the GIL); returns the usable ones by path
+    and the skipped ones as {path, reason}. Each file is decoded once: augmented views are cut later
+    from the kept square, only for training files whose embeddings are not cached."""
     paths = list(paths)
     decoded: dict[Path, DecodedImage] = {}
     skipped: list[dict[str, str]] = []
-    for path in tqdm(paths, desc="reading images", unit="img", disable=not progress, leave=False):
-        try:
-            rgb = decode_image(path, min_side=model_min_side(size))
-        except ImageDecodeError as exc:
-            log.warning("skipping unreadable image %s", exc)
-            skipped.append({"path": str(path), "reason": str(exc)})
-            continue
-        sha1 = file_sha1(path)
-        decoded[path] = DecodedImage(path=path, sha1=sha1, fitted=fit_image(rgb, size, policy))
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        results = pool.map(lambda p: _decode_one(p, size, policy), paths)
+        for path, item in tqdm(zip(paths, results), total=len(paths), desc="reading images", unit="img", disable=not progress, leave=False):
+            if isinstance(item, ImageDecodeError):
+                log.warning("skipping unreadable image %s", item)
+                skipped.append({"path": str(path), "reason": str(item)})
+            else:
+                decoded[path] = item
     if skipped:
         log.warning("%d of %d image(s) could not be read and were skipped (listed in the report)", len(skipped), len(paths))
     return decoded, skipped

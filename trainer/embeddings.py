@@ -73,9 +73,7 @@ class OnnxEmbedder:
     """The frozen module exported once to ONNX (cached beside the embeddings) and run in ONNX Runtime."""
 
     def __init__(self, frozen: nn.Module, example: torch.Tensor, cache_root: Path, key: str, threads: int = 0) -> None:
-        from edge.runtime.session import make_session
-
-        from trainer.export import export_onnx
+        from trainer.export import batch_session, export_onnx
 
         path = Path(cache_root) / "frozen" / f"{key}.onnx"
         if not path.is_file():
@@ -84,7 +82,7 @@ class OnnxEmbedder:
             export_onnx(frozen, example, tmp, input_name="input", output_name="features")
             os.replace(tmp, path)
         self.path = path
-        self.session = make_session(path, threads=threads)
+        self.session = batch_session(path, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

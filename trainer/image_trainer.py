@@ -20,7 +20,7 @@ import torch
 from edge.datasets import DEFAULT_VAL_FRACTION, Sample, make_splits, scan_dataset
 from edge.evaluate import classification_metrics
 from edge.runtime.bundle import VARIANT_FILES
-from edge.runtime.images import RESIZE_POLICY, decode_image, model_min_side
+from edge.runtime.images import RESIZE_POLICY
 from trainer.backbones import DEFAULT_BACKBONE, build_backbone
 from trainer.data import AUGMENT_VERSION, DecodedImage, augmented_views, decode_images, view_seed
 from trainer.embeddings import EmbeddingCache, OnnxEmbedder, default_cache_dir, embed_all, file_digest
@@ -30,7 +30,7 @@ from trainer.train import HeadConfig, train_head
 
 log = logging.getLogger(__name__)
 
-PARITY_IMAGES = 64
+PARITY_IMAGES = 16  # enough to catch a broken export; eager PyTorch is the slow side
 CALIBRATION_IMAGES = 128
 
 
@@ -72,7 +72,7 @@ def _embed_split(
         kind = f"aug{AUGMENT_VERSION}-v{views}-s{seed}"
 
         def make(sample: Sample) -> np.ndarray:
-            return np.stack(augmented_views(decode_image(sample.path, min_side=model_min_side(size)), size, views, view_seed(decoded[sample.path].sha1, seed)))
+            return np.stack(augmented_views(decoded[sample.path].square, size, views, view_seed(decoded[sample.path].sha1, seed)))
 
         aug_items = [(decoded[s.path].sha1, (lambda s=s: make(s))) for s in samples]
         aug, aug_hits = embed_all(aug_items, embed, cache, kind, desc="embedding augmented views", progress=progress)

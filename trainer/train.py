@@ -98,9 +98,11 @@ def train_head(
 
     started = time.perf_counter()
     threads = torch.get_num_threads()
-    # Mini-batches of 16 are too small to gain from threads; on a busy 2-core machine two threads made
-    # the head ten times slower than one (thread hand-off dominates).
-    torch.set_num_threads(1)
+    # Mini-batches of 16 through a small head are too small to gain from threads; on a busy 2-core
+    # machine two threads made it ten times slower than one (thread hand-off dominates). Fine-tuned
+    # conv blocks are big enough to use them.
+    if trainable is None:
+        torch.set_num_threads(1)
     try:
         return _train(x_train, y_train, x_val, y_val, n_classes, config, trainable, progress, started)
     finally:

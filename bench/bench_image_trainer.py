@@ -1,0 +1,140 @@
+"""Image trainer benchmark: training time (embedding vs head), head-only retraining on cached embeddings,
+single-image latency of PyTorch eager vs ONNX Runtime fp32 vs int8 (1 thread and all threads), and
+accuracy of fp32 vs int8.
+
+Data: frames of the real ASL gesture clips in ../shared/fixtures (one class per clip, temporal
+train/val split; see bench/image_data.py). Latencies are measured round-robin, one call of each
+engine in turn, so a busy machine slows all of them alike and the ratios stay fair.
+
+    .venv/bin/python bench/bench_image_trainer.py [--classes again book sister walk] [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.image_data import build_asl_dataset  # noqa: E402
+from edge.evaluate import evaluate_bundle  # noqa: E402
+from edge.runtime.bundle import load_bundle  # noqa: E402
+from edge.runtime.session import Classifier  # noqa: E402
+from trainer.backbones import build_backbone  # noqa: E402
+from trainer.export import ProbabilityModel  # noqa: E402
+from trainer.image_trainer import ImageTrainOptions, train_image_classifier  # noqa: E402
+from trainer.train import make_head  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "image_trainer.json"
+
+
+def latencies(bundle_dir: Path, n_classes: int, runs: int) -> dict[str, float]:
+    """Median ms per single image for each engine and thread count, measured round-robin."""
+    bundle = load_bundle(bundle_dir)
+    backbone = build_backbone(bundle.manifest["backbone"])
+    frozen, trainable = backbone.split(0)
+    eager = ProbabilityModel(frozen, trainable, make_head(backbone.feature_dim, n_classes)).eval()
+    image = np.random.default_rng(0).integers(0, 256, (1, *bundle.image_size, 3), dtype=np.uint8)
+    x = torch.from_numpy(image)
+    cores = os.cpu_count() or 1
+    engines = {}
+    for threads, tag in ((1, "1 thread"), (0, f"all threads ({cores})")):
+        torch_threads = 1 if threads == 1 else cores
+
+        def run_eager(t: int = torch_threads) -> None:
+            torch.set_num_threads(t)
+            with torch.inference_mode():
+                eager(x)
+
+        engines[f"pytorch eager, {tag}"] = run_eager
+        for variant in ("fp32", "int8"):
+            clf = Classifier(bundle, variant, threads=threads)
+            engines[f"ort {variant}, {tag}"] = lambda c=clf: c.run(image)
+    for fn in engines.values():  # warm-up: first calls allocate and pick kernels
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(runs):
+        for name, fn in engines.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t) * 1000)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--classes", nargs="+", default=["again", "book", "sister", "walk"])
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        data = build_asl_dataset(tmp / "data", tuple(args.classes))
+        cache = tmp / "cache"  # cold: the first run pays for the backbone export and every embedding
+        first = train_image_classifier(ImageTrainOptions(data_dir=data, out_dir=tmp / "bundle", cache_dir=cache, progress=False))
+        t = time.perf_counter()
+        retrain = train_image_classifier(
+            ImageTrainOptions(data_dir=data, out_dir=tmp / "bundle2", cache_dir=cache, epochs=30, lr=0.003, int8=False, progress=False)
+        )
+        retrain_wall = time.perf_counter() - t
+        evaluated = {v: evaluate_bundle(tmp / "bundle", data, variant=v)["accuracy"] for v in ("fp32", "int8")}
+        lat = latencies(tmp / "bundle", len(args.classes), args.runs)
+
+    counts = first["data"]["counts"]
+    result = {
+        "data": {
+            "source": "frames of ../shared/fixtures/video/asl_gestures clips, temporal 70/30 split",
+            "classes": args.classes,
+            "train_images": sum(counts["train"].values()),
+            "val_images": sum(counts["val"].values()),
+            "training_views": first["data"]["training_views"],
+        },
+        "machine": {"cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]},
+        "train_cold": first["timing"],
+        "retrain_cached": {**retrain["timing"], "wall": retrain_wall, "cache_hits": retrain["data"]["embedding_cache_hits"], "epochs": 30, "lr": 0.003},
+        "accuracy": {
+            "fp32_val": first["metrics"]["fp32"]["accuracy"],
+            "int8_val": first["metrics"]["int8"]["accuracy"],
+            "fp32_val_trainer_evaluate": evaluated["fp32"],
+            "int8_val_trainer_evaluate": evaluated["int8"],
+        },
+        "latency_ms_batch1": lat,
+    }
+    cores = os.cpu_count() or 1
+    for tag in ("1 thread", f"all threads ({cores})"):
+        result.setdefault("ratios", {})[tag] = {
+            "ort_fp32_speedup_vs_eager": lat[f"pytorch eager, {tag}"] / lat[f"ort fp32, {tag}"],
+            "int8_speedup_vs_fp32": lat[f"ort fp32, {tag}"] / lat[f"ort int8, {tag}"],
+        }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+    cold, warm = result["train_cold"], result["retrain_cached"]
+    print(f"data: {result['data']['train_images']} train / {result['data']['val_images']} val images, "
+          f"{len(args.classes)} classes ({result['data']['training_views']} training views with augmentation)")
+    print(f"{'step':<34}{'cold cache':>12}{'warm cache':>12}")
+    for key in ("decode", "embed", "train", "export", "quantize", "evaluate", "total"):
+        print(f"{key:<34}{cold.get(key, 0):>11.1f}s{warm.get(key, 0):>11.1f}s")
+    print(f"{'head epochs':<34}{'50':>12}{'30':>12}")
+    print(f"accuracy on val: fp32 {100 * result['accuracy']['fp32_val']:.1f} %, int8 {100 * result['accuracy']['int8_val']:.1f} %")
+    print(f"{'latency, batch 1 (median ms)':<34}")
+    for name, ms in lat.items():
+        print(f"  {name:<32}{ms:>10.1f}")
+    for tag, r in result["ratios"].items():
+        print(f"  {tag}: ORT fp32 {r['ort_fp32_speedup_vs_eager']:.1f}x faster than eager; int8 {r['int8_speedup_vs_fp32']:.2f}x faster than fp32")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
