@@ -3,7 +3,8 @@
 - `compact_cnn` (default): four 3x3 conv blocks trained from scratch, ~15 M multiply-adds per
   1 s window. Measured best on speakers never heard (bench/bench_audio_trainer.py) and a few ms on one core.
 - `efficientnet_lite0`: the image trainer's ImageNet-pretrained EfficientNet-Lite0 (`trainer.backbones`)
-  over the log-mel image (resized, copied to 3 channels), fine-tuned end to end.
+  over the log-mel image (resized to 96x96, copied to 3 channels), frozen, with the image trainer's
+  head trained on cached embeddings (trainer.audio_train.train_frozen_backbone).
 """
 
 from __future__ import annotations
