@@ -210,6 +210,9 @@ class Daemon:
         left = max(0.5, STOP_BUDGET_S - (time.monotonic() - started))
         self.connection.stop(timeout=min(1.5, left))  # publishes the retained `offline`
         log.info("stopped in %.1f s", time.monotonic() - started)
+        lingering = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+        if lingering:
+            log.debug("non-daemon threads still running at stop: %s", ", ".join(lingering))
 
     # -- SIGHUP ------------------------------------------------------------------------------------
 

@@ -248,6 +248,7 @@ class MqttConnection:
         if not self._started:
             return
         self._stopping = True
+        was_connected = self._connected.is_set()
         deadline = time.monotonic() + timeout
         if publish_will and self.will is not None and self._connected.is_set():
             info = self._client.publish(self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain)
@@ -259,7 +260,13 @@ class MqttConnection:
             self._client.disconnect()
         except Exception:  # already disconnected
             pass
-        self._client.loop_stop()
+        # paho's loop_stop() joins without a timeout, and its network thread may be inside a connect
+        # attempt to an unreachable broker (up to connect_timeout) or a backoff sleep: bound the wait so
+        # a stop stays within its budget; the thread is a daemon and ends on its own.
+        stopper = threading.Thread(target=self._client.loop_stop, name="mqtt-loop-stop", daemon=True)
+        stopper.start()
+        # Nothing left to flush when the broker was unreachable: do not wait out a backoff sleep.
+        stopper.join(max(0.1, deadline - time.monotonic()) if was_connected else 0.3)
         self._connected.clear()
         for worker in list(self._workers.values()):
             worker.stop(max(0.1, deadline - time.monotonic()))
