@@ -90,6 +90,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         camera_pipeline("broken", bundle, "rtsp://127.0.0.1:9/no-camera-here"),  # port 9: connection refused at once
         camera_pipeline("once", bundle, str(short), source={"uri": str(short), "loop": False, "realtime": True, "backoff_initial_s": 0.5, "backoff_max_s": 1}),
         mic_cfg,
+        camera_pipeline("nobundle", root / "not-trained-yet", str(video)),  # fails at start; the rest runs
     ]
     config = write_config(root / "edge.yaml", broker.host, broker.port, pipelines, health_port=health_port)
     listener = Listener(broker.host, broker.port)  # subscribed before the daemon starts: sees everything
@@ -188,6 +189,15 @@ def test_failing_camera_url_restarts_with_backoff_while_others_carry_on(setup: S
     assert kept is not None and kept.json()["state"] in {"failed", "restarting", "starting"}
 
 
+def test_a_pipeline_whose_bundle_is_missing_reports_failed_and_the_others_run(setup: Setup) -> None:
+    s = setup
+    status = s.listener.wait_topic(f"{PREFIX}/nobundle/status", where=lambda m: m.json()["state"] == "failed")[0].json()
+    assert "no such bundle folder" in status["detail"] and "trainer train" in status["detail"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.health_port}/healthz", timeout=5) as response:
+        body = json.loads(response.read())
+    assert "nobundle" in body["failed_pipelines"] and body["pipelines"]["cam"] == "running"
+
+
 def test_a_video_that_ends_is_restarted_and_says_so(setup: Setup) -> None:
     s = setup
     topic = f"{PREFIX}/once/status"
@@ -248,7 +258,8 @@ def test_ping_status_set_pause_resume_and_snapshot_commands(setup: Setup) -> Non
     pong = s.command("ping", {"id": 7})
     assert pong["ok"] is True and pong["pong"] is True and pong["id"] == 7 and pong["command"] == "ping"
     status = s.command("status", {})
-    assert status["ok"] and set(status["pipelines"]) == {"cam", "broken", "once", "mic"}
+    assert status["ok"] and set(status["pipelines"]) == {"cam", "broken", "once", "mic", "nobundle"}
+    assert "no such bundle folder" in status["failed_pipelines"]["nobundle"]
     # the plain reply topic gets the same answers
     assert s.listener.wait_topic(f"{PREFIX}/cmd/ping/reply")[0].json()["pong"] is True
 
