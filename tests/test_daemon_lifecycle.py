@@ -206,7 +206,7 @@ def test_sd_notify_ready_and_watchdog_pings_stop_when_the_main_loop_hangs(tmp_pa
         pings = [t for t, m in notify.messages if m == "WATCHDOG=1"]
         healthy = [t for t in pings if ready_at <= t < hung_at - 0.5]
         assert len(healthy) >= 5, f"{len(healthy)} pings while healthy"
-        assert max(b - a for a, b in zip(healthy, healthy[1:])) < 1.0
+        assert max(b - a for a, b in zip(healthy, healthy[1:])) < 2.0  # 0.3 s expected; slack for a loaded CI box
         assert not [t for t in pings if t > hung_at + 0.5], "the watchdog was pinged by a hung main loop"
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=5)
