@@ -8,7 +8,11 @@ from pathlib import Path
 
 from edge.datasets import DEFAULT_VAL_FRACTION, DatasetError, detect_task
 from trainer.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
+from trainer.audio_models import AUDIO_BACKBONES
+from trainer.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
 from trainer.export import ExportError
+
+IMAGE_DEFAULTS = {"backbone": DEFAULT_BACKBONE, "epochs": 50, "batch_size": 16, "lr": 0.001}
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     p.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, metavar="OUT_DIR", help="bundle folder to write")
     p.add_argument("--task", choices=["image", "audio"], default=None, help="default: detected from the files")
-    p.add_argument("--backbone", choices=sorted(BUILDERS), default=DEFAULT_BACKBONE)
+    p.add_argument("--backbone", choices=sorted(BUILDERS) + list(AUDIO_BACKBONES), default=None,
+                   help=f"default: {DEFAULT_BACKBONE} for images, {AUDIO_DEFAULTS['backbone']} for sound")
     p.add_argument("--weights", type=Path, default=None, metavar="PATH", help="backbone weights file (.pth) instead of the built-in/cached ones")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--epochs", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['epochs']} for images, {AUDIO_DEFAULTS['epochs']} for sound")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['batch_size']} for images, {AUDIO_DEFAULTS['batch_size']} for sound")
+    p.add_argument("--lr", type=float, default=None, help=f"default: {IMAGE_DEFAULTS['lr']} for images, {AUDIO_DEFAULTS['lr']} for sound")
     p.add_argument("--fine-tune", type=int, default=0, metavar="N", help="also train the backbone's last N blocks (default 0: head only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-split", type=float, default=DEFAULT_VAL_FRACTION, help="fraction held out per class when there is no val/ folder")
@@ -35,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_audio_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -52,11 +58,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from trainer.report import summary_table
 
+    task = args.task or (detect_task(args.data_dir) if Path(args.data_dir).is_dir() else None) or "image"
+    for key, value in (AUDIO_DEFAULTS if task == "audio" else IMAGE_DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     try:
         _check_numbers(args)
-        task = args.task or (detect_task(args.data_dir) if Path(args.data_dir).is_dir() else None) or "image"
         if task == "audio":
-            raise DatasetError("audio training is not available yet in this version; use image folders (--task image)")
+            return run_audio(args)
         from trainer.image_trainer import ImageTrainOptions, train_image_classifier
 
         report = train_image_classifier(
