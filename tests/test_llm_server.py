@@ -316,7 +316,7 @@ def _request_v5(requester: Requester, payload: bytes, response_topic: str, corre
 def test_mqtt5_request_streams_to_the_response_topic(server: LlmServerProcess, mqtt5: Requester) -> None:
     topic = f"test/{uuid.uuid4().hex}/answer"
     mqtt5.subscribe(topic)
-    _request_v5(mqtt5, json.dumps({"prompt": "Say hello.", "max_tokens": 12, "temperature": 0, "stream": True,
+    _request_v5(mqtt5, json.dumps({"prompt": "Say hello.", "max_tokens": 24, "temperature": 0, "stream": True,
                                    "sensor_context": True, "id": 7}).encode(), topic, b"corr-42")
     messages = mqtt5.wait_for("final")
     assert all(t == topic and corr == b"corr-42" for t, _, corr in messages)
@@ -324,7 +324,9 @@ def test_mqtt5_request_streams_to_the_response_topic(server: LlmServerProcess, m
     final = next(m for _, m, _ in messages if m["type"] == "final")
     assert chunks and [c["index"] for c in chunks] == list(range(len(chunks)))
     assert "".join(c["delta"] for c in chunks) == final["content"]
-    assert final["id"] == 7 and 0 < final["usage"]["completion_tokens"] <= 12
+    assert chunks[0]["tokens"] == 1  # the first piece goes out at once; later ones are batched
+    assert sum(c["tokens"] for c in chunks) <= final["usage"]["completion_tokens"]
+    assert final["id"] == 7 and 0 < final["usage"]["completion_tokens"] <= 24
     assert final["timings"]["predicted_n"] == final["usage"]["completion_tokens"]
     assert "The camera sees: cat (confidence 0.93" in final["sensor_context"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Callable, Optional
 
 from edge.llm.core import LlmCore, NotReadyError, QueueFullError
@@ -86,7 +87,7 @@ class MqttLlmApi:
             self.core.metrics.count_request("mqtt", "bad_request")
             self._error(reply, request_id, exc)
             return
-        sink = _StreamSink(reply, request_id, self.core.model_name, request.stream)
+        sink = _StreamSink(reply, request_id, self.core.model_name, request.stream, self.core.settings.mqtt_stream_interval_s)
         try:
             self.core.admit(request, "mqtt", sink)
         except RequestError as exc:
@@ -102,25 +103,42 @@ class MqttLlmApi:
 
 
 class _StreamSink:
-    """Turns worker events into MQTT replies (called on the worker thread)."""
+    """Turns worker events into MQTT replies (called on the worker thread).
 
-    def __init__(self, reply: Reply, request_id: Any, model: str, stream: bool) -> None:
+    Streamed text is batched: the first piece goes out at once (time to first token), then at most one
+    chunk per `interval_s`, and what is pending goes out just before the final message. At 20-90 tokens
+    a second, one message per token would flood a home automation system and cost the broker and every
+    subscriber CPU that a busy Pi takes from generation. Chunks are QoS 0, like server-sent events: a lost
+    one loses nothing, since the QoS 1 `final` message carries the whole answer (and the broker keeps the
+    order of one sender's messages on a topic)."""
+
+    def __init__(self, reply: Reply, request_id: Any, model: str, stream: bool, interval_s: float = 0.1) -> None:
         self.reply = reply
         self.request_id = request_id
         self.model = model
         self.stream = stream
+        self.interval_s = interval_s
         self.index = 0
+        self._pending: list[str] = []
+        self._last_sent: Optional[float] = None
+
+    def _flush(self, now: float) -> None:
+        if self._pending:
+            self.reply({"type": "chunk", "id": self.request_id, "index": self.index, "delta": "".join(self._pending),
+                        "tokens": len(self._pending)}, qos=0)
+            self.index += 1
+            self._pending = []
+            self._last_sent = now
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TextEvent):
             if self.stream:
-                # QoS 0, like an SSE event: one packet per token instead of four (PUBLISH + PUBACK on each
-                # side of the broker), which a busy Pi feels; a lost chunk loses nothing, since the QoS 1
-                # `final` message carries the whole answer. The broker keeps the order of one sender's
-                # messages on one topic.
-                self.reply({"type": "chunk", "id": self.request_id, "index": self.index, "delta": event.text}, qos=0)
-                self.index += 1
+                self._pending.append(event.text)
+                now = time.monotonic()
+                if self._last_sent is None or now - self._last_sent >= self.interval_s:
+                    self._flush(now)
         elif isinstance(event, DoneEvent):
+            self._flush(time.monotonic())
             r = event.result
             self.reply({
                 "type": "final", "id": self.request_id, "model": self.model, "content": r.text,
@@ -128,4 +146,5 @@ class _StreamSink:
                 "timings": r.timings.as_dict(), "sensor_context": event.sensor_context,
             })
         elif isinstance(event, ErrorEvent):
+            self._flush(time.monotonic())
             self.reply({"type": "error", "id": self.request_id, "error": {"code": event.code, "message": event.message}})
