@@ -62,22 +62,22 @@ class LogMelImageBackbone(nn.Module):
         return self.body(x.expand(-1, 3, -1, -1))
 
 
-BUILDERS: dict[str, Callable[[], nn.Module]] = {
-    "compact_cnn": CompactCNN,
-    "efficientnet_lite0": lambda: LogMelImageBackbone("efficientnet_lite0"),
+BUILDERS: dict[str, Callable[[int], nn.Module]] = {
+    "compact_cnn": lambda width: CompactCNN(width),
+    "efficientnet_lite0": lambda width: LogMelImageBackbone("efficientnet_lite0"),
 }
 
 
 class SoundClassifier(nn.Module):
     """Waveform [n, samples] -> logits [n, classes]; `probabilities` is what gets exported."""
 
-    def __init__(self, backbone: str, n_classes: int, front_end: FrontEndConfig = FrontEndConfig(), dropout: float = 0.2) -> None:
+    def __init__(self, backbone: str, n_classes: int, front_end: FrontEndConfig = FrontEndConfig(), dropout: float = 0.2, width: int = 16) -> None:
         super().__init__()
         if backbone not in BUILDERS:
             raise ValueError(f"unknown sound backbone {backbone!r}; choose one of {', '.join(AUDIO_BACKBONES)}")
         self.backbone_name = backbone
         self.front_end = LogMel(front_end)
-        self.backbone = BUILDERS[backbone]()
+        self.backbone = BUILDERS[backbone](width)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.feature_dim, n_classes)
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AudioTrainConfig:
     backbone: str = DEFAULT_AUDIO_BACKBONE
-    epochs: int = 15
+    epochs: int = 30
     batch_size: int = 32
     lr: float = 0.003
     weight_decay: float = 1e-3
@@ -40,6 +40,7 @@ class AudioTrainConfig:
     settings: AudioSettings = AudioSettings()
     augment: Augment = Augment()
     n_mels: int = 40
+    width: int = 16  # compact_cnn channels of the first block (then 2x, 4x, 6x)
     # One thread: these small convolutions gain little from a second one on an idle 2-core machine, and
     # with anything else running two threads were 5x slower per step (measured: 108 vs 587 ms per batch).
     threads: int = 1
@@ -107,7 +108,7 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
     pool, pool_source = noise_pool(train, background_label, settings.sample_rate, rng)
     is_background = np.array([lab == background_label for lab in train.labels])
 
-    model = SoundClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels))
+    model = SoundClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels), width=config.width)
     fit_rows = rng.choice(len(train), size=min(len(train), 512), replace=False)
     scale = model.front_end.fit_scale(torch.from_numpy(train.windows(fit_rows, window)))
     log.debug("front-end scale %.3f", scale)
