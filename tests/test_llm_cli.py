@@ -4,6 +4,7 @@ child-process helper `edge run` uses."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,13 @@ def test_chat_loads_the_model_itself_and_keeps_the_conversation() -> None:
     assert len(answers) == 2
     assert "4" in answers[0] and "Red" in answers[1]
     assert "(conversation forgotten)" in run.stderr
+
+
+def test_pull_explains_what_it_needs(tmp_path: Path) -> None:
+    wrong = edge("llm", "pull", "some/repo", "weights.bin", "--dir", str(tmp_path))
+    assert wrong.returncode == 1 and "llama.cpp loads .gguf files" in wrong.stderr
+    offline = subprocess.run([sys.executable, "-m", "edge.cli", "llm", "pull", "some/repo", "model.gguf", "--dir", str(tmp_path)],
+                             cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 1
+    # Without huggingface_hub: how to install it; with it (offline here): why the download failed.
+    assert "pip install huggingface_hub" in offline.stderr or "cannot download some/repo/model.gguf" in offline.stderr

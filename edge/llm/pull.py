@@ -18,7 +18,6 @@ def pull(repo: str, filename: str, dest_dir: str = "models", revision: Optional[
         raise PullError(f"{filename}: llama.cpp loads .gguf files; pick a .gguf file from the repository's file list")
     try:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     except ImportError:
         raise PullError("`edge llm pull` needs the huggingface_hub package: .venv/bin/pip install huggingface_hub "
                         "(or download the .gguf yourself and set llm.model)") from None
@@ -27,8 +26,7 @@ def pull(repo: str, filename: str, dest_dir: str = "models", revision: Optional[
     try:
         # local_dir: the file lands in the models folder itself, not a second copy from the Hub's cache.
         path = Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision, local_dir=str(target_dir)))
-    except LocalEntryNotFoundError:
-        raise PullError(f"cannot download {repo}/{filename}: no network (or HF_HUB_OFFLINE is set) and it is not in the local cache") from None
-    except HfHubHTTPError as exc:
-        raise PullError(f"cannot download {repo}/{filename}: {exc}") from None
+    except Exception as exc:  # the Hub's error classes move between releases; the message is what helps
+        raise PullError(f"cannot download {repo}/{filename}: {type(exc).__name__}: {exc}. Check the network (HF_HUB_OFFLINE must "
+                        "be unset), and the repository and file names on the model's Files page") from None
     return path, sha256_file(path)
