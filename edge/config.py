@@ -354,6 +354,8 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> None:
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else (base / path))
 
+    if config.llm.model:
+        config.llm.model = fix(config.llm.model)
     for pipeline in config.pipelines:
         pipeline.bundle = fix(pipeline.bundle)
         if isinstance(pipeline, CameraPipeline):

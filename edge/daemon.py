@@ -20,6 +20,7 @@ from typing import Any
 from edge import __version__ as EDGE_VERSION
 from edge.config import EdgeConfig, load_config
 from edge.health import HealthServer, MetricsText
+from edge.llm.process import LlmChild
 from edge.mqtt.commands import CommandHandler
 from edge.mqtt.connection import MqttConnection, OutgoingMessage
 from edge.mqtt.discovery import Discovery
@@ -55,6 +56,7 @@ class Daemon:
         self.commands = CommandHandler(self.connection, self.topics, self, config.mqtt.max_payload_bytes)
         self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix, config.mqtt.discovery.enabled)
         self.health: HealthServer | None = None
+        self.llm: LlmChild | None = None
         self._pipelines: dict[str, Pipeline] = {}
         self._pipeline_configs: dict[str, Any] = {}
         self._failed: dict[str, str] = {}  # pipelines that could not be built, and why
@@ -108,6 +110,13 @@ class Daemon:
                 log.info("health: http://%s:%d/healthz and /metrics", self.config.health.host, self.health.port)
             except OSError as exc:
                 log.error("%s", exc)  # the classifiers matter more than the probe: carry on without it
+        if self.config.llm.enabled:
+            if self.config_path is None:
+                log.error("llm.enabled needs the daemon to run from a config file (`edge run -c FILE`); LLM not started")
+            else:
+                self.llm = LlmChild(self.config_path)
+                self.llm.start()
+                log.info("LLM: started `edge llm serve` (pid %s) on http://%s:%d", self.llm.process.pid if self.llm.process else "?", self.config.llm.host, self.config.llm.port)
 
     def _build_pipeline(self, cfg: Any) -> Pipeline:
         from edge.pipelines import build_pipeline  # imported late: it pulls in OpenCV and ONNX Runtime
@@ -188,6 +197,8 @@ class Daemon:
         if self._reload_requested:
             self._reload_requested = False
             self.reload_config()
+        if self.llm is not None:
+            self.llm.poll()
         try:
             self.publisher.tick()
             if now - self._last_stats >= self.config.mqtt.stats_interval:
@@ -205,6 +216,8 @@ class Daemon:
         self.notifier.stopping()
         log.info("stopping")
         self._stop_pipelines(list(self.pipelines()), timeout=2.0)
+        if self.llm is not None:
+            self.llm.stop(timeout=1.5)
         if self.health is not None:
             self.health.stop()
         left = max(0.5, STOP_BUDGET_S - (time.monotonic() - started))
@@ -311,6 +324,7 @@ class Daemon:
             "pipelines": self._pipeline_stats(),
             "mqtt": self._mqtt_stats(),
             "process": process_stats(),
+            **({"llm": self.llm.stats()} if self.llm is not None else {}),
         }
 
     def publish_stats(self) -> None:

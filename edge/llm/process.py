@@ -70,3 +70,64 @@ def stop_llm_server(process: subprocess.Popen[bytes], timeout: float = 5.0) -> i
         except subprocess.TimeoutExpired:
             process.kill()
     return process.wait()
+
+
+class LlmChild:
+    """`edge llm serve` as a supervised child of `edge run`: started with the daemon, restarted with
+    backoff when it dies (an out-of-memory kill, a crash), stopped with it. Polled from the daemon's main
+    loop, so it needs no thread of its own."""
+
+    def __init__(self, config_path: str | Path, log_file: Optional[str | Path] = None, nice: int = 5,
+                 initial_backoff_s: float = 5.0, max_backoff_s: float = 300.0) -> None:
+        self.config_path = Path(config_path)
+        self.log_file = log_file
+        self.nice = nice
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.restarts = 0
+        self.last_exit_code: Optional[int] = None
+        self._backoff_s = initial_backoff_s
+        self._restart_at: Optional[float] = None
+        self._started_at = 0.0
+
+    @property
+    def state(self) -> str:
+        if self.process is not None and self.process.poll() is None:
+            return "running"
+        return "restarting" if self._restart_at is not None else "stopped"
+
+    def start(self) -> None:
+        self.process = start_llm_server(self.config_path, log_file=self.log_file, nice=self.nice)
+        self._started_at = time.monotonic()
+        self._restart_at = None
+
+    def poll(self) -> None:
+        """Restarts a child that exited, after a backoff that doubles while it keeps dying quickly."""
+        now = time.monotonic()
+        if self.process is not None and self.process.poll() is not None and self._restart_at is None:
+            self.last_exit_code = self.process.returncode
+            if now - self._started_at > 60.0:  # it ran fine for a while: start again quickly
+                self._backoff_s = self.initial_backoff_s
+            self._restart_at = now + self._backoff_s
+            self._backoff_s = min(self.max_backoff_s, self._backoff_s * 2)
+            self.process = None
+        if self._restart_at is not None and now >= self._restart_at:
+            self.restarts += 1
+            self.start()
+
+    def stop(self, timeout: float = 3.0) -> Optional[int]:
+        self._restart_at = None
+        if self.process is None:
+            return None
+        code = stop_llm_server(self.process, timeout=timeout)
+        self.process = None
+        return code
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "pid": self.process.pid if self.process is not None else None,
+            "restarts": self.restarts,
+            "last_exit_code": self.last_exit_code,
+        }
