@@ -10,7 +10,7 @@ import numpy as np
 
 from edge.runtime.audio import AUDIO_SUFFIXES, AudioDecodeError, load_audio, resample
 from edge.runtime.bundle import BundleError, load_bundle
-from edge.runtime.images import ImageDecodeError, decode_image
+from edge.runtime.images import ImageDecodeError, decode_image, model_min_side
 from edge.runtime.session import Classifier
 
 REDUCTIONS = ("mean", "max")
@@ -102,7 +102,7 @@ def predict_file(
         if path.suffix.lower() in AUDIO_SUFFIXES:
             raise PredictError(f"{path}: a sound file, but {bundle.path} is an image model; pass a photo (JPEG, PNG ...) or an audio bundle")
         try:
-            rgb = decode_image(path)
+            rgb = decode_image(path, min_side=model_min_side(bundle.image_size))  # the trainer decodes the same way
         except ImageDecodeError as exc:
             raise PredictError(f"{exc}; pass a JPEG, PNG, BMP, WebP or GIF file") from exc
         probs = classifier.predict_image(rgb)
