@@ -5,7 +5,7 @@ inference time per 1 s window (1 thread, fp32 and int8), all in one run.
 
 The data is the espeak-ng spoken-digit set of bench/make_speech_dataset.py (made on first use, ~2 min):
 2,700 8 kHz clips, 18 synthetic speakers. "seen": every speaker in training, held-out takes in val;
-"unseen": 6 speakers never heard in training. Each run is the default `trainer train` pipeline
+"unseen": 6 speakers never heard in training; "few": only 5 training speakers, same unseen val. Each run is the default `trainer train` pipeline
 (decode, train, export, parity, int8, score through ONNX Runtime). Writes bench/results/audio_trainer.json.
 CPU time is reported beside wall time because the 2 cores are shared: wall time depends on the load.
 """
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "edgeteach-speech-digits")
     parser.add_argument("--backbones", default="compact_cnn,efficientnet_lite0")
-    parser.add_argument("--splits", default="unseen,seen")
+    parser.add_argument("--splits", default="unseen,seen,few")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

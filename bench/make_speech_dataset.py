@@ -7,6 +7,7 @@ Writes two train/val layouts over the same clips (hard links), which `trainer tr
     OUT_DIR/all/<word>/<speaker>_<word>_<take>.wav    every clip, 8 kHz mono 16-bit
     OUT_DIR/seen/{train,val}/<word>/...               every speaker in training; val = other takes
     OUT_DIR/unseen/{train,val}/<word>/...             val = speakers never heard in training
+    OUT_DIR/few/{train,val}/<word>/...                only 5 training speakers, same unseen val (harder)
     OUT_DIR/_background_noise_/*.wav                  long noise recordings (copy into a data set to use)
     OUT_DIR/speakers.json                             who is who, and which split they are in
 
@@ -26,6 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.speech_synth import BACKGROUNDS, COMMANDS, DIGITS, Clip, generate_words, make_background, make_speakers  # noqa: E402
+
+
+FEW_SPEAKERS = 5  # like a small real recording set: a handful of people
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -48,9 +52,13 @@ def build(out: Path, words: list[str], n_speakers: int, n_unseen: int, takes: in
     rng = random.Random(seed)
     unseen_names = {s.name for s in rng.sample(speakers, n_unseen)}
     n_val_takes = max(1, round(takes * seen_val))
+    few_names = {s.name for s in speakers if s.name not in unseen_names}
+    few_names = set(sorted(few_names)[:FEW_SPEAKERS])
     for clip in clips:
         unseen_split = "val" if clip.speaker.name in unseen_names else "train"
         _link(clip.path, out / "unseen" / unseen_split / clip.word / clip.path.name)
+        if unseen_split == "val" or clip.speaker.name in few_names:
+            _link(clip.path, out / "few" / unseen_split / clip.word / clip.path.name)
         # seen split: the same held-out take numbers for every speaker and word (deterministic, stratified)
         seen_split = "val" if (clip.take + hash_take(clip)) % takes < n_val_takes else "train"
         _link(clip.path, out / "seen" / seen_split / clip.word / clip.path.name)

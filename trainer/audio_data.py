@@ -111,6 +111,7 @@ class Augment:
 
     shift: bool = True
     speed: tuple[float, float] = (0.85, 1.15)
+    freq_warp: tuple[float, float] = (1.0, 1.0)  # stretch of the mel axis alone (vocal tract length)
     gain_db: tuple[float, float] = (-12.0, 6.0)
     mix_probability: float = 0.8
     snr_db: tuple[float, float] = (0.0, 30.0)
@@ -121,7 +122,7 @@ class Augment:
 
     @staticmethod
     def off() -> "Augment":
-        return Augment(shift=False, speed=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0, freq_masks=0)
+        return Augment(shift=False, speed=(1.0, 1.0), freq_warp=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0, freq_masks=0)
 
 
 def _colored_noise(n: int, tilt: float, rng: np.random.Generator) -> np.ndarray:
@@ -185,10 +186,16 @@ def augment_waveforms(batch: np.ndarray, is_background: np.ndarray, pool: np.nda
 
 def spec_augment(features: torch.Tensor, aug: Augment, rng: np.random.Generator) -> torch.Tensor:
     """Zeroes random time and mel bands of [n, 1, mels, frames] features (0 is the mean after normalisation)."""
-    if aug.time_masks == 0 and aug.freq_masks == 0:
+    lo, hi = aug.freq_warp
+    if aug.time_masks == 0 and aug.freq_masks == 0 and hi <= lo:
         return features
     features = features.clone()
     n, _, mels, frames = features.shape
+    if hi > lo:
+        for i in range(n):
+            height = max(2, int(round(mels * float(rng.uniform(lo, hi)))))
+            warped = torch.nn.functional.interpolate(features[i : i + 1], size=(height, frames), mode="bilinear", align_corners=False)[0]
+            features[i] = warped[:, :mels] if height >= mels else torch.nn.functional.pad(warped, (0, 0, 0, mels - height))
     for i in range(n):
         for _ in range(aug.time_masks):
             width = int(rng.integers(0, aug.time_mask_frames + 1))

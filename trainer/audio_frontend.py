@@ -29,6 +29,7 @@ class FrontEndConfig:
     f_min: float = 20.0
     f_max: float | None = None  # None: Nyquist
     log_eps: float = 1e-6
+    mean: str = "band"  # what is subtracted: "window" (one mean per window) or "band" (per mel band, over time)
 
     def n_frames(self, samples: int) -> int:
         return 1 + samples // self.hop_length  # centred frames, as torchaudio's center=True
@@ -44,7 +45,8 @@ class FrontEndConfig:
             "mel_scale": "htk",
             "power": 2.0,
             "compression": "log(mel + log_eps)",
-            "normalization": "per window: minus its mean log-mel; divided by a scale fitted on the training set",
+            "normalization": ("per window: minus each mel band's mean over time" if self.mean == "band" else "per window: minus its mean log-mel")
+            + "; divided by `scale`, fitted on the training set",
         }
 
 
@@ -107,7 +109,8 @@ class LogMel(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         logmel = torch.log(self.mel_power(waveform) + self.config.log_eps)
         if self.normalize:
-            logmel = (logmel - logmel.mean(dim=(1, 2), keepdim=True)) / self.scale
+            dims = (2,) if self.config.mean == "band" else (1, 2)
+            logmel = (logmel - logmel.mean(dim=dims, keepdim=True)) / self.scale
         return logmel[:, None]
 
     @torch.no_grad()
