@@ -55,6 +55,7 @@ class LiveDemoResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     states: int = 0
     labels_seen: set[str] = field(default_factory=set)
+    labels_by_pipeline: dict[str, set[str]] = field(default_factory=dict)
     exit_code: Optional[int] = None
     stopped_in_s: Optional[float] = None
     offline_seen: bool = False
@@ -135,6 +136,9 @@ def write_daemon_config(options: LiveDemoOptions, video: Path, host: str, port: 
                 "bundle": str(options.sound_bundle.resolve()),
                 "threads": 1,
                 "threshold": 0.6,
+                # 2 of the last 3 windows (hop 0.5 s): a label changes about 1 s after the sound does.
+                "smoothing": {"method": "n_of_m", "n": 2, "m": 3},
+                "min_hold_s": 0.5,
                 "source": {"file": str(options.sound_file.resolve()), "loop": True, "realtime": True},
                 "publish": {"heartbeat_s": 5, "max_rate_hz": 2},
             }
@@ -182,6 +186,8 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
     classes = tuple(label for label in labels if label in SHAPES) or SHAPES
     video = render_video(options.workdir / "sample.avi", classes, options.seconds_per_class)
     print(f"live demo: sample video {video} ({', '.join(classes)}, {options.seconds_per_class:g} s each, looping)", file=out)
+    if options.sound_bundle is not None and options.sound_file is not None:
+        print(f"live demo: sample sound {options.sound_file} played in a loop as the microphone of pipeline `sounds`", file=out)
 
     broker: Optional[LocalBroker] = None
     host, port = options.mqtt_host, options.mqtt_port
@@ -202,6 +208,8 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
                 data = json.loads(msg.payload)
                 result.events.append(data)
                 result.labels_seen.add(data["label"])
+                pipeline = msg.topic[len(prefix) + 1 :].rsplit("/", 1)[0]
+                result.labels_by_pipeline.setdefault(pipeline, set()).add(data["label"])
             elif msg.topic.endswith("/state"):
                 result.states += 1
             elif msg.topic == f"{prefix}/status" and msg.payload == b"offline":
@@ -241,8 +249,9 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
         subscriber.disconnect()
         if broker is not None:
             broker.stop()
+    seen = "; ".join(f"{name}: {', '.join(sorted(labels))}" for name, labels in sorted(result.labels_by_pipeline.items())) or "none"
     print(
-        f"\nlive demo: {result.messages} MQTT messages, {len(result.events)} label changes ({', '.join(sorted(result.labels_seen)) or 'none'}), "
+        f"\nlive demo: {result.messages} MQTT messages, {len(result.events)} label changes ({seen}), "
         f"daemon stopped with exit code {result.exit_code} in {result.stopped_in_s} s",
         file=out,
     )
