@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole loop on built-in data: generate samples, train (or reuse), export a bundle, evaluate it, print the
-# report, then run it live in the device daemon on a sample video and print its MQTT messages (~20 s).
+# The whole loop on built-in data: generate image and sound samples, train (or reuse), export the bundles,
+# evaluate them, print the reports, then run both live in the device daemon on a sample video and a sample
+# sound file and print its MQTT messages (~20 s).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -51,7 +51,7 @@ def whistle(rng: np.random.Generator, seconds: float = 1.0, rate: int = SAMPLE_R
     length = rng.uniform(0.4, min(0.9, seconds))
     start = rng.uniform(0, seconds - length)
     active = (t >= start) & (t < start + length)
-    f0, f1 = rng.uniform(1000, 3000, 2) if rng.random() < 0.5 else (np.full(2, rng.uniform(1000, 3000)))
+    f0, f1 = rng.uniform(1000, 3000, 2) if rng.random() < 0.5 else np.full(2, rng.uniform(1000, 3000))  # sweep or steady
     freq = f0 + (f1 - f0) * np.clip((t - start) / length, 0, 1)
     freq = freq * (1 + rng.uniform(0.005, 0.03) * np.sin(2 * np.pi * rng.uniform(4, 7) * t))
     phase = 2 * np.pi * np.cumsum(freq) / rate
@@ -125,8 +125,7 @@ def render_sound_sequence(path: str | Path, order: tuple[str, ...] = SOUND_CLASS
         if name == BACKGROUND:
             parts.append(background(rng, seconds_per_class))
             continue
-        unknown = name not in GENERATORS
-        if unknown:
+        if name not in GENERATORS:
             raise ValueError(f"unknown sound {name!r}; expected one of {', '.join(SOUND_CLASSES)}")
         # Whole 1 s clips back to back: each one is what the model was trained on.
         clips = [GENERATORS[name](rng) for _ in range(max(1, int(round(seconds_per_class))))]
