@@ -149,3 +149,11 @@ def test_trainer_evaluate_json_on_an_audio_folder(bundle_dir: Path, speech_set: 
     assert metrics["n"] == 3 * 9 + 2 + 1  # every readable, non-silent file of the class folders
     assert sorted(Path(p).name for p in metrics["skipped"]) == ["click.wav", "readme.wav", "silent.wav"]
     assert set(metrics["per_class"]) <= set(metrics["labels"]) and len(metrics["confusion_matrix"]) == 4
+
+
+def test_image_backbone_or_bad_window_for_sound_is_a_clear_error(speech_set: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert trainer_main(["train", str(speech_set), "-o", str(tmp_path / "a"), "--backbone", "mobilenet_v3_small", "--quiet"]) == 2
+    assert "image backbone" in caplog.text and "compact_cnn" in caplog.text
+    assert trainer_main(["train", str(speech_set), "-o", str(tmp_path / "b"), "--hop", "2", "--quiet"]) == 2
+    assert "--hop 2.0 s must be positive and at most the window" in caplog.text
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
