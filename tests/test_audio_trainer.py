@@ -157,3 +157,18 @@ def test_image_backbone_or_bad_window_for_sound_is_a_clear_error(speech_set: Pat
     assert trainer_main(["train", str(speech_set), "-o", str(tmp_path / "b"), "--hop", "2", "--quiet"]) == 2
     assert "--hop 2.0 s must be positive and at most the window" in caplog.text
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
+
+
+def test_one_long_background_recording_is_enough(speech_set: Path, tmp_path: Path) -> None:
+    """Teachable Machine users bring one background recording: its first 80 % trains, its last 20 % validates."""
+    data = tmp_path / "data"
+    for word in ("yes", "no"):
+        shutil.copytree(speech_set / "train" / word, data / word)
+    (data / "_background_noise_").mkdir()
+    shutil.copy(speech_set / "train" / "_background_noise_" / "brown_noise.wav", data / "_background_noise_")
+    out = tmp_path / "out"
+    assert trainer_main(["train", str(data), "-o", str(out), "--epochs", "1", "--no-int8", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["counts"]["train"]["_background_noise_"] == 1 and report["data"]["counts"]["val"]["_background_noise_"] == 1
+    assert report["metrics"]["fp32"]["support"]["_background_noise_"] == 1  # the held-out 20 % was scored
+    assert sorted(p.name for p in data.rglob("*") if p.is_file() and "_background_noise_" in p.parts) == ["brown_noise.wav"]

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import torch
 
-from edge.datasets import DEFAULT_VAL_FRACTION, DatasetError, Sample, make_splits, scan_dataset
+from edge.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
 from edge.evaluate import classification_metrics
 from edge.runtime.audio_windows import BACKGROUND_LABEL, MIN_CLIP_SECONDS, score_files
 from edge.runtime.bundle import VARIANT_FILES
@@ -76,11 +76,43 @@ def _front_end_nodes(path: Path) -> list[str]:
     return [node.name for node in graph.node if node.name.startswith(FRONT_END_SCOPE)]
 
 
-def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings) -> tuple[dict[str, Any], list[dict[str, str]]]:
+LONE_BACKGROUND_VAL = 0.2  # share of a single background recording held out for validation
+
+
+def _split_lone_background(dataset: FolderDataset, clips: dict[Path, np.ndarray], settings: AudioSettings) -> tuple[Path, Path] | None:
+    """Teachable Machine users bring ONE long background recording; the two-files-per-class rule would
+    refuse it. Its first 80 % becomes a training example and its last 20 % the validation one (two
+    in-memory parts, never written to the data folder). Returns (train part, val part) or None."""
+    if dataset.layout != "classes":
+        return None
+    part = dataset.parts["all"]
+    usable = [p for p in part.files.get(BACKGROUND_LABEL, []) if p in clips]
+    if len(usable) != 1 or clips[usable[0]].size < 2 * settings.window:
+        return None
+    path = usable[0]
+    clip = clips.pop(path)
+    cut = int(clip.size * (1 - LONE_BACKGROUND_VAL))
+    head, tail = Path(f"{path}#first-{100 - int(100 * LONE_BACKGROUND_VAL)}%"), Path(f"{path}#last-{int(100 * LONE_BACKGROUND_VAL)}%")
+    clips[head], clips[tail] = clip[:cut], clip[cut:]
+    part.files[BACKGROUND_LABEL] = [head, tail] + [p for p in part.files[BACKGROUND_LABEL] if p != path]
+    log.info("%s: the only %s recording; its first %d %% trains and its last %d %% validates", path, BACKGROUND_LABEL,
+             100 - int(100 * LONE_BACKGROUND_VAL), int(100 * LONE_BACKGROUND_VAL))
+    return head, tail
+
+
+def _place_background_parts(splits: Splits, parts: tuple[Path, Path]) -> None:
+    """Whichever part the seeded split put where, the long part trains and the short part validates."""
+    head, tail = parts
+    splits.train = [Sample(head, s.label) if s.path in parts else s for s in splits.train]
+    splits.val = [Sample(tail, s.label) if s.path in parts else s for s in splits.val]
+
+
+def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings, clips: dict[Path, np.ndarray]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Per-file metrics of one exported variant, windows cut and averaged exactly as `trainer evaluate` does."""
     session = make_session(path)
     name = session.get_inputs()[0].name
-    kept, probs, skipped = score_files([s.path for s in samples], lambda x: session.run(None, {name: x})[0], settings.sample_rate, settings.window, settings.hop)
+    kept, probs, skipped = score_files([s.path for s in samples], lambda x: session.run(None, {name: x})[0], settings.sample_rate,
+                                       settings.window, settings.hop, preloaded=clips)
     y_true = [samples[i].label for i in kept]
     y_pred = [int(np.argmax(p)) for p in probs]
     return classification_metrics(y_true, y_pred, labels), skipped
@@ -97,7 +129,10 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
 
     t = time.perf_counter()
     clips, skipped = decode_clips(dataset.all_files, settings.sample_rate, progress=opts.progress)
+    parts = _split_lone_background(dataset, clips, settings)
     splits = make_splits(dataset, [Path(s["path"]) for s in skipped], opts.val_split, opts.seed)
+    if parts:
+        _place_background_parts(splits, parts)
     timing["decode"] = time.perf_counter() - t
 
     config = AudioTrainConfig(
@@ -136,9 +171,9 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     test_metrics: dict[str, Any] = {}
     for variant, path in variants.items():
-        metrics[variant], _ = _score(path, splits.val, splits.labels, settings)
+        metrics[variant], _ = _score(path, splits.val, splits.labels, settings, clips)
         if splits.test:
-            test_metrics[variant], _ = _score(path, splits.test, splits.labels, settings)
+            test_metrics[variant], _ = _score(path, splits.test, splits.labels, settings, clips)
     timing["evaluate"] = time.perf_counter() - t
     timing["total"] = time.perf_counter() - started
 

@@ -151,11 +151,12 @@ def score_files(
     window: int,
     hop: int,
     batch_size: int = 32,
+    preloaded: dict[Path, np.ndarray] | None = None,
 ) -> tuple[list[int], list[np.ndarray], list[dict[str, str]]]:
     """Per file: cut into windows as the trainer does, predict every window, average the probabilities.
 
     `predict` maps a float32 [n, window] batch to probabilities [n, classes] (an ONNX Runtime session
-    on the device and in `trainer evaluate`). Returns (indices of scored files, their probabilities,
+    on the device and in `trainer evaluate`); `preloaded` supplies clips already decoded at `rate`. Returns (indices of scored files, their probabilities,
     skipped files as {path, reason}); unreadable, too-short and silent files are skipped with a warning."""
     kept: list[int] = []
     probs: list[np.ndarray] = []
@@ -172,7 +173,7 @@ def score_files(
     for i, path in enumerate(paths):
         background = is_background_path(path)
         try:
-            clip = load_clip(path, rate, background=background)
+            clip = preloaded[Path(path)] if preloaded and Path(path) in preloaded else load_clip(path, rate, background=background)
         except (AudioDecodeError, ClipRejected) as exc:
             log.warning("skipping %s", exc)
             skipped.append({"path": str(path), "reason": str(exc)})
