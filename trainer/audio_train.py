@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AudioTrainConfig:
     backbone: str = DEFAULT_AUDIO_BACKBONE
-    epochs: int = 30
+    epochs: int = 45
     batch_size: int = 32
     lr: float = 0.003
     weight_decay: float = 1e-3

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 # Defaults for options shared with the image trainer, where sound needs other values: sound models
 # train end to end (not a head on cached embeddings), so fewer epochs with larger batches and lr.
-AUDIO_DEFAULTS = {"backbone": "compact_cnn", "epochs": 30, "batch_size": 32, "lr": 0.003}
+AUDIO_DEFAULTS = {"backbone": "compact_cnn", "epochs": 45, "batch_size": 32, "lr": 0.003}
 
 
 def add_audio_arguments(parser: argparse.ArgumentParser) -> None:
