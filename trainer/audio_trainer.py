@@ -28,8 +28,8 @@ from edge.runtime.session import make_session
 from trainer.audio_data import Augment, AudioSettings, decode_clips
 from trainer.audio_models import DEFAULT_AUDIO_BACKBONE, ProbabilitiesModel
 from trainer.audio_train import AudioTrainConfig, train_frozen_backbone, train_sound_classifier
-from trainer.export import check_parity, export_onnx, quantize_int8, remove_stale, write_bundle
-from trainer.report import write_report
+from trainer.export import check_parity, export_onnx, quantize_int8, remove_stale
+from trainer.outputs import write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -213,33 +213,19 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         "file score = mean of its windows' probabilities (edge.runtime.audio_windows)",
         "front_end": front_end,
     }
-    write_bundle(
+    return write_outputs(
         out_dir,
         task="audio",
+        backbone=opts.backbone,
         labels=splits.labels,
         input_spec={"name": "waveform", "dtype": "float32", "shape": [-1, settings.window]},
         preprocessing=preprocessing,
-        metrics={v: {k: m[k] for k in ("accuracy", "n", "per_class", "precision", "recall", "confusion_matrix")} for v, m in metrics.items()},
-        extra={
-            "backbone": opts.backbone,
-            "training": {**settings_report, "data": {k: v for k, v in data_summary.items() if k != "skipped"}, "skipped_files": len(skipped)},
-            "parity": parity,
-            "quantization": quantization,
-        },
+        metrics=metrics,
+        test_metrics=test_metrics,
+        data_summary=data_summary,
+        settings=settings_report,
+        history=result.history,
+        parity=parity,
+        quantization=quantization,
+        timing=timing,
     )
-    report = {
-        "task": "audio",
-        "backbone": opts.backbone,
-        "labels": list(splits.labels),
-        "data": data_summary,
-        "history": result.history,
-        "metrics": metrics,
-        "test_metrics": test_metrics,
-        "parity": parity,
-        "quantization": quantization,
-        "timing": timing,
-        "settings": settings_report,
-        "bundle": str(out_dir),
-    }
-    write_report(report, out_dir)
-    return report

@@ -24,8 +24,8 @@ from edge.runtime.images import RESIZE_POLICY
 from trainer.backbones import DEFAULT_BACKBONE, build_backbone
 from trainer.data import AUGMENT_VERSION, DecodedImage, augmented_views, decode_images, view_seed
 from trainer.embeddings import EmbeddingCache, OnnxEmbedder, default_cache_dir, embed_all, file_digest
-from trainer.export import ProbabilityModel, check_parity, export_onnx, ort_predict, quantize_int8, remove_stale, write_bundle
-from trainer.report import write_report
+from trainer.export import ProbabilityModel, check_parity, export_onnx, ort_predict, quantize_int8, remove_stale
+from trainer.outputs import write_outputs
 from trainer.train import HeadConfig, train_head
 
 log = logging.getLogger(__name__)
@@ -172,33 +172,19 @@ def train_image_classifier(opts: ImageTrainOptions) -> dict[str, Any]:
         "training_views": int(len(x_train)),
         "embedding_cache_hits": hits_train + hits_val,
     }
-    write_bundle(
+    return write_outputs(
         out_dir,
         task="image",
+        backbone=backbone.name,
         labels=splits.labels,
         input_spec={"name": "image", "dtype": "uint8", "shape": [-1, size[0], size[1], 3]},
         preprocessing={"resize": RESIZE_POLICY, "size": list(size), "color": "RGB", "normalization": backbone.normalization},
-        metrics={v: {k: m[k] for k in ("accuracy", "n", "per_class", "precision", "recall", "confusion_matrix")} for v, m in metrics.items()},
-        extra={
-            "backbone": backbone.name,
-            "training": {**settings, "data": {k: v for k, v in data_summary.items() if k != "skipped"}, "skipped_files": len(skipped)},
-            "parity": parity,
-            "quantization": quantization,
-        },
+        metrics=metrics,
+        test_metrics=test_metrics,
+        data_summary=data_summary,
+        settings=settings,
+        history=result.history,
+        parity=parity,
+        quantization=quantization,
+        timing=timing,
     )
-    report = {
-        "task": "image",
-        "backbone": backbone.name,
-        "labels": list(splits.labels),
-        "data": data_summary,
-        "history": result.history,
-        "metrics": metrics,
-        "test_metrics": test_metrics,
-        "parity": parity,
-        "quantization": quantization,
-        "timing": timing,
-        "settings": settings,
-        "bundle": str(out_dir),
-    }
-    write_report(report, out_dir)
-    return report
