@@ -36,6 +36,10 @@ QUANTIZED_OPS = ("Conv", "Add", "Relu", "Clip", "GlobalAveragePool", "ReduceMean
 # 0.0039 / 0.0027 / 0.0022 and 2 / 0 / 0 top-1 flips on its 362 images, at 1.6 / 1.5 / 1.3x the fp32 speed
 # (1 thread). The first 3 float already fixed most of the loss on the ASL set (mean |diff| 0.014).
 FLOAT_FIRST_CONVS = 9
+# The other quantize_int8 defaults (MinMax, QDQ, per-channel, reduce_range, 128 calibration images) were
+# re-checked against percentile, entropy, moving-average MinMax, symmetric activations, QOperator and more
+# calibration views: none was better on both benchmark sets across calibration picks (docs/benchmarks.md,
+# "int8 calibration study"; bench/study_int8_calibration.py).
 
 
 class ExportError(RuntimeError):
@@ -157,6 +161,7 @@ def quantize_int8(
     op_types: Sequence[str] | None = QUANTIZED_OPS,
     nodes_to_exclude: Sequence[str] = (),
     float_first_convs: int = FLOAT_FIRST_CONVS,
+    extra_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Static int8 quantization calibrated on real training inputs.
 
@@ -189,11 +194,12 @@ def quantize_int8(
                 calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[method],
                 op_types_to_quantize=list(op_types) if op_types else None,
                 nodes_to_exclude=excluded or None,
+                extra_options=dict(extra_options or {}),
             )
     finally:
         root.setLevel(level)
     return {"format": fmt, "per_channel": per_channel, "reduce_range": reduce_range, "calibration": method,
-            "calibration_inputs": int(len(calibration)), "float_nodes": excluded}
+            "calibration_inputs": int(len(calibration)), "float_nodes": excluded, **({"extra_options": dict(extra_options)} if extra_options else {})}
 
 
 def write_bundle(

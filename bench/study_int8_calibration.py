@@ -1,0 +1,137 @@
+"""int8 calibration study: one fp32 model per data set, re-quantized with each setting, compared with fp32.
+
+Per setting: top-1 agreement of int8 with fp32 on the val split, mean |diff| of probabilities, int8
+accuracy, quantize time, and batch-1 one-thread latency of fp32 vs int8 measured round-robin.
+Data sets as in bench_image_trainer.py: ASL webcam frames (4 classes) and the 12-MP two-class set.
+
+    .venv/bin/python bench/study_int8_calibration.py --data asl|phone [--work DIR] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.image_data import build_asl_dataset, build_phone_sized  # noqa: E402
+from edge.runtime.images import RESIZE_POLICY  # noqa: E402
+from trainer.data import augmented_views, decode_images, view_seed  # noqa: E402
+from trainer.export import FLOAT_FIRST_CONVS, batch_session, ort_predict, quantize_int8  # noqa: E402
+from trainer.image_trainer import CALIBRATION_IMAGES, ImageTrainOptions, train_image_classifier  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+
+# name -> (quantize_int8 keyword arguments, calibration source)
+SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
+    "current (minmax, qdq, per-channel, reduce_range)": ({}, "128"),
+    "percentile 99.999": ({"method": "percentile", "extra_options": {"CalibPercentile": 99.999}}, "128"),
+    "percentile 99.99": ({"method": "percentile", "extra_options": {"CalibPercentile": 99.99}}, "128"),
+    "entropy": ({"method": "entropy"}, "128"),
+    "minmax moving average": ({"extra_options": {"CalibMovingAverage": True}}, "128"),
+    "reduce_range off": ({"reduce_range": False}, "128"),
+    "activation symmetric": ({"extra_options": {"ActivationSymmetric": True}}, "128"),
+    "qoperator": ({"fmt": "qoperator"}, "128"),
+    "per-tensor weights": ({"per_channel": False}, "128"),
+    "all training images": ({}, "all"),
+    "128 images + 2 augmented views": ({}, "aug"),
+    "last 3 convs float too": ({"float_last_convs": 3}, "128"),
+}
+
+
+def load_split(root: Path, size: tuple[int, int]) -> tuple[np.ndarray, list[Any], list[str]]:
+    paths = sorted(p for p in root.rglob("*.jpg"))
+    decoded, _ = decode_images(paths, size, RESIZE_POLICY, progress=False)
+    return np.stack([decoded[p].fitted for p in paths]), [decoded[p] for p in paths], [p.parent.name for p in paths]
+
+
+def latency_pair(fp32: Path, int8: Path, runs: int = 30) -> tuple[float, float]:
+    """Median ms, batch 1, one thread, round-robin so machine load hits both alike."""
+    sessions = [batch_session(fp32, threads=1), batch_session(int8, threads=1)]
+    image = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    feeds = [{s.get_inputs()[0].name: image} for s in sessions]
+    for s, f in zip(sessions, feeds):
+        for _ in range(3):
+            s.run(None, f)
+    times: list[list[float]] = [[], []]
+    for _ in range(runs):
+        for i, (s, f) in enumerate(zip(sessions, feeds)):
+            t = time.perf_counter()
+            s.run(None, f)
+            times[i].append((time.perf_counter() - t) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", choices=["asl", "phone"], required=True)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeteach-int8-study")
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--calib-seed", type=int, default=0, help="which training images calibrate (the trainer uses seed 0)")
+    args = parser.parse_args()
+    work = args.work / args.data
+    data = work / "data"
+    if not (data / "val").is_dir():
+        (build_asl_dataset if args.data == "asl" else build_phone_sized)(data)
+    bundle = work / "bundle"
+    if not (bundle / "model.onnx").is_file():
+        train_image_classifier(ImageTrainOptions(data_dir=data, out_dir=bundle, int8=False, progress=False))
+    fp32 = bundle / "model.onnx"
+    size = (224, 224)
+    train_x, train_dec, _ = load_split(data / "train", size)
+    val_x, _, val_names = load_split(data / "val", size)
+    labels = (bundle / "labels.txt").read_text().split()
+    val_y = np.array([labels.index(n) for n in val_names])
+    p32 = ort_predict(fp32, val_x)
+    pick = np.sort(np.random.default_rng(args.calib_seed).permutation(len(train_x))[:CALIBRATION_IMAGES])
+    calib = {
+        "128": train_x[pick],
+        "all": train_x,
+        "aug": np.concatenate([train_x[pick], np.stack([v for i in pick for v in augmented_views(train_dec[i].square, size, 2, view_seed(train_dec[i].sha1, 0))])]),
+    }
+    import onnx
+
+    convs = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv"]
+    rows = []
+    print(f"{args.data}: {len(train_x)} train, {len(val_x)} val; fp32 accuracy {100 * float(np.mean(p32.argmax(-1) == val_y)):.1f} %", flush=True)
+    for name, (kwargs, source) in SETTINGS.items():
+        if args.only and name not in args.only:
+            continue
+        kwargs = dict(kwargs)
+        last = kwargs.pop("float_last_convs", 0)
+        if last:
+            kwargs["nodes_to_exclude"] = convs[-last:]
+        out = work / "int8.onnx"
+        t = time.perf_counter()
+        quantize_int8(fp32, out, calib[source], **kwargs)
+        q_s = time.perf_counter() - t
+        p8 = ort_predict(out, val_x)
+        ms32, ms8 = latency_pair(fp32, out)
+        row = {
+            "setting": name, "calibration_inputs": int(len(calib[source])), "quantize_s": q_s,
+            "agree": int(np.sum(p8.argmax(-1) == p32.argmax(-1))), "n": int(len(val_x)),
+            "mean_abs_prob_diff": float(np.mean(np.abs(p8 - p32))),
+            "fp32_acc": float(np.mean(p32.argmax(-1) == val_y)), "int8_acc": float(np.mean(p8.argmax(-1) == val_y)),
+            "fp32_ms": ms32, "int8_ms": ms8,
+        }
+        rows.append(row)
+        print(f"{name:<50} agree {row['agree']}/{row['n']}  |diff| {row['mean_abs_prob_diff']:.4f}  int8 acc {100 * row['int8_acc']:.1f} %  "
+              f"fp32 {ms32:.1f} ms int8 {ms8:.1f} ms ({ms32 / ms8:.2f}x)  quantize {q_s:.0f} s", flush=True)
+    path = RESULTS / f"int8_study_{args.data}{'' if args.calib_seed == 0 else f'_seed{args.calib_seed}'}.json"
+    old = json.loads(path.read_text()) if path.is_file() and args.only else {"rows": []}
+    keep = [r for r in old["rows"] if r["setting"] not in {r2["setting"] for r2 in rows}]
+    path.write_text(json.dumps({"data": args.data, "float_first_convs": FLOAT_FIRST_CONVS, "rows": keep + rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
