@@ -131,9 +131,9 @@ def test_vision_classifies_a_generated_video_and_reports_changes(tmp_path: Path)
 class SlowClassifier(Classifier):
     """A real ONNX Runtime session made slow, as a big model on a Pi is."""
 
-    def predict_image(self, rgb: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray) -> np.ndarray:
         time.sleep(0.08)
-        return super().predict_image(rgb)
+        return super().run(batch)
 
 
 def test_slow_model_classifies_the_newest_frame_and_counts_drops(tmp_path: Path) -> None:

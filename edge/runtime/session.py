@@ -100,10 +100,13 @@ class Classifier:
         """Probabilities [N, classes] for a batch already in the model's input layout."""
         return np.asarray(self.session.run(None, {self.input_name: batch})[0], dtype=np.float32)
 
+    @property
+    def resize_policy(self) -> str:
+        return str(self.bundle.preprocessing.get("resize", "center_crop_square"))
+
     def predict_image(self, rgb: np.ndarray) -> np.ndarray:
         """Probabilities [classes] for one RGB uint8 image of any size."""
-        policy = str(self.bundle.preprocessing.get("resize", "center_crop_square"))
-        fitted = fit_image(rgb, self.bundle.image_size, policy)
+        fitted = fit_image(rgb, self.bundle.image_size, self.resize_policy)
         return self.run(fitted[None])[0]
 
     def predict_images(self, fitted: np.ndarray) -> np.ndarray:
