@@ -8,7 +8,6 @@ When inference falls behind, windows are skipped (counted as dropped) so decisio
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Optional
 
@@ -64,7 +63,6 @@ class AudioPipeline(PipelineCore):
 
     def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(cfg, *args, **kwargs)
-        self._cond = threading.Condition()
         self._ring: Optional[RingBuffer] = None
         self._native_rate = 0
         self._pending = 0  # native samples received since the last classified window
@@ -125,10 +123,6 @@ class AudioPipeline(PipelineCore):
             self.frames_in += 1
             self._in_rate.tick(time.monotonic())
             self._cond.notify()
-
-    def _wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
 
     def queue_size(self) -> int:
         """Hops of audio waiting to be classified."""

@@ -73,6 +73,7 @@ class PipelineCore:
         self._lock = threading.RLock()  # guards classifier/post/cfg swaps against the inference thread
         self._stop = threading.Event()
         self._paused = threading.Event()
+        self._cond = threading.Condition()  # capture -> inference hand-off; notified on stop/resume too
         self._thread: Optional[threading.Thread] = None
         self.supervisor: Optional[SourceSupervisor] = None
         self.seq = 0
@@ -131,7 +132,9 @@ class PipelineCore:
         self._thread = None
 
     def _wake(self) -> None:
-        """Subclasses wake their inference thread (condition variables)."""
+        """Wakes the inference thread waiting on `_cond` (for stop and resume)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def pause(self) -> None:
         self._paused.set()

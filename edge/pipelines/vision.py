@@ -7,7 +7,6 @@ model on a Pi classifies what the camera sees now, not a queue of frames from se
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Optional
 
@@ -28,7 +27,6 @@ class VisionPipeline(PipelineCore):
         super().__init__(cfg, *args, **kwargs)
         self._mailbox: Optional[Frame] = None
         self._last_frame: Optional[Frame] = None
-        self._cond = threading.Condition()
         self._next_allowed = 0.0
 
     def _source_factory(self) -> Any:
@@ -49,10 +47,6 @@ class VisionPipeline(PipelineCore):
             self.frames_in += 1
             self._in_rate.tick(time.monotonic())
             self._cond.notify()
-
-    def _wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
 
     def queue_size(self) -> int:
         return 1 if self._mailbox is not None else 0
