@@ -1,12 +1,15 @@
 """Sound trainer benchmark: accuracy on seen and unseen speakers per backbone, training time, and
 inference time per 1 s window (1 thread, fp32 and int8), all in one run.
 
-    .venv/bin/python bench/bench_audio_trainer.py [--data DIR] [--backbones compact_cnn,efficientnet_lite0]
+    .venv/bin/python bench/bench_audio_trainer.py [--data DIR] [--backbones compact_cnn,efficientnet_lite0] [--splits unseen,seen,few] [--label L]
 
 The data is the espeak-ng spoken-digit set of bench/make_speech_dataset.py (made on first use, ~2 min):
 2,700 8 kHz clips, 18 synthetic speakers. "seen": every speaker in training, held-out takes in val;
 "unseen": 6 speakers never heard in training; "few": only 5 training speakers, same unseen val. Each run is the default `trainer train` pipeline
-(decode, train, export, parity, int8, score through ONNX Runtime). Writes bench/results/audio_trainer.json.
+(decode, train, export, parity, int8, score through ONNX Runtime). Writes
+bench/results/audio_trainer_<backbones>_<splits>_<label>.json (label: the UTC date and time unless --label is
+given; --out names the file); an existing results file is never overwritten without --force. The trainer's
+epochs are recorded per row.
 CPU time is reported beside wall time because the 2 cores are shared: wall time depends on the load.
 """
 
@@ -31,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.runtime.bundle import load_bundle  # noqa: E402
 from edge.runtime.session import make_session  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "audio_trainer.json"
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -99,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "edgeteach-speech-digits")
     parser.add_argument("--backbones", default="compact_cnn,efficientnet_lite0")
     parser.add_argument("--splits", default="unseen,seen,few")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_output_args(parser)
     args = parser.parse_args(argv)
+    out = results_path(args, "audio_trainer", args.backbones.replace(",", "-"), args.splits.replace(",", "-"))
     logging.basicConfig(level=logging.WARNING)
     if not (args.data / "speakers.json").is_file():
         from bench.make_speech_dataset import main as make
@@ -115,14 +119,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(table([row]).splitlines()[-1], flush=True)
     print()
     print(table(rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     speakers = json.loads((args.data / "speakers.json").read_text())
-    args.out.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+    out = write_results(out, {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+                    "load_avg_after_run": load_average()},
         "data": {"path": str(args.data), "clips": speakers["clips"], "words": speakers["words"], "speakers": len(speakers["speakers"])},
         "rows": rows,
-    }, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }, args.force)
+    print(f"wrote {out}")
     return 0
 
 

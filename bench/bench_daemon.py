@@ -13,7 +13,10 @@
    (receive time - capture ts), state messages/s, and the daemon's RSS (peak, sampled). No LLM.
    Target: RSS < 250 MB.
 
-    .venv/bin/python bench/bench_daemon.py [--bundle TRAINED_IMAGE_BUNDLE] [--audio-bundle BUNDLE]
+    .venv/bin/python bench/bench_daemon.py [--bundle TRAINED_IMAGE_BUNDLE] [--audio-bundle BUNDLE] [--variant int8] [--label quiet]
+
+Writes bench/results/daemon_<variant>[_tiny][_<N>threads]_<label>.json (label: the UTC date and time unless
+--label is given; --out names the file); an existing results file is never overwritten without --force.
 
 Without --bundle a tiny generated ONNX bundle is used (then throughput is bound by video decoding, not
 by the model, and the ratio says little); the output says which bundle ran.
@@ -51,6 +54,8 @@ from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.bundles import make_audio_bundle, make_color_bundle  # noqa: E402
 from tests.support.daemon import camera_pipeline, microphone_pipeline, write_config, write_loud_quiet_wav  # noqa: E402
 from tests.support.mqtt_listener import Listener  # noqa: E402
+
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 
 def write_shapes_video(path: Path, seconds: float, fps: float = 30.0, size: tuple[int, int] = (640, 480)) -> Path:
@@ -158,7 +163,9 @@ def bench_throughput(bundle: Path, variant: str, threads: int, video: Path, seco
     return {
         "bare_model_fps": round(b, 1),
         "pipeline_fps": round(p, 1),
-        "ratio": round(statistics.median(ratios), 3),
+        # 4 digits: a ratio is judged against its target and printed as it is stored, so it must never
+        # round up across the target (0.8996 is not 0.900).
+        "ratio": round(statistics.median(ratios), 4),
         "pair_ratios": [round(r, 3) for r in ratios],
         # CPU time per classified frame is not stretched by other processes' load the way wall-clock
         # rates are on a shared machine: the pipeline's extra cost (capture decoding, hand-off) shows here.
@@ -301,8 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8, help="bare/pipeline pairs")
     parser.add_argument("--daemon-seconds", type=float, default=15.0)
     parser.add_argument("--mqtt-messages", type=int, default=5000)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "daemon.json")
+    add_output_args(parser)
     args = parser.parse_args(argv)
+    # The variant, the kind of bundle and the thread count are in the default name, so an int8 run never
+    # lands on an fp32 run's file (and no run on another's: see bench/results_io.py).
+    out = results_path(args, "daemon", args.variant, "" if args.bundle else "tiny",
+                       "" if args.threads == 1 else f"{args.threads}threads")
+    load_at_start = load_average()
 
     work = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     bundle = args.bundle or make_color_bundle(work / "tiny-image")
@@ -327,9 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         "rss_ok": daemon["daemon_rss_peak_mb"] < 250,
     }
     result = {
+        # 1/5/15-minute load averages before anything ran and after everything ran (the latter includes
+        # this benchmark's own load). Files written before this change have only "load_avg_at_start",
+        # and it was read at the END of the run.
         "machine": {"cpu_count": psutil.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_avg_at_start": [round(x, 2) for x in psutil.getloadavg()]},
+                    "load_avg_before_run": load_at_start, "load_avg_after_run": load_average()},
         "image_bundle": which,
+        "audio_bundle": f"given: {args.audio_bundle}" if args.audio_bundle else "TINY generated loudness bundle",
         "variant": args.variant,
         "threads": args.threads,
         "throughput": throughput,
@@ -353,9 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'measure'.ljust(width)}  {'value':<24} note")
     for name, value, note in rows:
         print(f"{name.ljust(width)}  {value:<24} {note}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    out = write_results(out, result, args.force)
+    print(f"\nwrote {out}")
     return 0
 
 

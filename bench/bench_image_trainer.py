@@ -6,13 +6,16 @@ Data: frames of the real ASL gesture clips in ../shared/fixtures (one class per 
 train/val split; see bench/image_data.py). Latencies are measured round-robin, one call of each
 engine in turn, so a busy machine slows all of them alike and the ratios stay fair.
 
-    .venv/bin/python bench/bench_image_trainer.py [--classes again book sister walk] [--runs 40] [--phone-photos]
+    .venv/bin/python bench/bench_image_trainer.py [--classes again book sister walk] [--runs 40] [--phone-photos] [--label L]
+
+Writes bench/results/image_trainer[_<classes>][_phone]_<label>.json (classes only when not the default four;
+label: the UTC date and time unless --label is given; --out names the file); an existing results file is
+never overwritten without --force.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -35,7 +38,9 @@ from trainer.export import ProbabilityModel  # noqa: E402
 from trainer.image_trainer import ImageTrainOptions, train_image_classifier  # noqa: E402
 from trainer.train import make_head  # noqa: E402
 
-RESULTS = REPO / "bench" / "results" / "image_trainer.json"
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
+
+DEFAULT_CLASSES = ["again", "book", "sister", "walk"]
 
 
 def latencies(bundle_dir: Path, n_classes: int, runs: int) -> dict[str, float]:
@@ -74,10 +79,14 @@ def latencies(bundle_dir: Path, n_classes: int, runs: int) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--classes", nargs="+", default=["again", "book", "sister", "walk"])
+    parser.add_argument("--classes", nargs="+", default=DEFAULT_CLASSES)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--phone-photos", action="store_true", help="also time a cold default training on 12-megapixel JPEGs (two classes)")
+    add_output_args(parser)
     args = parser.parse_args()
+    out = results_path(args, "image_trainer", "" if args.classes == DEFAULT_CLASSES else "-".join(args.classes),
+                       "phone" if args.phone_photos else "")
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         data = build_asl_dataset(tmp / "data", tuple(args.classes))
@@ -108,7 +117,9 @@ def main() -> int:
             "val_images": sum(counts["val"].values()),
             "training_views": first["data"]["training_views"],
         },
-        "machine": {"cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]},
+        # 1/5/15-minute load averages before and after the run (files written before this change have only
+        # "load_avg_1min", read after the run)
+        "machine": {"cpu_count": os.cpu_count(), "load_avg_before_run": load_at_start, "load_avg_after_run": load_average()},
         "train_cold": first["timing"],
         "retrain_cached": {**retrain["timing"], "wall": retrain_wall, "cache_hits": retrain["data"]["embedding_cache_hits"], "epochs": 30, "lr": 0.003},
         "accuracy": {
@@ -126,8 +137,8 @@ def main() -> int:
             "ort_fp32_speedup_vs_eager": lat[f"pytorch eager, {tag}"] / lat[f"ort fp32, {tag}"],
             "int8_speedup_vs_fp32": lat[f"ort fp32, {tag}"] / lat[f"ort int8, {tag}"],
         }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    result["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = write_results(out, result, args.force)
 
     cold, warm = result["train_cold"], result["retrain_cached"]
     print(f"data: {result['data']['train_images']} train / {result['data']['val_images']} val images, "
@@ -146,7 +157,7 @@ def main() -> int:
         print(f"cold default training on {phone['images']} 12-MP JPEGs: {phone['wall_s']:.1f} s "
               f"(reading {phone['timing']['decode']:.1f}, embedding {phone['timing']['embed']:.1f}); "
               f"val fp32 {100 * phone['fp32_val']:.1f} %, int8 {100 * phone['int8_val']:.1f} %")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
     return 0
 
 

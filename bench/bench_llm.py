@@ -2,9 +2,11 @@
 HTTP API vs through MQTT. Same model, same threads, same prompt template, same run; the three paths are
 interleaved round by round (order rotated) so that machine noise hits all of them alike.
 
-    .venv/bin/python bench/bench_llm.py [--rounds 5] [--max-tokens 128] [--threads 2] [--models smollm2-135m gemma3-270m]
+    .venv/bin/python bench/bench_llm.py [--rounds 12] [--max-tokens 64] [--threads 1] [--models smollm2-135m gemma3-270m] [--label quiet]
 
-Models come from scripts/fetch-test-models.sh. Writes bench/results/llm.json and prints a table.
+Models come from scripts/fetch-test-models.sh. Writes bench/results/llm_<N>threads_<R>rounds[_<models>]_<label>.json
+(label: the UTC date and time unless --label is given; --out names the file; an existing results file is
+never overwritten without --force) and prints a table. The file records the rounds, tokens and threads used.
 
 Definitions (identical for the three paths, all measured by the caller):
 - time to first token (TTFT): request sent -> first text received;
@@ -51,6 +53,8 @@ from edge.llm.config import LlmSettings  # noqa: E402
 from edge.llm.engine import Engine  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.models import ALL, missing_reason, model_path  # noqa: E402
+
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 PROMPT = "Write a 300-word story about a robot who learns to paint."
 TARGET = 0.95
@@ -230,8 +234,11 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--models", nargs="*", default=[m.name for m in ALL])
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "llm.json"))
+    add_output_args(parser)
     args = parser.parse_args()
+    every_model = set(args.models) >= {m.name for m in ALL}
+    out = results_path(args, "llm", f"{args.threads}threads", f"{args.rounds}rounds", "" if every_model else "-".join(args.models))
+    load_at_start = load_average()
     ids = iter(range(1, 1_000_000))
     results = []
     for model in ALL:
@@ -247,20 +254,22 @@ def main() -> int:
     cpu_ok = all(r[f"{k}_cpu_ratio"] >= TARGET for r in results for k in ("http", "mqtt"))
     report = {
         "bench": "llm", "target_ratio": TARGET, "pass": ok, "pass_cpu_bound": cpu_ok, "rounds": args.rounds, "max_tokens": args.max_tokens,
+        # 1/5/15-minute load averages before and after the run (files written before this change have only
+        # "load_avg", read after the run).
         "threads": args.threads, "prompt": PROMPT, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                                                "python": platform.python_version(), "load_avg": os.getloadavg()},
+                                                                "python": platform.python_version(), "load_avg_before_run": load_at_start,
+                                                                "load_avg_after_run": load_average()},
         "models": results,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results(out, report, args.force)
     print()
     print("| model | path | generation tok/s (median) | vs direct (median of per-round ratios) | serving CPU ms/token (median) | vs direct (CPU-bound speed) | time to first token (median) | TTFT vs direct (median of per-round differences) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         for key in ("direct", "http", "mqtt"):
-            ratio = "1.00" if key == "direct" else f"{r[f'{key}_vs_direct_tps']:.2f}"
-            cpu_ratio = "1.00" if key == "direct" else f"{r[f'{key}_cpu_ratio']:.3f}"
+            # 3 digits, so a ratio just under the 0.95 target never prints as 0.95
+            ratio = "1.000" if key == "direct" else f"{r[f'{key}_vs_direct_tps']:.3f}"
+            cpu_ratio = "1.000" if key == "direct" else f"{r[f'{key}_cpu_ratio']:.3f}"
             extra = "" if key == "direct" else f"{r[f'{key}_ttft_overhead_ms']:+.0f} ms"
             print(f"| {r['name']} | {key} | {r[key]['tps_median']:.1f} | {ratio} | {r[key]['overhead_cpu_ms_per_token_median']:.3f} | {cpu_ratio} "
                   f"| {r[key]['ttft_ms_median']:.0f} ms | {extra} |")

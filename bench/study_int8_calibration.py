@@ -4,7 +4,11 @@ Per setting: top-1 agreement of int8 with fp32 on the val split, mean |diff| of 
 accuracy, quantize time, and batch-1 one-thread latency of fp32 vs int8 measured round-robin.
 Data sets as in bench_image_trainer.py: ASL webcam frames (4 classes) and the 12-MP two-class set.
 
-    .venv/bin/python bench/study_int8_calibration.py --data asl|phone [--work DIR] [--only NAME ...]
+    .venv/bin/python bench/study_int8_calibration.py --data asl|phone [--work DIR] [--only NAME ...] [--calib-seed N] [--label L]
+
+Writes bench/results/int8_study_<data>[_seed<N>]_<label>.json (label: the UTC date and time unless --label
+is given; --out names the file). An existing results file is never overwritten without --force; with
+--force and --only, the rows of the settings re-run replace theirs in that file and the others stay.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from trainer.data import augmented_views, decode_images, view_seed  # noqa: E402
 from trainer.export import FLOAT_FIRST_CONVS, batch_session, ort_predict, quantize_int8  # noqa: E402
 from trainer.image_trainer import CALIBRATION_IMAGES, ImageTrainOptions, train_image_classifier  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 # name -> (quantize_int8 keyword arguments, calibration source)
 SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
@@ -77,7 +81,10 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeteach-int8-study")
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--calib-seed", type=int, default=0, help="which training images calibrate (the trainer uses seed 0)")
+    add_output_args(parser)
     args = parser.parse_args()
+    path = results_path(args, "int8_study", args.data, "" if args.calib_seed == 0 else f"seed{args.calib_seed}")
+    load_at_start = load_average()
     work = args.work / args.data
     data = work / "data"
     if not (data / "val").is_dir():
@@ -126,10 +133,13 @@ def main() -> int:
         rows.append(row)
         print(f"{name:<50} agree {row['agree']}/{row['n']}  |diff| {row['mean_abs_prob_diff']:.4f}  int8 acc {100 * row['int8_acc']:.1f} %  "
               f"fp32 {ms32:.1f} ms int8 {ms8:.1f} ms ({ms32 / ms8:.2f}x)  quantize {q_s:.0f} s", flush=True)
-    path = RESULTS / f"int8_study_{args.data}{'' if args.calib_seed == 0 else f'_seed{args.calib_seed}'}.json"
+    # Only reached with --force when the file exists (results_path stopped the script otherwise).
     old = json.loads(path.read_text()) if path.is_file() and args.only else {"rows": []}
     keep = [r for r in old["rows"] if r["setting"] not in {r2["setting"] for r2 in rows}]
-    path.write_text(json.dumps({"data": args.data, "float_first_convs": FLOAT_FIRST_CONVS, "rows": keep + rows}, indent=2) + "\n")
+    path = write_results(path, {"data": args.data, "calib_seed": args.calib_seed, "float_first_convs": FLOAT_FIRST_CONVS,
+                                "machine": {"load_avg_before_run": load_at_start, "load_avg_after_run": load_average()},
+                                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": keep + rows}, args.force)
+    print(f"wrote {path}")
     return 0
 
 
