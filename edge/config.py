@@ -22,6 +22,10 @@ from edge.llm.config import LlmSettings
 from edge.mqtt.settings import MqttSettings
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # safe as one MQTT topic level and as a Prometheus label
+# Topic levels the device itself publishes or listens on right under its prefix (edge.mqtt.topics, the LLM's
+# llm/...). A pipeline with one of these names would mix its state/event/status with them: a pipeline named
+# `cmd` would even have its own messages matched by the `cmd/+` command subscription.
+RESERVED_NAMES = ("cmd", "llm", "stats", "status")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
 
 
@@ -131,6 +135,16 @@ class _PipelineBase(_Strict):
     min_hold_s: float = Field(1.0, ge=0, le=3600, description="a decided label is kept at least this many seconds, so a state does not flicker")
     publish: PublishSettings = Field(default_factory=PublishSettings)
 
+    @field_validator("name", mode="after")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_NAMES:
+            raise ValueError(
+                f"{name!r} is reserved: {', '.join(RESERVED_NAMES)} are the device's own topics under "
+                f"edgeteach/<device_id>/, so a pipeline named so would collide with them; pick another name"
+            )
+        return name
+
 
 class CameraPipeline(_PipelineBase):
     kind: Literal["camera"] = "camera"
@@ -167,16 +181,6 @@ class EdgeConfig(_Strict):
     @classmethod
     def _log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator("pipelines", mode="after")
-    @classmethod
-    def _unique_names(cls, pipelines: list[Any]) -> list[Any]:
-        seen: set[str] = set()
-        for pipeline in pipelines:
-            if pipeline.name in seen:
-                raise ValueError(f"two pipelines are named {pipeline.name!r}; names must be unique because they become MQTT topics — rename one")
-            seen.add(pipeline.name)
-        return pipelines
 
     @property
     def active_pipelines(self) -> list[Union[CameraPipeline, MicrophonePipeline]]:
@@ -270,13 +274,16 @@ def _bounds(info: FieldInfo) -> tuple[Any, Any]:
     return low, high
 
 
-def _yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
+LineMap = dict[tuple[Any, ...], int]
+
+
+def yaml_lines(text: str) -> LineMap:
     """Maps key paths to 1-based line numbers, so errors can say where to look."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return {}
-    lines: dict[tuple[Any, ...], int] = {}
+    lines: LineMap = {}
 
     def walk(node: Any, path: tuple[Any, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
@@ -294,14 +301,19 @@ def _yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
     return lines
 
 
-def _friendly(error: dict[str, Any], data: Any, lines: dict[tuple[Any, ...], int]) -> str:
-    loc = _strip_tags(tuple(error.get("loc", ())))
-    path = _format_path(loc)
+def problem_at(loc: tuple[Any, ...], lines: LineMap, message: str) -> str:
+    """One problem line: the key path as written in the file, the line of the deepest key that exists in
+    the file (a missing key points at its parent), then the message."""
     where = ""
     for cut in range(len(loc), -1, -1):
         if loc[:cut] in lines:
             where = f" (line {lines[loc[:cut]]})"
             break
+    return f"{_format_path(loc)}{where}: {message}"
+
+
+def _friendly(error: dict[str, Any], data: Any, lines: LineMap) -> str:
+    loc = _strip_tags(tuple(error.get("loc", ())))
     kind = error.get("type", "")
     value = error.get("input")
     holder, info = _field_at(EdgeConfig, loc, data)
@@ -312,80 +324,168 @@ def _friendly(error: dict[str, Any], data: Any, lines: dict[tuple[Any, ...], int
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'?" if close else "remove it"
         listing = f" (allowed here: {', '.join(allowed)})" if allowed else ""
-        return f"{path}{where}: unknown key '{key}'; {hint}{listing}"
+        return problem_at(loc, lines, f"unknown key '{key}'; {hint}{listing}")
     if kind == "missing":
-        return f"{path}{where}: required but missing; add it{note}"
+        return problem_at(loc, lines, f"required but missing; add it{note}")
     if kind == "union_tag_not_found":
-        return f"{path}{where}: no `kind`; add `kind: camera` or `kind: microphone`"
+        return problem_at(loc, lines, "no `kind`; add `kind: camera` or `kind: microphone`")
     if kind == "union_tag_invalid":
-        return f"{path}.kind{where}: {error.get('ctx', {}).get('tag', value)!r} is not a pipeline kind; write `kind: camera` or `kind: microphone`"
+        tag = error.get("ctx", {}).get("tag", value)
+        return problem_at(loc + ("kind",), lines, f"{tag!r} is not a pipeline kind; write `kind: camera` or `kind: microphone`")
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than") and info is not None:
         low, high = _bounds(info)
         if low is not None and high is not None:
             rule = f"must be between {low} and {high}"
         else:
             rule = error["msg"].replace("Input should be", "must be")
-        return f"{path}{where}: {value!r} is not allowed: {rule}{note}"
+        return problem_at(loc, lines, f"{value!r} is not allowed: {rule}{note}")
     if kind == "value_error":
-        message = str(error.get("msg", "")).removeprefix("Value error, ")
-        return f"{path}{where}: {message}"
+        return problem_at(loc, lines, str(error.get("msg", "")).removeprefix("Value error, "))
     message = str(error.get("msg", "invalid")).replace("Input should be", "must be").replace("String should", "must")
     shown = value if not isinstance(value, (dict, list)) else type(value).__name__
-    return f"{path}{where}: {shown!r} is not allowed: {message[0].lower() + message[1:] if message else message}{note}"
+    return problem_at(loc, lines, f"{shown!r} is not allowed: {message[0].lower() + message[1:] if message else message}{note}")
+
+
+# Rules that span several keys are checked on the raw data, not in pydantic validators: a validator on a
+# list or a model only runs once everything inside it is valid, so its problem would show up only after the
+# user fixed the others, and `edge config check` promises every problem at once.
+
+
+def pipeline_entries(data: Any) -> list[tuple[int, dict[str, Any]]]:
+    """(index, entry) of each pipeline written as a mapping, whatever else is wrong with the data."""
+    pipelines = data.get("pipelines") if isinstance(data, dict) else None
+    if not isinstance(pipelines, list):
+        return []
+    return [(index, entry) for index, entry in enumerate(pipelines) if isinstance(entry, dict)]
+
+
+def duplicate_name_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
+    """Pipeline names become MQTT topic levels and metric labels, so two pipelines cannot share one."""
+    first: dict[str, int] = {}
+    problems: list[str] = []
+    for index, entry in pipeline_entries(data):
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.append(problem_at(("pipelines", index, "name"), lines,
+                                       f"two pipelines are named {name!r} (also pipelines[{first[name]}]); names must be unique "
+                                       "because they become MQTT topics — rename one"))
+        else:
+            first[name] = index
+    return problems
+
+
+def _number(value: Any) -> Optional[float]:
+    """A YAML value as pydantic would read it into a float, or None (pydantic reports it)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def reconnect_delay_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
+    """The reconnect backoff doubles from the min delay up to the max; a min above the max is a typo."""
+    mqtt = data.get("mqtt")
+    if not isinstance(mqtt, dict) or not ({"reconnect_min_delay", "reconnect_max_delay"} & mqtt.keys()):
+        return []
+    fields = MqttSettings.model_fields
+    low = _number(mqtt.get("reconnect_min_delay", fields["reconnect_min_delay"].default))
+    high = _number(mqtt.get("reconnect_max_delay", fields["reconnect_max_delay"].default))
+    if low is None or high is None or low <= high:
+        return []
+    key = "reconnect_min_delay" if "reconnect_min_delay" in mqtt else "reconnect_max_delay"
+    return [problem_at(("mqtt", key), lines,
+                       f"reconnect_min_delay ({low:g} s) is above reconnect_max_delay ({high:g} s); the wait between reconnects "
+                       "starts at the min and doubles up to the max, so set min <= max")]
+
+
+CROSS_KEY_CHECKS = (duplicate_name_problems, reconnect_delay_problems)
+
+
+def validate_config(data: Any, text: str = "") -> tuple[Optional[EdgeConfig], list[str]]:
+    """(the config, []) for valid YAML data, else (None or a config, every problem as one friendly line)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [f"the top level must be a mapping of keys (device_id:, mqtt:, pipelines: ...), got a {type(data).__name__}"]
+    lines = yaml_lines(text) if text else {}
+    config: Optional[EdgeConfig] = None
+    problems: list[str] = []
+    try:
+        config = EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_friendly(err, data, lines) for err in exc.errors())
+    for check in CROSS_KEY_CHECKS:
+        problems.extend(check(data, lines))
+    return config, problems
 
 
 def parse_config(data: Any, source: str = "config", text: str = "") -> EdgeConfig:
     """Validates already-parsed YAML/JSON data; raises ConfigError with one friendly line per problem."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, [f"the top level must be a mapping of keys (device_id:, mqtt:, pipelines: ...), got a {type(data).__name__}"])
-    try:
-        return EdgeConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = _yaml_lines(text) if text else {}
-        raise ConfigError(source, [_friendly(err, data, lines) for err in exc.errors()]) from None
+    config, problems = validate_config(data, text)
+    if problems or config is None:
+        raise ConfigError(source, problems)
+    return config
 
 
-def _resolve_paths(config: EdgeConfig, base: Path) -> None:
+def resolve_path(value: str, base: Path) -> str:
     """Relative paths in the file mean 'next to this config', not 'wherever the daemon was started'."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path))
 
-    def fix(value: str) -> str:
-        path = Path(value).expanduser()
-        return str(path if path.is_absolute() else (base / path))
 
+def resolve_paths(config: EdgeConfig, base: Path) -> None:
+    """Makes the config's relative paths (bundles, video files, WAV files, the GGUF) relative to `base`."""
     if config.llm.model:
-        config.llm.model = fix(config.llm.model)
+        config.llm.model = resolve_path(config.llm.model, base)
     for pipeline in config.pipelines:
-        pipeline.bundle = fix(pipeline.bundle)
+        pipeline.bundle = resolve_path(pipeline.bundle, base)
         if isinstance(pipeline, CameraPipeline):
             uri = pipeline.source.uri
             if "://" not in uri and not uri.isdigit() and not uri.startswith("/dev/"):
-                pipeline.source.uri = fix(uri)
+                pipeline.source.uri = resolve_path(uri, base)
         elif pipeline.source.file:
-            pipeline.source.file = fix(pipeline.source.file)
+            pipeline.source.file = resolve_path(pipeline.source.file, base)
 
 
-def load_config(path: str | Path) -> EdgeConfig:
-    """Reads and validates a YAML config file; raises ConfigError naming every problem."""
-    source = str(path)
-    file = Path(path)
+def read_config_text(path: str | Path) -> str:
+    """The file's text; raises ConfigError saying why it cannot be read."""
     try:
-        text = file.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(source, ["no such file; copy the example with `edge config example > edge.yaml` and edit it"]) from None
+        raise ConfigError(str(path), ["no such file; copy the example with `edge config example > edge.yaml` and edit it"]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [f"cannot read the file ({exc})"]) from None
+        raise ConfigError(str(path), [f"cannot read the file ({exc})"]) from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The YAML's data; raises ConfigError pointing at the line and column of a syntax error."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"{where}not valid YAML ({problem}); check the indentation (spaces, not tabs) and the colons"]) from None
-    config = parse_config(data, source, text)
-    _resolve_paths(config, file.resolve().parent)
+
+
+def load_config_text(text: str, source: str, base: Path) -> EdgeConfig:
+    """Validates a config's text; relative paths in it are taken relative to `base`."""
+    config = parse_config(parse_yaml(text, source), source, text)
+    resolve_paths(config, base)
     return config
+
+
+def load_config(path: str | Path) -> EdgeConfig:
+    """Reads and validates a YAML config file; raises ConfigError naming every problem."""
+    return load_config_text(read_config_text(path), str(path), Path(path).resolve().parent)
 
 
 def config_schema() -> dict[str, Any]:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from edge.cli import main as edge_main
-from edge.config import CameraPipeline, ConfigError, MicrophonePipeline, example_config_text, load_config, parse_config, sanitise_device_id
+from edge.config import (
+    RESERVED_NAMES,
+    CameraPipeline,
+    ConfigError,
+    MicrophonePipeline,
+    example_config_text,
+    load_config,
+    parse_config,
+    sanitise_device_id,
+)
+from edge.config_check import check_config
+from edge.runtime.bundle import load_bundle, write_manifest
 from tests.support.tiny_models import color_bundle, tone_bundle
 
 
@@ -30,7 +42,7 @@ def test_example_config_validates_and_describes_two_pipelines(tmp_path: Path) ->
     assert [p.kind for p in config.pipelines] == ["camera", "microphone"]
     camera, mic = config.pipelines
     assert isinstance(camera, CameraPipeline) and isinstance(mic, MicrophonePipeline)
-    assert camera.bundle == str(tmp_path / "models" / "desk-objects")  # relative to the config file
+    assert camera.bundle == str(tmp_path / "models" / "my-model")  # relative to the config file
     assert mic.smoothing.method == "n_of_m" and mic.smoothing.n == 2
 
 
@@ -65,7 +77,8 @@ def test_pipeline_kind_missing_or_wrong(tmp_path: Path) -> None:
 
 def test_duplicate_and_unsafe_names(tmp_path: Path) -> None:
     errors = _errors(tmp_path, "pipelines:\n  - {name: a, kind: camera, bundle: /b}\n  - {name: a, kind: microphone, bundle: /b}\n")
-    assert "two pipelines are named 'a'" in errors[0]
+    assert errors == ["pipelines[1].name (line 3): two pipelines are named 'a' (also pipelines[0]); names must be unique because they "
+                      "become MQTT topics — rename one"]
     errors = _errors(tmp_path, "pipelines:\n  - {name: 'kitchen/cam', kind: camera, bundle: /b}\n")
     assert errors[0].startswith("pipelines[0].name (line 2): 'kitchen/cam' is not allowed")
     assert "letters, digits, _ and -" in errors[0]
@@ -132,3 +145,88 @@ def test_cli_check_warns_when_two_pipelines_share_one_webcam(tmp_path: Path, cap
     assert edge_main(["config", "check", "--no-bundles", str(path)]) == 0
     err = capsys.readouterr().err
     assert "pipelines a, b all open camera /dev/video0" in err and "c, d" not in err
+
+
+# ---------------------------------------------------------------------------------------------------
+# `edge config check`: every problem at once, including what the file points at
+
+
+def _check(tmp_path: Path, text: str, open_bundles: bool = True) -> list[str]:
+    return check_config(str(_write(tmp_path, text)), open_bundles=open_bundles).problems
+
+
+def test_duplicate_names_come_out_with_the_other_problems(tmp_path: Path) -> None:
+    # A pydantic validator on the list would only run once every pipeline is valid: here pipeline 2 is not.
+    errors = _errors(tmp_path, "pipelines:\n  - {name: a, kind: camera, bundle: /b}\n  - {name: a, kind: camera, bundle: /b}\n"
+                               "  - {name: c, kind: camera, bundle: /b, threshold: 3}\n")
+    assert any(e.startswith("pipelines[1].name (line 3): two pipelines are named 'a'") for e in errors), errors
+    assert any(e.startswith("pipelines[2].threshold (line 4): 3 is not allowed") for e in errors), errors
+
+
+@pytest.mark.parametrize("name", RESERVED_NAMES)
+def test_pipeline_names_that_are_device_topics_are_refused(tmp_path: Path, name: str) -> None:
+    assert set(RESERVED_NAMES) == {"cmd", "llm", "stats", "status"}
+    errors = _errors(tmp_path, f"mqtt:\n  port: 0\npipelines:\n  - {{name: {name}, kind: camera, bundle: /b}}\n")
+    assert any(e.startswith(f"pipelines[0].name (line 4): '{name}' is reserved") and "pick another name" in e for e in errors), errors
+    assert any(e.startswith("mqtt.port (line 2)") for e in errors), errors
+    assert load_config(_write(tmp_path, f"pipelines:\n  - {{name: {name}-cam, kind: camera, bundle: /b}}\n")).pipelines[0].name == f"{name}-cam"
+
+
+def test_reconnect_delays_must_be_ordered(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "mqtt:\n  keepalive: 1\n  reconnect_min_delay: 60\n  reconnect_max_delay: 30\n")
+    assert any(e.startswith("mqtt.reconnect_min_delay (line 3): reconnect_min_delay (60 s) is above reconnect_max_delay (30 s)") for e in errors), errors
+    assert any(e.startswith("mqtt.keepalive (line 2)") for e in errors), errors  # reported together
+    # Against the default max (30 s) too, and equal delays are fine.
+    assert any("(45 s) is above reconnect_max_delay (30 s)" in e for e in _errors(tmp_path, "mqtt:\n  reconnect_min_delay: 45\n"))
+    assert load_config(_write(tmp_path, "mqtt:\n  reconnect_min_delay: 5\n  reconnect_max_delay: 5\n")).mqtt.reconnect_max_delay == 5
+
+
+def test_check_builds_each_onnx_session(tmp_path: Path) -> None:
+    # Garbage bytes with a matching checksum: the manifest is consistent, only ONNX Runtime can tell.
+    bundle = color_bundle(tmp_path / "models" / "colors")
+    (bundle / "model.onnx").write_bytes(b"not an onnx model at all")
+    write_manifest(bundle, load_bundle(bundle, verify_checksums=False).manifest)
+    load_bundle(bundle)  # passes the manifest and checksum checks
+    problems = _check(tmp_path, "pipelines:\n  - name: cam\n    kind: camera\n    bundle: models/colors\n")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("pipelines[0].bundle (line 4): ") and "ONNX Runtime cannot load this model" in problems[0]
+    assert _check(tmp_path, "pipelines:\n  - {name: cam, kind: camera, bundle: models/colors, enabled: false}\n") == []
+
+
+def test_check_reads_the_mqtt_password_file(tmp_path: Path) -> None:
+    problems = _check(tmp_path, f"mqtt:\n  username: edge\n  password_file: {tmp_path / 'missing'}\n")
+    assert len(problems) == 1 and problems[0].startswith(f"mqtt.password_file (line 3): cannot read {tmp_path / 'missing'}"), problems
+    (tmp_path / "a-folder").mkdir()
+    assert _check(tmp_path, f"mqtt:\n  password_file: {tmp_path / 'a-folder'}\n")[0].startswith("mqtt.password_file (line 2): cannot read")
+    (tmp_path / "secret").write_text("s3cret\n")
+    assert _check(tmp_path, f"mqtt:\n  password_file: {tmp_path / 'secret'}\n") == []
+
+
+def test_bundle_problems_have_lines_and_come_with_the_other_problems(tmp_path: Path) -> None:
+    tone_bundle(tmp_path / "tones")
+    problems = _check(
+        tmp_path,
+        "device_id: lab\npipelines:\n  - name: cam\n    kind: camera\n    bundle: missing\n"
+        "  - {name: mic, kind: microphone, bundle: tones, variant: int8}\n  - {name: bad, kind: camera, bundle: tones, threshold: 2}\n",
+    )
+    assert problems[0].startswith("pipelines[2].threshold (line 7): 2 is not allowed"), problems
+    assert problems[1].startswith(f"pipelines[0].bundle (line 5): {tmp_path / 'missing'}: no such bundle folder"), problems
+    assert problems[2] == "pipelines[1].variant (line 6): the bundle has no int8 model (it has: fp32)", problems
+    assert len(problems) == 3  # the invalid pipeline's bundle is not opened: its own problem is already there
+
+
+def test_cli_check_reads_standard_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The documented `edge config example | edge config check --no-bundles -`.
+    monkeypatch.setattr("sys.stdin", io.StringIO(example_config_text()))
+    assert edge_main(["config", "check", "--no-bundles", "-"]) == 0
+    assert capsys.readouterr().out.startswith("<stdin>: OK\ndevice_id: kitchen-pi")
+    # With the bundles it names in place (relative paths are taken from the current folder), the example
+    # passes the full check.
+    monkeypatch.chdir(tmp_path)
+    color_bundle(tmp_path / "models" / "my-model")
+    tone_bundle(tmp_path / "models" / "my-sound-model")
+    monkeypatch.setattr("sys.stdin", io.StringIO(example_config_text().replace("variant: int8", "variant: fp32")))
+    assert edge_main(["config", "check", "-"]) == 0, capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("pipelines:\n  - {name: a, kind: camera, bundle: nowhere}\n"))
+    assert edge_main(["config", "check", "-"]) == 1
+    assert "<stdin>: 1 problem in the config:\n  - pipelines[0].bundle (line 2): " in capsys.readouterr().err
