@@ -100,3 +100,13 @@ def test_pull_explains_what_it_needs(tmp_path: Path) -> None:
     assert offline.returncode == 1
     # Without huggingface_hub: how to install it; with it (offline here): why the download failed.
     assert "pip install huggingface_hub" in offline.stderr or "cannot download some/repo/model.gguf" in offline.stderr
+
+
+def test_pull_says_how_to_install_huggingface_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main as edge_main
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # `import huggingface_hub` now raises ImportError
+    assert edge_main(["llm", "pull", "some/repo", "model.gguf", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "needs the huggingface_hub package" in err
+    assert "scripts/setup.sh edge llm" in err and f"{sys.executable} -m pip install huggingface_hub" in err

@@ -55,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--model", help="load this GGUF here instead of talking to a server")
     chat.add_argument("--threads", type=int, default=0, help="with --model: CPU threads (0 = all cores)")
     chat.add_argument("--system", help="system prompt")
-    chat.add_argument("--max-tokens", type=int, default=256)
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--seed", type=int)
+    chat.add_argument("--max-tokens", type=int, default=256, help="longest answer in tokens (default 256; the server may lower it)")
+    chat.add_argument("--temperature", type=float, help="sampling temperature; 0 = always the most likely token (default: the server's llm.temperature)")
+    chat.add_argument("--seed", type=int, help="sampling seed, for repeatable answers (default: random)")
     chat.add_argument("--no-sensors", action="store_true", help="do not add the live sensor states to the prompt")
     chat.add_argument("--stats", action="store_true", help="print tokens, speed and time to first token after each answer")
     chat.set_defaults(func=run_chat)
@@ -71,10 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--model", action="append", required=True, help="a GGUF file; give --model twice (or more)")
     compare.add_argument("prompt", help="the question (quote it)")
     compare.add_argument("--system", help="system prompt for both")
-    compare.add_argument("--max-tokens", type=int, default=128)
-    compare.add_argument("--temperature", type=float, default=0.0)
-    compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--threads", type=int, default=0)
+    compare.add_argument("--max-tokens", type=int, default=128, help="longest answer in tokens (default 128)")
+    compare.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: each model's most likely answer)")
+    compare.add_argument("--seed", type=int, default=0, help="sampling seed, the same for every model (default 0)")
+    compare.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     compare.add_argument("--width", type=int, help="output width (default: the terminal's)")
     compare.add_argument("--json", action="store_true", help="print JSON instead of columns")
     compare.set_defaults(func=run_compare)
@@ -82,13 +82,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pull = sub.add_parser(
         "pull",
         help="download a GGUF from the Hugging Face Hub and print its SHA-256",
-        description="Needs network and the huggingface_hub package. Example: "
+        description="Needs network and the huggingface_hub package (installed by `scripts/setup.sh edge llm`). Saves the file "
+        "as DIR/FILE (default models/FILE). Example: "
         "edge llm pull HuggingFaceTB/SmolLM2-360M-Instruct-GGUF smollm2-360m-instruct-q8_0.gguf",
     )
     pull.add_argument("repo", help="Hub repository, e.g. HuggingFaceTB/SmolLM2-360M-Instruct-GGUF")
     pull.add_argument("file", help="the .gguf file in it")
-    pull.add_argument("--dir", default="models", help="where to put it (default ./models)")
-    pull.add_argument("--revision", help="branch, tag or commit")
+    pull.add_argument("--dir", default="models", help="folder to save it in, relative to the current folder (default models)")
+    pull.add_argument("--revision", help="branch, tag or commit of the repository (default: main)")
     pull.set_defaults(func=run_pull)
 
 
@@ -208,5 +209,7 @@ def run_pull(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{digest}  {path}")
-    print(f"\nIn your config:\nllm:\n  model: {path}\n  model_sha256: {digest}", file=sys.stderr)
+    # Absolute, because llm.model in a config is relative to the config file, not to this folder.
+    print(f"\nServe it: edge llm serve --model {path} --sha256 {digest}\nor in your config:\nllm:\n  enabled: true\n"
+          f"  model: {path.resolve()}\n  model_sha256: {digest}", file=sys.stderr)
     return 0

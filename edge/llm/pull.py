@@ -3,6 +3,7 @@ SHA-256 to pin in the config."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,14 +14,21 @@ class PullError(RuntimeError):
     pass
 
 
+def missing_hub_message() -> str:
+    """How to install huggingface_hub into the environment this `edge` runs from: the llm role brings it in a
+    checkout; the pip line names this very interpreter, so it is right on an installed device too."""
+    return ("`edge llm pull` needs the huggingface_hub package, which the llm role installs: run `scripts/setup.sh edge llm` "
+            f"in the EdgeTeach checkout, or `{sys.executable} -m pip install huggingface_hub` "
+            "(or download the .gguf yourself and set llm.model)")
+
+
 def pull(repo: str, filename: str, dest_dir: str = "models", revision: Optional[str] = None) -> tuple[Path, str]:
     if not filename.endswith(".gguf"):
         raise PullError(f"{filename}: llama.cpp loads .gguf files; pick a .gguf file from the repository's file list")
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise PullError("`edge llm pull` needs the huggingface_hub package: .venv/bin/pip install huggingface_hub "
-                        "(or download the .gguf yourself and set llm.model)") from None
+        raise PullError(missing_hub_message()) from None
     target_dir = Path(dest_dir).expanduser()
     target_dir.mkdir(parents=True, exist_ok=True)
     try:
