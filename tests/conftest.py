@@ -9,6 +9,9 @@ import pytest
 
 from tests.support.broker import Broker, free_port, mosquitto_available
 
+# Native llama.cpp generation runs forked, so a crash fails one test and not the run.
+pytest_plugins = ["tests.support.crash_isolation"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

@@ -14,7 +14,7 @@ from edge.llm.worker import DoneEvent, ErrorEvent, Job, QueueFull, Worker
 from tests.support.llm_server import require_model
 from tests.support.models import SMOLLM2
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.native_llm]
 
 
 @pytest.fixture(scope="module")
