@@ -24,6 +24,7 @@ WITH_LLM=1
 WITH_MOSQUITTO=1
 CUDA=0
 CUDA_ARCH=""
+LLM_SMOKE_MODEL=""
 ORT_GPU=0
 EXTRA_INDEX_URL=""
 WHEELHOUSE=""
@@ -47,8 +48,11 @@ Installs EdgeTeach from this source tree as a systemd service. A second run chan
   --os NAME              raspios | jetson | debian (also: ubuntu) instead of detecting this machine
   --no-llm               skip the local LLM (llama.cpp build and edgeteach-llm.service)
   --no-mosquitto         do not install a local MQTT broker (the config then names a remote one)
-  --cuda                 build llama.cpp with CUDA (CMAKE_ARGS=-DGGML_CUDA=on; arch 87 on a Jetson Orin)
+  --cuda                 build llama.cpp with CUDA (-DGGML_CUDA=on; arch 87 on a Jetson Orin); the CPU
+                         part is always built portably (EDGETEACH_LLAMA_CMAKE_ARGS replaces that baseline)
   --cuda-arch N          CMAKE_CUDA_ARCHITECTURES for --cuda (default: 87 on a Jetson Orin, 72 on a Xavier)
+  --llm-smoke-model FILE the GGUF for the smoke generation after the llama.cpp build (default: the first
+                         .gguf under /var/lib/edgeteach/models; none: the check is skipped and says how)
   --onnxruntime-gpu      replace onnxruntime by onnxruntime-gpu (CUDA/TensorRT providers); on a Jetson
                          add --extra-index-url https://pypi.jetson-ai-lab.io/jp6/cu126
   --extra-index-url URL  an extra pip index (Jetson wheels)
@@ -80,6 +84,7 @@ while [ $# -gt 0 ]; do
     --no-mosquitto) WITH_MOSQUITTO=0 ;;
     --cuda) CUDA=1 ;;
     --cuda-arch) need_value "$@"; CUDA_ARCH="$2"; shift ;;
+    --llm-smoke-model) need_value "$@"; LLM_SMOKE_MODEL="$2"; shift ;;
     --onnxruntime-gpu) ORT_GPU=1 ;;
     --extra-index-url) need_value "$@"; EXTRA_INDEX_URL="$2"; shift ;;
     --wheelhouse) need_value "$@"; WHEELHOUSE="$2"; shift ;;
@@ -349,6 +354,40 @@ step_dirs() {
 # ---- step: virtual environment and EdgeTeach ---------------------------------------------------------
 venv_python() { printf '%s/bin/python' "$(R "$VENV")"; }
 
+# shellcheck source=SCRIPTDIR/llama-cpp.sh
+source "$SRC_DIR/deploy/llama-cpp.sh"
+
+# The CMake flags of the llama.cpp build: CUDA's when asked for, always on the portable CPU baseline.
+llama_build_args() {
+  local extra="" arch
+  if [ "$CUDA" -eq 1 ]; then
+    extra="-DGGML_CUDA=on"
+    arch="$(cuda_arch)"
+    [ -z "$arch" ] || extra="$extra -DCMAKE_CUDA_ARCHITECTURES=$arch"
+  fi
+  llama_cmake_args "$extra"
+}
+
+# A few tokens from a GGUF in a child process: a llama.cpp that crashes on this CPU stops the install here.
+step_llm_smoke() {
+  [ "$WITH_LLM" -eq 1 ] || return 0
+  section "llama.cpp smoke generation"
+  local model="$LLM_SMOKE_MODEL"
+  if [ -z "$model" ]; then
+    model="$(find "$(R /var/lib/edgeteach/models)" -maxdepth 2 -name '*.gguf' 2>/dev/null | LC_ALL=C sort | head -n1 || true)"
+  fi
+  if [ -z "$model" ]; then
+    skip "no GGUF model yet: after \`edge llm pull\`, run \`$VENV/bin/python -m edge.llm.smoke --model FILE\` (or install again with --llm-smoke-model FILE)"
+    return 0
+  fi
+  if [ "$DRY_RUN" -eq 1 ]; then
+    change "generate a few tokens from $model in a child process ($VENV/bin/python -m edge.llm.smoke)"
+    return 0
+  fi
+  llama_smoke "$(venv_python)" "$model" "$(llama_build_args)" || die "llama.cpp crashes on this CPU (see above); nothing was started"
+  ok "llama.cpp generates on this CPU"
+}
+
 # The files that make up the installed package; their hash decides whether pip must run again.
 source_files() {
   (cd "$SRC_DIR" && find pyproject.toml README.md edge trainer -type f \
@@ -358,8 +397,8 @@ source_files() {
 wanted_stamp() {
   local files_hash
   files_hash="$(cd "$SRC_DIR" && source_files | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
-  printf 'source=%s extras=%s cuda=%s arch=%s ort_gpu=%s system_opencv=%s reuse=%s wheelhouse=%s\n' \
-    "$files_hash" "$(extras)" "$CUDA" "$(cuda_arch)" "$ORT_GPU" "$USE_SYSTEM_OPENCV" "$REUSE_VENV" "$WHEELHOUSE"
+  printf 'source=%s extras=%s cuda=%s arch=%s ort_gpu=%s system_opencv=%s reuse=%s wheelhouse=%s llama=%s\n' \
+    "$files_hash" "$(extras)" "$CUDA" "$(cuda_arch)" "$ORT_GPU" "$USE_SYSTEM_OPENCV" "$REUSE_VENV" "$WHEELHOUSE" "$(llama_build_args)"
 }
 
 extras() { if [ "$WITH_LLM" -eq 1 ]; then echo edge,llm; else echo edge; fi; }
@@ -494,17 +533,21 @@ step_package() {
     info "(the source files are copied to a private build folder BUILD_COPY_OF_SOURCE first)"
     [ "$TARGET_OS" != raspios ] || info "(pip is pinned to the system numpy, so apt's picamera2 keeps working)"
   fi
-  if [ "$WITH_LLM" -eq 1 ] && [ "$CUDA" -eq 1 ]; then
-    local cmake_args="-DGGML_CUDA=on" arch
-    arch="$(cuda_arch)"
-    [ -z "$arch" ] || cmake_args="$cmake_args -DCMAKE_CUDA_ARCHITECTURES=$arch"
-    info "llama.cpp with CUDA: CMAKE_ARGS=\"$cmake_args\" (a Jetson builds for 30-60 minutes)"
-    # --no-cache-dir: a CPU-only llama-cpp-python wheel in pip's cache would otherwise be reused.
-    run_env "CMAKE_ARGS=$cmake_args" FORCE_CMAKE=1 CUDACXX=/usr/local/cuda/bin/nvcc -- \
-      "${pip[@]}" install --no-cache-dir "${pip_args[@]}" "${stage}[$(extras)]"
-  else
-    run "${pip[@]}" install -q "${pip_args[@]}" "${stage}[$(extras)]"
+  if [ "$WITH_LLM" -eq 1 ] && [ -z "$REUSE_VENV" ]; then
+    # Built portably once per flag set and installed before EdgeTeach, so pip never builds it with
+    # llama.cpp's native tuning (deploy/llama-cpp.sh says why); a smoke generation follows below.
+    local cmake_args
+    cmake_args="$(llama_build_args)"
+    if [ "$CUDA" -eq 1 ]; then
+      info "llama.cpp with CUDA (a Jetson builds for 30-60 minutes)"
+      export CUDACXX=/usr/local/cuda/bin/nvcc
+    fi
+    change "build llama-cpp-python $LLAMA_CPP_PYTHON_VERSION once into $(llama_cache_dir)/llama-wheels with CMAKE_ARGS='$cmake_args' (--no-cache-dir: pip's own cache ignores the flags)"
+    if [ "$DRY_RUN" -eq 0 ]; then
+      llama_install "$(venv_python)" "$cmake_args" "${pip_args[@]}" || die "building llama-cpp-python failed; see the output above (or install with --no-llm)"
+    fi
   fi
+  run "${pip[@]}" install -q "${pip_args[@]}" "${stage}[$(extras)]"
   if [ "$USE_SYSTEM_OPENCV" -eq 1 ]; then
     info "JetPack's OpenCV has GStreamer (csi:// cameras): pip's opencv-python-headless is removed so the venv uses it"
     run "${pip[@]}" uninstall -y -q opencv-python-headless
@@ -807,6 +850,7 @@ else
   step_dirs
   step_venv
   step_package
+  step_llm_smoke
   step_command_link
   step_docs
   step_config

@@ -46,25 +46,47 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
-sorted_roles="$(printf '%s\n' "${ROLES[@]}" | sort -u | tr '\n' ' ')"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $sorted_roles"
-if [ -f .setup-stamp ] && [ "$(cat .setup-stamp)" = "$want" ] && .venv/bin/python -c "import edge, trainer" 2>/dev/null; then
-  log "Python packages up to date for roles: $sorted_roles"
-  exit 0
+has_role() { local r; for r in "${ROLES[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
+
+# llama.cpp: a portable build made once per flag set (deploy/llama-cpp.sh says why), then a smoke generation.
+LLAMA_ARGS=""
+if has_role llm; then
+  # shellcheck source=SCRIPTDIR/../deploy/llama-cpp.sh
+  source deploy/llama-cpp.sh
+  LLAMA_ARGS="$(llama_cmake_args "")"
 fi
 
-for role in "${ROLES[@]}"; do
-  if [ "$role" = trainer ]; then
-    # Installed in two steps, as PyTorch asks, so that torchaudio cannot pull another torch release.
-    if ! .venv/bin/python -c "import torch, torchvision, torchaudio; assert torch.__version__.startswith('2.9.1')" 2>/dev/null; then
-      log "installing torch 2.9.1 + torchvision 0.24.1 + torchaudio 2.9 (several minutes the first time)"
-      "${PIP[@]}" install -q torch==2.9.1 torchvision==0.24.1
-      "${PIP[@]}" install -q torch==2.9.1 'torchaudio==2.9.*'
+sorted_roles="$(printf '%s\n' "${ROLES[@]}" | sort -u | tr '\n' ' ')"
+want="$(sha256sum pyproject.toml deploy/llama-cpp.sh | sha256sum | cut -d' ' -f1) $sorted_roles $LLAMA_ARGS"
+if [ -f .setup-stamp ] && [ "$(cat .setup-stamp)" = "$want" ] && .venv/bin/python -c "import edge, trainer" 2>/dev/null; then
+  log "Python packages up to date for roles: $sorted_roles"
+else
+  for role in "${ROLES[@]}"; do
+    if [ "$role" = trainer ]; then
+      # Installed in two steps, as PyTorch asks, so that torchaudio cannot pull another torch release.
+      if ! .venv/bin/python -c "import torch, torchvision, torchaudio; assert torch.__version__.startswith('2.9.1')" 2>/dev/null; then
+        log "installing torch 2.9.1 + torchvision 0.24.1 + torchaudio 2.9 (several minutes the first time)"
+        "${PIP[@]}" install -q torch==2.9.1 torchvision==0.24.1
+        "${PIP[@]}" install -q torch==2.9.1 'torchaudio==2.9.*'
+      fi
     fi
+  done
+  if has_role llm; then
+    log "llama.cpp for $(uname -m), CMAKE_ARGS=\"$LLAMA_ARGS\" (the first build takes ~8 minutes, then it is cached)"
+    llama_install .venv/bin/python "$LLAMA_ARGS"
   fi
-done
-extras="$(IFS=,; echo "${ROLES[*]}")"
-log "installing edgeteach[$extras] (llama-cpp-python builds from source the first time: ~8 minutes)"
-"${PIP[@]}" install -q -e ".[$extras]"
-echo "$want" > .setup-stamp
+  extras="$(IFS=,; echo "${ROLES[*]}")"
+  log "installing edgeteach[$extras]"
+  "${PIP[@]}" install -q -e ".[$extras]"
+  echo "$want" > .setup-stamp
+fi
+
+if has_role llm; then
+  # Every run, not only after a build: a copied or stale .venv built for another CPU is caught here too.
+  scripts/fetch-test-models.sh smollm2-135m
+  if ! llama_smoke .venv/bin/python .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf "$LLAMA_ARGS"; then
+    rm -f .setup-stamp
+    exit 1
+  fi
+fi
 log "done: .venv/bin/edge and .venv/bin/trainer are ready"

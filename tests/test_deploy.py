@@ -50,15 +50,16 @@ def need(tool: str) -> str:
 
 
 def test_installer_passes_shellcheck() -> None:
-    result = subprocess.run([need("shellcheck"), "--severity=style", str(INSTALLER)], capture_output=True, text=True)
+    scripts = [INSTALLER, REPO / "deploy/llama-cpp.sh", REPO / "scripts/setup.sh", REPO / "scripts/test.sh"]
+    result = subprocess.run([need("shellcheck"), "-x", "--severity=style", *map(str, scripts)], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
     "os_name, extra, expected, unexpected",
     [
-        ("raspios", [], ["python3-picamera2", "--system-site-packages", "system numpy"], ["GGML_CUDA", "cuda.conf"]),
-        ("jetson", ["--cuda"], ["CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=87'", "--no-cache-dir", "edgeteach-llm.service.d/cuda.conf"],
+        ("raspios", [], ["python3-picamera2", "--system-site-packages", "system numpy", "-DGGML_NATIVE=OFF"], ["GGML_CUDA", "cuda.conf"]),
+        ("jetson", ["--cuda"], ["CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=87 -DGGML_NATIVE=OFF", "--no-cache-dir", "edgeteach-llm.service.d/cuda.conf"],
          ["python3-picamera2", "--system-site-packages"]),
         ("debian", ["--no-llm"], ["python3 -m venv /opt/edgeteach/venv"], ["python3-picamera2", "GGML_CUDA", "edgeteach-llm.service", "--system-site-packages"]),
     ],
