@@ -169,7 +169,7 @@ def test_installed_doctor_runs_from_the_installed_venv(installed: tuple[Path, Pa
     example = subprocess.run([str(edge), "doctor", "-c", str(root / "etc/edgeteach/config.yaml"), "--timeout", "1"],
                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert example.returncode == 1
-    assert "FAIL    bundle desk" in example.stdout and "/var/lib/edgeteach/models/desk-objects does not exist" in example.stdout
+    assert "FAIL    bundle desk" in example.stdout and "/var/lib/edgeteach/models/my-model does not exist" in example.stdout
 
 
 def test_uninstall_keeps_config_and_models_unless_purged(installed: tuple[Path, Path, str], tmp_path: Path) -> None:
