@@ -502,8 +502,22 @@ def check_llm(config: Any) -> list[CheckResult]:
         rows.append(CheckResult("llm", "warn", f"llama-cpp-python {llama_cpp.__version__}, {backend} on a Jetson", "rebuild with CUDA for a 3-10x faster LLM: `sudo deploy/install.sh --cuda`"))
     else:
         rows.append(CheckResult("llm", "ok", f"llama-cpp-python {llama_cpp.__version__}, {backend}"))
-    rows.append(_check_gguf(settings.model))
+    model_row = _check_gguf(settings.model)
+    rows.append(model_row)
+    if model_row.status == "ok" and settings.model:
+        rows.append(_check_generation(Path(settings.model)))
     return rows
+
+
+def _check_generation(model: Path) -> CheckResult:
+    """A few tokens in a child process: a llama.cpp built for another CPU crashes here, not in the service."""
+    from edge.llm.smoke import PORTABLE_FLAGS_HINT, smoke_generate
+
+    result = smoke_generate(model, tokens=4, timeout_s=180)
+    if result.ok:
+        return CheckResult("llm generation", "ok", f"{result.tokens} tokens at {result.tokens_per_s:.1f} tokens/s on 1 thread")
+    cause = f"crashed with {result.signal_name}" if result.signal_name else f"failed: {result.detail.splitlines()[-1] if result.detail else '?'}"
+    return CheckResult("llm generation", "fail", f"llama.cpp {cause}", PORTABLE_FLAGS_HINT)
 
 
 def _check_gguf(model: Optional[str]) -> CheckResult:

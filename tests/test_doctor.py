@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -284,3 +285,17 @@ def test_no_open_checks_the_camera_is_there_without_opening_it(tmp_path: Path, c
     camera = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "camera desk")
     assert camera["status"] == "ok" and "not opened: --no-open" in camera["detail"]
     assert row(doctor(config), "camera desk").status == "fail"  # opened (no service runs here): the empty folder is caught
+
+
+def test_llm_generation_check_runs_the_model_in_a_child(tmp_path: Path) -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (scripts/setup.sh llm)")
+    from tests.support.models import SMOLLM2, model_path
+
+    model = model_path(SMOLLM2)
+    if model is None:
+        pytest.skip("the test GGUF is missing: run scripts/fetch-test-models.sh")
+    config = write_config(tmp_path / "edge.yaml", mqtt=mqtt_at(free_port()), llm={"enabled": True, "model": str(model)})
+    rows = doctor(config)
+    generation = row(rows, "llm generation")
+    assert generation.status == "ok" and re.search(r"\b4 tokens at \d+\.\d tokens/s", generation.detail), generation

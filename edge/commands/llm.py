@@ -92,6 +92,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--revision", help="branch, tag or commit of the repository (default: main)")
     pull.set_defaults(func=run_pull)
 
+    smoke = sub.add_parser(
+        "smoke",
+        help="generate a few tokens in a child process: does this llama.cpp build run on this CPU?",
+        description="A llama.cpp built for another CPU dies with SIGILL or SIGSEGV at its first generation. This runs one "
+        "in a child process and reports the signal and the build flags to try instead of crashing. "
+        "scripts/setup.sh and deploy/install.sh run it right after building llama.cpp.",
+    )
+    smoke.add_argument("--model", required=True, help="a GGUF file, e.g. models/smollm2-360m-instruct-q8_0.gguf")
+    smoke.add_argument("--tokens", type=int, default=8, help="tokens to generate (default 8)")
+    smoke.add_argument("--timeout", type=float, default=300, help="seconds before giving up (default 300)")
+    smoke.set_defaults(func=run_smoke)
+
 
 def run_serve(args: argparse.Namespace) -> int:
     from edge.llm.service import ServeConfigError, resolve_target, serve
@@ -213,3 +225,9 @@ def run_pull(args: argparse.Namespace) -> int:
     print(f"\nServe it: edge llm serve --model {path} --sha256 {digest}\nor in your config:\nllm:\n  enabled: true\n"
           f"  model: {path.resolve()}\n  model_sha256: {digest}", file=sys.stderr)
     return 0
+
+
+def run_smoke(args: argparse.Namespace) -> int:
+    from edge.llm.smoke import main as smoke_main
+
+    return smoke_main(["--model", args.model, "--tokens", str(args.tokens), "--timeout", str(args.timeout)])
