@@ -335,6 +335,21 @@ def llm() -> Spec:
 
 
 # (first cited file, header's first cell) -> expected figures
+def llm_builds() -> Spec:
+    d = j("llm_build_amd-epyc-zen4-loaded.json")
+    names = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M"}
+    rows: dict[Union[str, int], dict[int, Check]] = {}
+    index = 0
+    for model, label in names.items():
+        for build in ("portable", "native", "avx512"):
+            cell = d["summary"][model][build]
+            assert cell["runs"] == d["rounds"] == 7 and cell["crashed"] == 0
+            rows[index] = {0: Has(label) if build == "portable" else Text(""), 1: Text(build),
+                           2: [f(cell["median_tokens_per_s"], 2)], 3: [f(cell["vs_portable"], 3)]}
+            index += 1
+    return Spec(2, rows)
+
+
 TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/daemon_fp32_quiet.json", "measure"): daemon_quiet,
     ("bench/results/daemon_fp32_loaded.json", "measure"): daemon_loaded,
@@ -345,6 +360,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/int8_study_asl.json", "setting (one change from default)"): int8_study,
     ("bench/results/int8_study_asl_seed1.json", "setting"): int8_repeats,
     ("bench/results/llm.json", "model"): llm,
+    ("bench/results/llm_build_amd-epyc-zen4-loaded.json", "model"): llm_builds,
 }
 
 
