@@ -31,8 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.runtime.bundle import load_bundle  # noqa: E402
-from edge.runtime.session import make_session  # noqa: E402
+from edge.core.bundle import load_bundle  # noqa: E402
+from edge.core.session import make_session  # noqa: E402
 
 from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 

@@ -44,12 +44,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge.config import CameraPipeline  # noqa: E402
+from edge.core.bundle import load_bundle  # noqa: E402
+from edge.core.images import bgr_to_rgb  # noqa: E402
+from edge.core.session import Classifier  # noqa: E402
 from edge.mqtt.connection import MqttConnection  # noqa: E402
 from edge.mqtt.settings import MqttSettings  # noqa: E402
 from edge.pipelines import build_pipeline  # noqa: E402
-from edge.runtime.bundle import load_bundle  # noqa: E402
-from edge.runtime.images import bgr_to_rgb  # noqa: E402
-from edge.runtime.session import Classifier  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.bundles import make_audio_bundle, make_color_bundle  # noqa: E402
 from tests.support.daemon import camera_pipeline, microphone_pipeline, write_config, write_loud_quiet_wav  # noqa: E402

@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.image_data import build_asl_dataset, build_phone_sized  # noqa: E402
-from edge.evaluate import evaluate_bundle  # noqa: E402
-from edge.runtime.bundle import load_bundle  # noqa: E402
-from edge.runtime.session import Classifier  # noqa: E402
+from edge.core.bundle import load_bundle  # noqa: E402
+from edge.core.evaluate import evaluate_bundle  # noqa: E402
+from edge.core.session import Classifier  # noqa: E402
 from trainer.backbones import build_backbone  # noqa: E402
 from trainer.export import ProbabilityModel  # noqa: E402
 from trainer.image_trainer import ImageTrainOptions, train_image_classifier  # noqa: E402

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge import clikit
+from edge.core import clikit
 
 # Modules that provide `register(subparsers: argparse._SubParsersAction) -> None`.
 COMMAND_MODULES = [

@@ -76,8 +76,8 @@ def open_bundle(pipeline: Pipeline, path: str) -> Optional[tuple[str, str]]:
     """None when the pipeline's bundle loads and runs, else (the key to blame, what is wrong)."""
     import numpy as np
 
-    from edge.runtime.bundle import BundleError, load_bundle
-    from edge.runtime.session import Classifier
+    from edge.core.bundle import BundleError, load_bundle
+    from edge.core.session import Classifier
 
     try:
         bundle = load_bundle(path)

@@ -447,8 +447,8 @@ def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
 def check_bundle(index: int, pipeline: Any) -> CheckResult:
     import numpy as np
 
-    from edge.runtime.bundle import BundleError, load_bundle
-    from edge.runtime.session import Classifier
+    from edge.core.bundle import BundleError, load_bundle
+    from edge.core.session import Classifier
 
     name = f"bundle {pipeline.name}"
     path = Path(pipeline.bundle)

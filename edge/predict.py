@@ -8,10 +8,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge.runtime.audio import AUDIO_SUFFIXES, AudioDecodeError, load_audio, resample
-from edge.runtime.bundle import BundleError, load_bundle
-from edge.runtime.images import ImageDecodeError, decode_image, model_min_side
-from edge.runtime.session import Classifier
+from edge.core.audio import AUDIO_SUFFIXES, AudioDecodeError, load_audio, resample
+from edge.core.bundle import BundleError, load_bundle
+from edge.core.images import ImageDecodeError, decode_image, model_min_side
+from edge.core.session import Classifier
 
 REDUCTIONS = ("mean", "max")
 
@@ -61,7 +61,7 @@ def audio_windows(samples: np.ndarray, window: int, hop: int) -> np.ndarray:
 
 def classify_waveform(classifier: Classifier, samples: np.ndarray, rate: int, reduce: str = "mean", all_windows: bool = False) -> tuple[np.ndarray, int]:
     """Probabilities for a whole recording. By default the clip is cut as the trainer cuts validation
-    clips (edge.runtime.audio_windows.clip_windows: windows over the loud part, one centred window for a
+    clips (edge.core.audio_windows.clip_windows: windows over the loud part, one centred window for a
     short sound), so `edge predict` agrees with `trainer evaluate`; `all_windows` covers the whole file
     end to end instead. The window scores are averaged (mean: the label that holds through the clip) or
     their per-class maximum taken (max: catches one short sound in a long clip)."""
@@ -72,7 +72,7 @@ def classify_waveform(classifier: Classifier, samples: np.ndarray, rate: int, re
     if all_windows:
         windows = audio_windows(samples, bundle.window_samples, bundle.hop_samples)
     else:
-        from edge.runtime.audio_windows import clip_windows
+        from edge.core.audio_windows import clip_windows
 
         windows = clip_windows(samples, bundle.sample_rate, bundle.window_samples, bundle.hop_samples)
     probs = classifier.run(windows)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from edge.runtime.bundle import load_bundle
+from edge.core.bundle import load_bundle
 from trainer.cli import main as trainer_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def speech_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     soundfile.write(str(bad / "click.wav"), 0.5 * np.ones(240, np.float32), 8000, subtype="PCM_16")  # 30 ms
     (bad / "readme.wav").write_text("not a recording")
     mono, rate = soundfile.read(str(sorted((root / "train" / "no").glob("*.wav"))[0]), dtype="float32")
-    from edge.runtime.audio import resample
+    from edge.core.audio import resample
 
     up = resample(mono, rate, 48000)
     soundfile.write(str(root / "train" / "no" / "stereo48k.wav"), np.stack([up, 0.5 * up], axis=1), 48000, subtype="PCM_16")
@@ -114,11 +114,11 @@ try:
     print('torch importable'); sys.exit(1)
 except ImportError:
     pass
-from edge.runtime.bundle import load_bundle
-from edge.runtime.session import Classifier
-from edge.runtime.audio import load_audio, resample
-from edge.runtime.audio_windows import clip_windows
-from edge.evaluate import evaluate_bundle
+from edge.core.audio import load_audio, resample
+from edge.core.audio_windows import clip_windows
+from edge.core.bundle import load_bundle
+from edge.core.evaluate import evaluate_bundle
+from edge.core.session import Classifier
 bundle = load_bundle({str(bundle_dir)!r})
 samples, rate = load_audio({str(wav)!r})
 window = clip_windows(resample(samples, rate, bundle.sample_rate), bundle.sample_rate, bundle.window_samples, bundle.hop_samples)[0]

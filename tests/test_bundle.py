@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.runtime.bundle import BundleError, load_bundle, read_labels, write_manifest
-from edge.runtime.session import Classifier
+from edge.core.bundle import BundleError, load_bundle, read_labels, write_manifest
+from edge.core.session import Classifier
 from tests.support.bundles import make_bundle
 from tests.support.bundles import tiny_image_model as _tiny_image_model
 

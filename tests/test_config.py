@@ -20,7 +20,7 @@ from edge.config import (
     sanitise_device_id,
 )
 from edge.config_check import check_config
-from edge.runtime.bundle import load_bundle, write_manifest
+from edge.core.bundle import load_bundle, write_manifest
 from tests.support.tiny_models import color_bundle, tone_bundle
 
 

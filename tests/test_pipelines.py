@@ -1,5 +1,5 @@
 """Pipelines end to end with real ONNX Runtime sessions and real video through OpenCV (and, for the
-microphone, real PortAudio through ALSA's file plugin in tests/test_sources.py and below)."""
+microphone, real PortAudio through ALSA's file plugin in tests/edge/sources/test_sources.py and below)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from edge.config import parse_config
+from edge.core.bundle import BundleError, load_bundle
+from edge.core.session import Classifier
 from edge.pipelines import build_pipeline
 from edge.pipelines.base import Decision
 from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.pipelines.vision import VisionPipeline
-from edge.runtime.bundle import BundleError, load_bundle
-from edge.runtime.session import Classifier
 from tests.support.tiny_models import color_bundle, color_video, tone, tone_bundle
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from edge.datasets import scan_dataset
+from edge.core.datasets import scan_dataset
 from trainer.sound_samples import BACKGROUND, SOUND_CLASSES, render_sound_sequence, write_sounds_dataset
 
 

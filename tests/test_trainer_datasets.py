@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.datasets import DatasetError, detect_task, make_splits, scan_dataset, stratified_split
+from edge.core.datasets import DatasetError, detect_task, make_splits, scan_dataset, stratified_split
 
 
 def _png(path: Path, colour: tuple[int, int, int] = (200, 30, 30)) -> Path:

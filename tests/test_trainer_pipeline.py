@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.runtime.bundle import load_bundle
-from edge.runtime.session import Classifier
+from edge.core.bundle import load_bundle
+from edge.core.session import Classifier
 from trainer.cli import main
 from trainer.samples import write_shapes_dataset
 

@@ -1,7 +1,7 @@
 """Sound files -> training windows, and the augmentation the sound trainer applies in training only.
 
-Files are decoded with the device's own code (`edge.runtime.audio`: soundfile, mono, numpy resampler)
-and cut with `edge.runtime.audio_windows`, so training, `trainer evaluate` and the microphone pipeline
+Files are decoded with the device's own code (`edge.core.audio`: soundfile, mono, numpy resampler)
+and cut with `edge.core.audio_windows`, so training, `trainer evaluate` and the microphone pipeline
 see the same samples. Unreadable, too-short and silent files are skipped with a warning naming the
 file and listed in the report; they never stop a run on their own.
 
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edge.datasets import Sample
-from edge.runtime.audio import AudioDecodeError
-from edge.runtime.audio_windows import BACKGROUND_LABEL, ClipRejected, cut, is_background_path, load_clip, plan_windows
+from edge.core.audio import AudioDecodeError
+from edge.core.audio_windows import BACKGROUND_LABEL, ClipRejected, cut, is_background_path, load_clip, plan_windows
+from edge.core.datasets import Sample
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def decode_clips(paths: Sequence[Path], rate: int, progress: bool = True) -> tup
 
 
 def build_windows(samples: Sequence[Sample], clips: dict[Path, np.ndarray], settings: AudioSettings) -> WindowSet:
-    """The windows of one split's (decoded) files, cut as `edge.runtime.audio_windows` plans them."""
+    """The windows of one split's (decoded) files, cut as `edge.core.audio_windows` plans them."""
     windows = WindowSet()
     for sample in samples:
         clip = clips.get(sample.path)

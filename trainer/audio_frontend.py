@@ -7,7 +7,7 @@ convolution with fixed Hann-windowed cosine/sine kernels (Conv), power is Mul/Ad
 a MatMul and the compression Log: every execution provider has those.
 
 Matches `torchaudio.transforms.MelSpectrogram(n_fft, hop_length, n_mels, center=True,
-pad_mode="constant", power=2, mel_scale="htk")` (tests/test_audio_frontend.py checks it).
+pad_mode="constant", power=2, mel_scale="htk")` (tests/trainer/audio/test_frontend.py checks it).
 """
 
 from __future__ import annotations

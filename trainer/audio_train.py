@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from edge.datasets import Splits
-from edge.runtime.audio_windows import BACKGROUND_LABEL
+from edge.core.audio_windows import BACKGROUND_LABEL
+from edge.core.datasets import Splits
 from trainer.audio_data import Augment, AudioSettings, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
 from trainer.audio_frontend import FrontEndConfig
 from trainer.audio_models import DEFAULT_AUDIO_BACKBONE, SoundClassifier
@@ -98,7 +98,7 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
     val = build_windows(splits.val, clips, settings)
     missing = [labels[i] for i in range(len(labels)) if i not in set(train.labels)]
     if missing:
-        from edge.datasets import DatasetError
+        from edge.core.datasets import DatasetError
 
         raise DatasetError(
             f"class(es) {', '.join(missing)} have no usable training sound left after skipping unreadable, too short or "

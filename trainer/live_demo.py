@@ -179,7 +179,7 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from edge.runtime.bundle import load_bundle
+    from edge.core.bundle import load_bundle
 
     options.workdir.mkdir(parents=True, exist_ok=True)
     labels = tuple(load_bundle(options.bundle).labels)

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from edge.core.bundle import BundleError
 from edge.predict import REDUCTIONS, PredictError, predict_file
-from edge.runtime.bundle import BundleError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ from edge.pipelines.base import Decision, DecisionCallback, Pipeline, StatusCall
 
 def build_pipeline(pipeline_cfg: Any, on_decision: Optional[DecisionCallback] = None, on_status: Optional[StatusCallback] = None) -> Pipeline:
     """The pipeline for one `pipelines:` entry of the config, model loaded and checked (not started).
-    Raises edge.runtime.bundle.BundleError when the bundle is missing, bad or of the wrong task."""
+    Raises edge.core.bundle.BundleError when the bundle is missing, bad or of the wrong task."""
     if pipeline_cfg.kind == "camera":
         from edge.pipelines.vision import VisionPipeline
 

@@ -13,9 +13,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from edge.core.audio import resample
+from edge.core.session import Classifier
 from edge.pipelines.common import PipelineCore
-from edge.runtime.audio import resample
-from edge.runtime.session import Classifier
 from edge.sources.base import AudioBlock, AudioSource
 from edge.sources.microphone import SoundDeviceSource, SoundFileSource
 from edge.sources.supervisor import Backoff, SourceSupervisor

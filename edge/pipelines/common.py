@@ -12,10 +12,10 @@ from typing import Any, Optional
 import numpy as np
 from pydantic import ValidationError
 
+from edge.core.bundle import Bundle, BundleError, load_bundle
+from edge.core.session import Classifier
 from edge.pipelines.base import Decision, DecisionCallback, StatusCallback
 from edge.pipelines.postprocess import PostProcessor, PostSettings
-from edge.runtime.bundle import Bundle, BundleError, load_bundle
-from edge.runtime.session import Classifier
 from edge.sources.supervisor import STOPPED, SourceSupervisor
 
 log = logging.getLogger(__name__)

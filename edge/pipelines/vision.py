@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import cv2
 
+from edge.core.images import bgr_to_rgb, fit_image
 from edge.pipelines.common import PipelineCore
-from edge.runtime.images import bgr_to_rgb, fit_image
 from edge.sources.base import Frame
 from edge.sources.camera import open_camera_source
 from edge.sources.supervisor import Backoff, SourceSupervisor

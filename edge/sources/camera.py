@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from edge.runtime.images import IMAGE_SUFFIXES
+from edge.core.images import IMAGE_SUFFIXES
 from edge.sources.base import Frame, FrameSource, SourceEnded, SourceError
 
 log = logging.getLogger(__name__)

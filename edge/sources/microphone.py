@@ -119,7 +119,7 @@ class SoundFileSource(AudioSource):
         self._next_due = 0.0
 
     def open(self) -> None:
-        from edge.runtime.audio import AudioDecodeError, load_audio
+        from edge.core.audio import AudioDecodeError, load_audio
 
         if not self.path.is_file():
             raise SourceError(f"{self.description}: no such file (relative paths are relative to the config file)")

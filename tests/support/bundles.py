@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from edge.runtime.bundle import write_labels, write_manifest
+from edge.core.bundle import write_labels, write_manifest
 
 
 def _save(nodes: list, name: str, inputs: list, outputs: list, initializers: list, path: Path) -> None:

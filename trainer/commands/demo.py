@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.evaluate import evaluate_bundle
+    from edge.core.evaluate import evaluate_bundle
     from trainer.commands.evaluate import format_metrics
     from trainer.image_trainer import ImageTrainOptions, train_image_classifier
     from trainer.report import summary_table
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _sound(args: argparse.Namespace, out: Path) -> tuple[Path, Path]:
     """Trains (or reuses) the built-in sound bundle, evaluates it on fresh clips, renders the live sound file."""
-    from edge.evaluate import evaluate_bundle
+    from edge.core.evaluate import evaluate_bundle
     from trainer.audio_trainer import AudioTrainOptions, train_audio_classifier
     from trainer.commands.evaluate import format_metrics
     from trainer.report import summary_table
@@ -98,7 +98,7 @@ SOUND_SECONDS_PER_CLASS = 3.0
 
 
 def _reusable(bundle: Path, task: str = "image") -> bool:
-    from edge.runtime.bundle import BundleError, load_bundle
+    from edge.core.bundle import BundleError, load_bundle
 
     try:
         return load_bundle(bundle).task == task

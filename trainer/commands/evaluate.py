@@ -7,8 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from edge.datasets import DatasetError
-from edge.runtime.bundle import BundleError
+from edge.core.bundle import BundleError
+from edge.core.datasets import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def format_metrics(metrics: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.evaluate import evaluate_bundle
+    from edge.core.evaluate import evaluate_bundle
 
     try:
         metrics = evaluate_bundle(args.bundle, args.data_dir, variant=args.variant, threads=args.threads)

@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge.datasets import DEFAULT_VAL_FRACTION, DatasetError, detect_task
-from trainer.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
+from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, detect_task
 from trainer.audio_models import AUDIO_BACKBONES
+from trainer.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
 from trainer.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
 from trainer.export import ExportError
 

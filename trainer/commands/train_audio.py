@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge.datasets import DatasetError
+from edge.core.datasets import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edge.datasets import DatasetError, Sample, evaluation_samples, scan_dataset
-from edge.runtime.audio_windows import bundle_scorer as audio_scorer
-from edge.runtime.bundle import Bundle, load_bundle
-from edge.runtime.images import ImageDecodeError, decode_image, fit_image, model_min_side
-from edge.runtime.session import Classifier
+from edge.core.audio_windows import bundle_scorer as audio_scorer
+from edge.core.bundle import Bundle, load_bundle
+from edge.core.datasets import DatasetError, Sample, evaluation_samples, scan_dataset
+from edge.core.images import ImageDecodeError, decode_image, fit_image, model_min_side
+from edge.core.session import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _image_batches(clf: Classifier, samples: Sequence[Sample], batch_size: int) 
 # The audio trainer registers its windowed scorer here.
 SCORERS: dict[str, Callable[[Classifier, Sequence[Sample], int], tuple[list[int], list[np.ndarray], list[str]]]] = {
     "image": _image_batches,
-    "audio": audio_scorer,  # windows as the manifest says, one answer per file (edge.runtime.audio_windows)
+    "audio": audio_scorer,  # windows as the manifest says, one answer per file (edge.core.audio_windows)
 }
 
 

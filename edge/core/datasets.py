@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from edge.runtime.audio import AUDIO_SUFFIXES
-from edge.runtime.images import IMAGE_SUFFIXES
+from edge.core.audio import AUDIO_SUFFIXES
+from edge.core.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from edge.runtime.audio import AudioDecodeError, load_audio, resample
+from edge.core.audio import AudioDecodeError, load_audio, resample
 
 if TYPE_CHECKING:
-    from edge.datasets import Sample
-    from edge.runtime.session import Classifier
+    from edge.core.datasets import Sample
+    from edge.core.session import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def score_files(
 
 
 def bundle_scorer(clf: "Classifier", samples: Sequence["Sample"], batch_size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
-    """`edge.evaluate`'s scorer for audio bundles: windows as the manifest says, one answer per file."""
+    """`edge.core.evaluate`'s scorer for audio bundles: windows as the manifest says, one answer per file."""
     bundle = clf.bundle
     kept, probs, skipped = score_files([s.path for s in samples], clf.run, bundle.sample_rate, bundle.window_samples, bundle.hop_samples, batch_size)
     return kept, probs, [s["path"] for s in skipped]

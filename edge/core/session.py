@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from edge.runtime.bundle import Bundle, BundleError
-from edge.runtime.images import fit_image
+from edge.core.bundle import Bundle, BundleError
+from edge.core.images import fit_image
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,6 @@ class Classifier:
 
 
 def load_classifier(path: str | Path, variant: str = "fp32", threads: int = 0, providers: Sequence[str] | None = None) -> Classifier:
-    from edge.runtime.bundle import load_bundle
+    from edge.core.bundle import load_bundle
 
     return Classifier(load_bundle(path), variant=variant, threads=threads, providers=providers)

@@ -1,1 +1,0 @@
-"""Loading model bundles and running them with ONNX Runtime."""
