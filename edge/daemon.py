@@ -20,6 +20,8 @@ from typing import Any
 from edge import __version__ as EDGE_VERSION
 from edge.config import EdgeConfig, load_config
 from edge.health import HealthServer, MetricsText
+from edge.host.procstats import process_stats
+from edge.host.systemd import SystemdNotifier
 from edge.llm.process import LlmChild
 from edge.mqtt.commands import CommandHandler
 from edge.mqtt.connection import MqttConnection, OutgoingMessage
@@ -27,8 +29,6 @@ from edge.mqtt.discovery import Discovery
 from edge.mqtt.publisher import DecisionPublisher, to_json
 from edge.mqtt.topics import Topics
 from edge.pipelines.base import Pipeline
-from edge.procstats import process_stats
-from edge.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 

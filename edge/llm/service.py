@@ -134,7 +134,7 @@ class LlmServer:
 
 def serve(target: ServeTarget) -> int:
     """Runs until SIGTERM/SIGINT. Returns the process exit code."""
-    from edge.systemd import SystemdNotifier
+    from edge.host.systemd import SystemdNotifier
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -152,10 +152,10 @@ def serve(target: ServeTarget) -> int:
         except ModelLoadError as exc:
             log.error("cannot start the LLM: %s", exc)
             return 1
-        notifier.notify("READY=1")
+        notifier.ready()
         log.info("LLM ready: model %s", server.core.model_name)
         stop.wait()
-        notifier.notify("STOPPING=1")
+        notifier.stopping()
         return 0
     finally:
         server.stop()
