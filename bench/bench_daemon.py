@@ -43,12 +43,12 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.config import CameraPipeline  # noqa: E402
+from edge.config import CameraPipelineConfig  # noqa: E402
+from edge.config.mqtt import MqttSettings  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
 from edge.core.images import bgr_to_rgb  # noqa: E402
 from edge.core.session import Classifier  # noqa: E402
 from edge.mqtt.connection import MqttConnection  # noqa: E402
-from edge.mqtt.settings import MqttSettings  # noqa: E402
 from edge.pipelines import build_pipeline  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.bundles import make_audio_bundle, make_color_bundle  # noqa: E402
@@ -103,7 +103,7 @@ def bare_rate(classifier: Classifier, frames: list[np.ndarray], seconds: float) 
 
 
 def pipeline_rate(bundle: Path, variant: str, threads: int, video: Path, seconds: float) -> tuple[float, dict[str, Any]]:
-    cfg = CameraPipeline.model_validate(
+    cfg = CameraPipelineConfig.model_validate(
         {
             "name": "bench",
             "bundle": str(bundle),

@@ -49,7 +49,7 @@ import psutil  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
-from edge.llm.config import LlmSettings  # noqa: E402
+from edge.config.llm import LlmSettings  # noqa: E402
 from edge.llm.engine import Engine  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.models import ALL, missing_reason, model_path  # noqa: E402

@@ -623,7 +623,7 @@ hostname_id() {
 # The example with this machine's name (a classroom of Pis must not share one device_id) and bundle
 # paths pointing into the model storage the service may read.
 render_config() {
-  local example="$SRC_DIR/edge/example-config.yaml"
+  local example="$SRC_DIR/edge/config/example-config.yaml"
   [ -f "$example" ] || die "$example is missing: run the installer from a complete EdgeTeach source tree"
   sed -e "s|^device_id: .*|device_id: $(hostname_id)|" \
       -e "s|^\([[:space:]]*bundle:[[:space:]]*\)models/|\1$MODELS_DIR/|" "$example"
@@ -634,11 +634,11 @@ step_config() {
   local rendered
   rendered="$(mktemp)"
   render_config >"$rendered"
-  install_file "$rendered" "$CONF_DIR/config.example.yaml" 0644 "" "<edge/example-config.yaml with this device_id>" || true
+  install_file "$rendered" "$CONF_DIR/config.example.yaml" 0644 "" "<edge/config/example-config.yaml with this device_id>" || true
   if [ -f "$(R "$CONF_DIR/config.yaml")" ]; then
     ok "$CONF_DIR/config.yaml exists (never overwritten; compare with config.example.yaml after upgrades)"
   else
-    install_file "$rendered" "$CONF_DIR/config.yaml" 0640 "root:$SERVICE_USER" "<edge/example-config.yaml with this device_id>" || true
+    install_file "$rendered" "$CONF_DIR/config.yaml" 0640 "root:$SERVICE_USER" "<edge/config/example-config.yaml with this device_id>" || true
     info "edit it: device_id, the MQTT broker, and the bundles you copy into $MODELS_DIR"
   fi
   rm -f "$rendered"

@@ -11,16 +11,16 @@ import pytest
 from edge.cli import main as edge_main
 from edge.config import (
     RESERVED_NAMES,
-    CameraPipeline,
+    CameraPipelineConfig,
     ConfigError,
-    MicrophonePipeline,
+    MicrophonePipelineConfig,
     example_config_text,
     load_config,
     parse_config,
     sanitise_device_id,
 )
-from edge.config_check import check_config
 from edge.core.bundle import load_bundle, write_manifest
+from edge.tools.config_check import check_config
 from tests.support.tiny_models import color_bundle, tone_bundle
 
 
@@ -41,7 +41,7 @@ def test_example_config_validates_and_describes_two_pipelines(tmp_path: Path) ->
     config = load_config(path)
     assert [p.kind for p in config.pipelines] == ["camera", "microphone"]
     camera, mic = config.pipelines
-    assert isinstance(camera, CameraPipeline) and isinstance(mic, MicrophonePipeline)
+    assert isinstance(camera, CameraPipelineConfig) and isinstance(mic, MicrophonePipelineConfig)
     assert camera.bundle == str(tmp_path / "models" / "my-model")  # relative to the config file
     assert mic.smoothing.method == "n_of_m" and mic.smoothing.n == 2
 

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
+from edge.config.llm import LlmSettings
 from edge.llm.chat_format import OWN_FORMATS
-from edge.llm.config import LlmSettings
 from edge.llm.core import LlmCore
 from edge.llm.engine import Generation, Timings
 from edge.llm.http_api import LlmHttpServer

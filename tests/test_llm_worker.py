@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from edge.llm.config import LlmSettings
+from edge.config.llm import LlmSettings
 from edge.llm.engine import Engine, PromptTooLong, SamplingParams
 from edge.llm.metrics import LlmMetrics
 from edge.llm.worker import DoneEvent, ErrorEvent, Job, QueueFull, Worker

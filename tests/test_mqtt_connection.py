@@ -13,8 +13,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.config.mqtt import MqttSettings
 from edge.mqtt.connection import IncomingMessage, MqttConfigError, MqttConnection, OutgoingMessage
-from edge.mqtt.settings import MqttSettings
 from tests.support.broker import Broker, free_port
 from tests.support.mqtt_listener import Listener, persistent_broker_config, stay_root_config
 

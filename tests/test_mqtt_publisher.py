@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 from edge.config import PublishSettings
+from edge.config.mqtt import MqttSettings
 from edge.mqtt.connection import MqttConnection
 from edge.mqtt.publisher import DecisionPublisher
-from edge.mqtt.settings import MqttSettings
 from edge.mqtt.topics import Topics
 from edge.pipelines.base import Decision
 from tests.support.broker import Broker

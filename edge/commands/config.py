@@ -1,4 +1,4 @@
-"""`edge config check FILE`, `edge config schema` and `edge config example` (the logic is in edge.config_check)."""
+"""`edge config check FILE`, `edge config schema` and `edge config example` (the logic is in edge.tools.config_check)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from edge.config_check import check_config, summary
+    from edge.tools.config_check import check_config, summary
 
     report = check_config(args.file, open_bundles=not args.no_bundles)
     if not report.ok or report.config is None:

@@ -123,7 +123,7 @@ def _chat_backend(args: argparse.Namespace) -> Any:
     from edge.llm.client import HttpChat, LocalChat
 
     if args.model:
-        from edge.llm.config import LlmSettings
+        from edge.config.llm import LlmSettings
         from edge.llm.engine import Engine
 
         print(f"loading {args.model} ...", file=sys.stderr)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from edge.config.llm import LlmSettings
 from edge.llm.client import Answer, LocalChat
-from edge.llm.config import LlmSettings
 from edge.llm.engine import Engine
 
 

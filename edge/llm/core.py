@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-from edge.llm.config import LlmSettings
+from edge.config.llm import LlmSettings
 from edge.llm.engine import Engine, ModelLoadError, PromptTooLong, SamplingParams, model_display_name
 from edge.llm.metrics import LlmMetrics
 from edge.llm.requests import ChatRequest, RequestError

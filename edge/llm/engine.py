@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from edge.config.llm import LlmSettings
 from edge.llm.chat_format import Formatter, Message, resolve_formatter
-from edge.llm.config import LlmSettings
 
 log = logging.getLogger(__name__)
 

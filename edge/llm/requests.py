@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from edge.config.llm import LlmSettings
 from edge.llm.chat_format import Message
-from edge.llm.config import LlmSettings
 from edge.llm.engine import Generation
 
 ROLES = ("system", "user", "assistant")

@@ -11,12 +11,12 @@ from typing import Any, Optional
 
 from pydantic import ValidationError
 
-from edge.llm.config import LlmSettings
+from edge.config.llm import LlmSettings
+from edge.config.mqtt import MqttSettings
 from edge.llm.core import LlmCore
 from edge.llm.engine import ModelLoadError
 from edge.llm.http_api import LlmHttpServer
 from edge.llm.sensors import SensorContext
-from edge.mqtt.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 

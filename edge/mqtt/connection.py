@@ -45,7 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt.settings import MqttSettings
+from edge.config.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
 

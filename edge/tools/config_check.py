@@ -15,11 +15,11 @@ from typing import Any, Optional, Union
 from pydantic import TypeAdapter, ValidationError
 
 from edge.config import (
-    CameraPipeline,
+    CameraPipelineConfig,
     ConfigError,
     EdgeConfig,
     LineMap,
-    MicrophonePipeline,
+    MicrophonePipelineConfig,
     PipelineConfig,
     parse_yaml,
     pipeline_entries,
@@ -32,7 +32,7 @@ from edge.config import (
 )
 
 STDIN = "-"
-Pipeline = Union[CameraPipeline, MicrophonePipeline]
+Pipeline = Union[CameraPipelineConfig, MicrophonePipelineConfig]
 
 
 @dataclass
@@ -58,8 +58,8 @@ def read_source(path: str) -> tuple[str, str, Path]:
 def password_file_problems(data: Any, lines: LineMap) -> list[str]:
     """The daemon reads mqtt.password_file when it connects; a missing or unreadable file would only show up
     as a broker refusal later, so read it now, with the daemon's own reader (same path rules, same message)."""
+    from edge.config.mqtt import MqttSettings
     from edge.mqtt.connection import MqttConfigError, read_password
-    from edge.mqtt.settings import MqttSettings
 
     mqtt = data.get("mqtt") if isinstance(data, dict) else None
     password_file = mqtt.get("password_file") if isinstance(mqtt, dict) else None

@@ -1,4 +1,4 @@
-"""MQTT settings (the `mqtt:` section of the config). Owned by the MQTT layer, embedded in edge.config."""
+"""The `mqtt:` section: the broker connection (edge.mqtt.connection), topic prefix, Home Assistant discovery."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""LLM settings (the `llm:` section of the config). Owned by edge.llm, embedded in edge.config."""
+"""The `llm:` section: the local LLM that `edge llm serve` runs (edge.llm reads it; `edge run` starts that
+service when `enabled`)."""
 
 from __future__ import annotations
 

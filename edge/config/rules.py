@@ -1,0 +1,68 @@
+"""Rules that span several keys, checked on the raw data, not in pydantic validators: a validator on a list
+or a model only runs once everything inside it is valid, so its problem would show up only after the user
+fixed the others, and `edge config check` promises every problem at once."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from edge.config.errors import LineMap, problem_at
+from edge.config.mqtt import MqttSettings
+
+
+def pipeline_entries(data: Any) -> list[tuple[int, dict[str, Any]]]:
+    """(index, entry) of each pipeline written as a mapping, whatever else is wrong with the data."""
+    pipelines = data.get("pipelines") if isinstance(data, dict) else None
+    if not isinstance(pipelines, list):
+        return []
+    return [(index, entry) for index, entry in enumerate(pipelines) if isinstance(entry, dict)]
+
+
+def duplicate_name_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
+    """Pipeline names become MQTT topic levels and metric labels, so two pipelines cannot share one."""
+    first: dict[str, int] = {}
+    problems: list[str] = []
+    for index, entry in pipeline_entries(data):
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.append(problem_at(("pipelines", index, "name"), lines,
+                                       f"two pipelines are named {name!r} (also pipelines[{first[name]}]); names must be unique "
+                                       "because they become MQTT topics — rename one"))
+        else:
+            first[name] = index
+    return problems
+
+
+def _number(value: Any) -> Optional[float]:
+    """A YAML value as pydantic would read it into a float, or None (pydantic reports it)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def reconnect_delay_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
+    """The reconnect backoff doubles from the min delay up to the max; a min above the max is a typo."""
+    mqtt = data.get("mqtt")
+    if not isinstance(mqtt, dict) or not ({"reconnect_min_delay", "reconnect_max_delay"} & mqtt.keys()):
+        return []
+    fields = MqttSettings.model_fields
+    low = _number(mqtt.get("reconnect_min_delay", fields["reconnect_min_delay"].default))
+    high = _number(mqtt.get("reconnect_max_delay", fields["reconnect_max_delay"].default))
+    if low is None or high is None or low <= high:
+        return []
+    key = "reconnect_min_delay" if "reconnect_min_delay" in mqtt else "reconnect_max_delay"
+    return [problem_at(("mqtt", key), lines,
+                       f"reconnect_min_delay ({low:g} s) is above reconnect_max_delay ({high:g} s); the wait between reconnects "
+                       "starts at the min and doubles up to the max, so set min <= max")]
+
+
+CROSS_KEY_CHECKS = (duplicate_name_problems, reconnect_delay_problems)
