@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from edge.pipelines.base import Decision, DecisionCallback, Pipeline, StatusCallback
+from edge.pipelines.base import Decision, DecisionCallback, Pipeline
+from edge.sources.base import StatusCallback
 
 
 def build_pipeline(pipeline_cfg: Any, on_decision: Optional[DecisionCallback] = None, on_status: Optional[StatusCallback] = None) -> Pipeline:

@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.core.audio import resample
 from edge.core.session import Classifier
-from edge.pipelines.common import PipelineCore
+from edge.pipelines.base import BasePipeline
 from edge.sources.base import AudioBlock, AudioSource
 from edge.sources.microphone import SoundDeviceSource, SoundFileSource
 from edge.sources.supervisor import Backoff, SourceSupervisor
@@ -57,7 +57,7 @@ class RingBuffer:
         return np.concatenate([self.data[start:], self.data[: self.pos]])
 
 
-class AudioPipeline(PipelineCore):
+class AudioPipeline(BasePipeline):
     kind = "microphone"
     extra_params = ("hop_s",)
 

@@ -13,13 +13,13 @@ from typing import Any, Optional
 import cv2
 
 from edge.core.images import bgr_to_rgb, fit_image
-from edge.pipelines.common import PipelineCore
+from edge.pipelines.base import BasePipeline
 from edge.sources.base import Frame
 from edge.sources.camera import open_camera_source
 from edge.sources.supervisor import Backoff, SourceSupervisor
 
 
-class VisionPipeline(PipelineCore):
+class VisionPipeline(BasePipeline):
     kind = "camera"
     extra_params = ("mirror", "max_fps")
 

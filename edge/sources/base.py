@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+
+
+# How a source's state reaches its owner: (pipeline name, state, detail). The supervisor reports `starting`,
+# `running`, `ended`, `failed`, `restarting` and `stopped` (edge.sources.supervisor); the pipeline passes them on.
+StatusCallback = Callable[[str, str, str], None]
 
 
 class SourceError(RuntimeError):

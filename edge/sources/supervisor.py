@@ -8,8 +8,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Union
 
-from edge.pipelines.base import StatusCallback
-from edge.sources.base import AudioSource, FrameSource, SourceEnded, SourceError
+from edge.sources.base import AudioSource, FrameSource, SourceEnded, SourceError, StatusCallback
 
 log = logging.getLogger(__name__)
 
