@@ -7,8 +7,8 @@ import time
 
 from edge.config import PublishSettings
 from edge.config.mqtt import MqttSettings
+from edge.daemon.publisher import DecisionPublisher
 from edge.mqtt.connection import MqttConnection
-from edge.mqtt.publisher import DecisionPublisher
 from edge.mqtt.topics import Topics
 from edge.pipelines.base import Decision
 from tests.support.broker import Broker
@@ -70,7 +70,7 @@ def test_state_on_change_and_heartbeat_never_above_max_rate(broker: Broker) -> N
 
 
 def test_discovery_switched_off_removes_the_retained_configs(broker: Broker) -> None:
-    from edge.mqtt.discovery import Discovery
+    from edge.daemon.discovery import Discovery
     from tests.support.mqtt_listener import retained
 
     topics = Topics.for_device("dev")

@@ -1,4 +1,4 @@
-"""`edge run -c CONFIG`: the device daemon (edge.daemon holds the logic)."""
+"""`edge run -c CONFIG`: the device daemon (edge.daemon.daemon holds the logic)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.daemon import run_daemon
+    from edge.daemon.daemon import run_daemon
     from edge.mqtt.connection import MqttConfigError
 
     try:

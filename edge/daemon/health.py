@@ -2,7 +2,7 @@
 
 - `GET /healthz`: 200 with a JSON body while the daemon's main loop is healthy, 503 otherwise (the body
   says why), for Docker/Kubernetes-style probes and `curl` checks;
-- `GET /metrics`: Prometheus text exposition format 0.0.4.
+- `GET /metrics`: Prometheus text exposition format 0.0.4 (edge.daemon.metrics writes it).
 
 Stdlib only (http.server in a thread): the device must not need a web framework for two endpoints.
 """
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
@@ -21,51 +19,6 @@ log = logging.getLogger(__name__)
 
 HealthFn = Callable[[], "tuple[bool, dict[str, Any]]"]
 MetricsFn = Callable[[], str]
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _format_value(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-@dataclass
-class _Family:
-    name: str
-    kind: str
-    help: str
-    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
-
-
-class MetricsText:
-    """Collects samples and renders the Prometheus text format (HELP/TYPE once per family)."""
-
-    def __init__(self, namespace: str = "edgeteach") -> None:
-        self._namespace = namespace
-        self._families: dict[str, _Family] = {}
-
-    def add(self, name: str, value: float | int | bool | None, help: str, kind: str = "gauge", **labels: str) -> None:
-        if value is None:
-            return  # unknown (e.g. no thermal sensor): absent beats a fake 0
-        full = f"{self._namespace}_{name}"
-        family = self._families.setdefault(full, _Family(full, kind, help))
-        family.samples.append((labels, float(value)))
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for family in self._families.values():
-            lines.append(f"# HELP {family.name} {family.help}")
-            lines.append(f"# TYPE {family.name} {family.kind}")
-            for labels, value in family.samples:
-                label_text = ",".join(f'{key}="{_escape_label(str(val))}"' for key, val in sorted(labels.items()))
-                lines.append(f"{family.name}{{{label_text}}} {_format_value(value)}" if label_text else f"{family.name} {_format_value(value)}")
-        return "\n".join(lines) + "\n"
 
 
 class HealthServer:

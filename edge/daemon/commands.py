@@ -24,8 +24,8 @@ import logging
 import time
 from typing import Any, Callable, Protocol
 
+from edge.daemon.publisher import to_json
 from edge.mqtt.connection import IncomingMessage, MqttConnection
-from edge.mqtt.publisher import to_json
 from edge.mqtt.topics import Topics
 from edge.pipelines.base import Pipeline
 

@@ -1,5 +1,6 @@
 """`edge run`: the device daemon. Wires config -> pipelines -> MQTT (state, events, status, stats,
-commands, Home Assistant discovery) -> health HTTP -> systemd, and keeps them running.
+commands, Home Assistant discovery) -> health HTTP -> systemd, and keeps them running. The pipelines by
+name live in `registry`, the SIGHUP reload in `reload`, the Prometheus families in `metrics`.
 
 Threads: each pipeline runs its own capture/inference threads and calls `DecisionPublisher.on_decision`
 from there; MQTT handlers run on MqttConnection's workers; the main loop (this module) only ticks:
@@ -19,14 +20,17 @@ from typing import Any
 
 from edge import __version__ as EDGE_VERSION
 from edge.config import EdgeConfig, load_config
-from edge.health import HealthServer, MetricsText
+from edge.daemon.commands import CommandHandler
+from edge.daemon.discovery import Discovery
+from edge.daemon.health import HealthServer
+from edge.daemon.metrics import render_metrics
+from edge.daemon.publisher import DecisionPublisher, to_json
+from edge.daemon.registry import PipelineRegistry
+from edge.daemon.reload import apply_reload
 from edge.host.procstats import process_stats
 from edge.host.systemd import SystemdNotifier
 from edge.llm.process import LlmChild
-from edge.mqtt.commands import CommandHandler
 from edge.mqtt.connection import MqttConnection, OutgoingMessage
-from edge.mqtt.discovery import Discovery
-from edge.mqtt.publisher import DecisionPublisher, to_json
 from edge.mqtt.topics import Topics
 from edge.pipelines.base import Pipeline
 
@@ -36,7 +40,7 @@ log = logging.getLogger(__name__)
 # can check that watchdog pings stop and /healthz turns 503. Never set it in production.
 HANG_HOOK_ENV = "EDGETEACH_TEST_HANG_MAIN_LOOP_AFTER_S"
 
-STOP_BUDGET_S = 4.0  # systemd and the issue allow 5 s for a graceful stop; keep a margin
+STOP_BUDGET_S = 4.0  # a graceful stop must finish within 5 s (SIGTERM to the retained `offline`); keep a margin
 
 
 class Daemon:
@@ -57,10 +61,7 @@ class Daemon:
         self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix, config.mqtt.discovery.enabled)
         self.health: HealthServer | None = None
         self.llm: LlmChild | None = None
-        self._pipelines: dict[str, Pipeline] = {}
-        self._pipeline_configs: dict[str, Any] = {}
-        self._failed: dict[str, str] = {}  # pipelines that could not be built, and why
-        self._lock = threading.RLock()
+        self.registry = PipelineRegistry(self._build_pipeline, self.publisher)
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
@@ -75,16 +76,15 @@ class Daemon:
     # -- CommandTarget -----------------------------------------------------------------------------
 
     def pipelines(self) -> dict[str, Pipeline]:
-        with self._lock:
-            return dict(self._pipelines)
+        return self.registry.running()
 
     def describe(self) -> dict[str, Any]:
         return {
             "device_id": self.config.device_id,
             "version": EDGE_VERSION,
             "uptime_s": round(time.monotonic() - self._started_at, 1),
-            "pipelines": self._pipeline_stats(),
-            "failed_pipelines": dict(self._failed),
+            "pipelines": self.registry.stats(),
+            "failed_pipelines": self.registry.failed(),
             "mqtt": self._mqtt_stats(),
         }
 
@@ -102,8 +102,8 @@ class Daemon:
         self.connection.add_connect_listener(self._on_connected)
         self.connection.start()  # returns at once; the broker may well be down
         for cfg in self.config.active_pipelines:
-            self._start_pipeline(cfg)
-        self.discovery.set_pipelines(self._kinds())
+            self.registry.start(cfg)
+        self.discovery.set_pipelines(self.registry.kinds())
         if self.config.health.enabled:
             try:
                 self.health = HealthServer(self.config.health.host, self.config.health.port, self.healthz, self.metrics).start()
@@ -122,37 +122,6 @@ class Daemon:
         from edge.pipelines import build_pipeline  # imported late: it pulls in OpenCV and ONNX Runtime
 
         return build_pipeline(cfg, self.publisher.on_decision, self.publisher.on_status)
-
-    def _start_pipeline(self, cfg: Any) -> bool:
-        self.publisher.configure(cfg.name, cfg.publish)
-        try:
-            pipeline = self._build_pipeline(cfg)
-            pipeline.start()
-        except Exception as exc:  # a bad bundle or source must not take the other pipelines down
-            reason = str(exc) or type(exc).__name__
-            log.error("pipeline %s not started: %s", cfg.name, reason)
-            with self._lock:
-                self._failed[cfg.name] = reason
-                self._pipeline_configs[cfg.name] = cfg
-            self.publisher.on_status(cfg.name, "failed", reason)
-            return False
-        with self._lock:
-            self._pipelines[cfg.name] = pipeline
-            self._pipeline_configs[cfg.name] = cfg
-            self._failed.pop(cfg.name, None)
-        log.info("pipeline %s (%s) started with %s", cfg.name, cfg.kind, cfg.bundle)
-        return True
-
-    def _stop_pipelines(self, names: list[str], timeout: float) -> None:
-        """Stops pipelines in parallel so N pipelines still stop within one timeout."""
-        with self._lock:
-            victims = [(name, self._pipelines.pop(name)) for name in names if name in self._pipelines]
-        threads = [threading.Thread(target=p.stop, kwargs={"timeout": timeout}, name=f"stop-{n}", daemon=True) for n, p in victims]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + timeout + 0.5
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _on_connected(self) -> None:
         self.publisher.republish_retained()
@@ -174,7 +143,7 @@ class Daemon:
             if hasattr(signal, "SIGHUP"):
                 signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
         self.start()
-        self.notifier.ready(f"running {len(self._pipelines)} pipeline(s)")
+        self.notifier.ready(f"running {len(self.pipelines())} pipeline(s)")
         hang_after = _float_env(HANG_HOOK_ENV)
         self._loop_running = True
         try:
@@ -215,7 +184,7 @@ class Daemon:
         started = time.monotonic()
         self.notifier.stopping()
         log.info("stopping")
-        self._stop_pipelines(list(self.pipelines()), timeout=2.0)
+        self.registry.stop(list(self.pipelines()), timeout=2.0)
         if self.llm is not None:
             self.llm.stop(timeout=1.5)
         if self.health is not None:
@@ -230,8 +199,9 @@ class Daemon:
     # -- SIGHUP ------------------------------------------------------------------------------------
 
     def reload_config(self) -> bool:
-        """Re-reads the config file. A bad file changes nothing (the reason is logged); pipelines that
-        changed are rebuilt, and a rebuilt pipeline whose new bundle is bad keeps the old one running."""
+        """Re-reads the config file. A bad file changes nothing (the reason is logged); otherwise
+        edge.daemon.reload applies it: changed pipelines are rebuilt, and one whose new bundle is bad keeps
+        the old one running."""
         if self.config_path is None:
             log.warning("SIGHUP ignored: the daemon was not started from a config file")
             return False
@@ -243,67 +213,14 @@ class Daemon:
             log.error("config reload refused, keeping the running config: %s", exc)
             self.notifier.ready("config reload refused; see the log")
             return False
-        old = self.config
-        for section in ("device_id", "mqtt", "health", "llm"):
-            if getattr(old, section) != getattr(new, section):
-                log.warning("config reload: changes to '%s' take effect at the next restart (systemctl restart edgeteach)", section)
-        logging.getLogger().setLevel(new.log_level)
-        wanted = {cfg.name: cfg for cfg in new.active_pipelines}
-        with self._lock:
-            current = dict(self._pipeline_configs)
-        removed = [name for name in current if name not in wanted]
-        self._stop_pipelines(removed, timeout=2.0)
-        for name in removed:
-            with self._lock:
-                self._pipeline_configs.pop(name, None)
-                self._failed.pop(name, None)
-            self.publisher.remove(name)
-        for name, cfg in wanted.items():
-            if name in current and current[name] == cfg and name not in self._failed:
-                continue
-            if name in self.pipelines():
-                try:
-                    replacement = self._build_pipeline(cfg)  # validates the bundle before the old one goes
-                except Exception as exc:
-                    log.error("config reload: pipeline %s keeps its old settings: %s", name, exc)
-                    continue
-                self._stop_pipelines([name], timeout=2.0)
-                self.publisher.configure(name, cfg.publish)
-                replacement.start()
-                with self._lock:
-                    self._pipelines[name] = replacement
-                    self._pipeline_configs[name] = cfg
-                log.info("config reload: pipeline %s restarted with its new settings", name)
-            else:
-                self._start_pipeline(cfg)
-        self.config = new.model_copy(update={"device_id": old.device_id, "mqtt": old.mqtt, "health": old.health, "llm": old.llm})
-        self.discovery.set_pipelines(self._kinds())
+        self.config = apply_reload(self.config, new, self.registry)
+        self.discovery.set_pipelines(self.registry.kinds())
         self.reloads_ok += 1
-        self.notifier.ready(f"config reloaded; running {len(self._pipelines)} pipeline(s)")
+        self.notifier.ready(f"config reloaded; running {len(self.pipelines())} pipeline(s)")
         log.info("config reloaded from %s", self.config_path)
         return True
 
     # -- numbers -----------------------------------------------------------------------------------
-
-    def _kinds(self) -> dict[str, str]:
-        with self._lock:
-            return {name: cfg.kind for name, cfg in self._pipeline_configs.items()}
-
-    def _pipeline_stats(self) -> dict[str, dict[str, Any]]:
-        published = self.publisher.counters()
-        out: dict[str, dict[str, Any]] = {}
-        for name, pipeline in self.pipelines().items():
-            try:
-                stats = dict(pipeline.stats())
-            except Exception as exc:
-                stats = {"error": f"stats unavailable: {exc}"}
-            stats["paused"] = bool(pipeline.paused)
-            stats["kind"] = pipeline.kind
-            stats.update(published.get(name, {}))
-            out[name] = stats
-        for name, reason in self._failed.items():
-            out[name] = {"source_state": "failed", "error": reason}
-        return out
 
     def _mqtt_stats(self) -> dict[str, Any]:
         return {
@@ -321,7 +238,7 @@ class Daemon:
             "ts": round(time.time(), 3),
             "device_id": self.config.device_id,
             "uptime_s": round(time.monotonic() - self._started_at, 1),
-            "pipelines": self._pipeline_stats(),
+            "pipelines": self.registry.stats(),
             "mqtt": self._mqtt_stats(),
             "process": process_stats(),
             **({"llm": self.llm.stats()} if self.llm is not None else {}),
@@ -341,49 +258,15 @@ class Daemon:
             "main_loop_age_s": round(age, 2),
             "mqtt_connected": self.connection.connected,
             "pipelines": {name: pipeline.stats().get("source_state") for name, pipeline in self.pipelines().items()},
-            "failed_pipelines": dict(self._failed),
+            "failed_pipelines": self.registry.failed(),
         }
 
     def metrics(self) -> str:
-        m = MetricsText()
         ok, age = self.loop_healthy()
-        m.add("up", 1, "the daemon answers")
-        m.add("main_loop_healthy", ok, "1 while the main loop ticks (systemd watchdog pings only then)")
-        m.add("main_loop_age_seconds", age, "seconds since the main loop last ticked")
         mqtt = self._mqtt_stats()
-        m.add("mqtt_connected", mqtt["connected"], "1 while connected to the broker")
-        m.add("mqtt_queue_pending", mqtt["pending"], "QoS 1 messages not yet acknowledged by the broker")
-        m.add("mqtt_queue_limit", mqtt["queue_limit"], "bound of that queue (mqtt.queue_limit)")
-        m.add("mqtt_queue_overflow_total", mqtt["overflowed"], "QoS 1 messages dropped because the queue was full", "counter")
-        m.add("mqtt_dropped_offline_total", mqtt["dropped_offline"], "QoS 0 messages dropped while disconnected", "counter")
-        m.add("mqtt_published_total", mqtt["published"], "messages accepted for publishing", "counter")
-        m.add("mqtt_connects_total", mqtt["connects"], "successful connections to the broker", "counter")
-        m.add("mqtt_disconnects_total", mqtt["disconnects"], "unexpected connection losses", "counter")
-        m.add("commands_total", mqtt["commands_handled"], "MQTT commands carried out", "counter")
-        m.add("commands_failed_total", mqtt["commands_failed"], "MQTT commands answered with an error", "counter")
-        for name, s in self._pipeline_stats().items():
-            labels = {"pipeline": name}
-            m.add("pipeline_running", name in self.pipelines(), "1 when the pipeline was built and started", **labels)
-            m.add("frames_in_total", s.get("frames_in"), "frames or audio windows captured", "counter", **labels)
-            m.add("frames_classified_total", s.get("frames_classified"), "frames or windows classified", "counter", **labels)
-            m.add("frames_dropped_total", s.get("frames_dropped"), "stale frames skipped to stay live", "counter", **labels)
-            m.add("fps", s.get("fps"), "classifications per second, recent", **labels)
-            m.add("latency_p50_ms", s.get("latency_p50_ms"), "capture-to-decision latency, median", **labels)
-            m.add("latency_p95_ms", s.get("latency_p95_ms"), "capture-to-decision latency, 95th percentile", **labels)
-            m.add("queue_size", s.get("queue_size"), "items waiting between capture and inference", **labels)
-            m.add("source_restarts_total", s.get("source_restarts"), "source restarts after failure or end", "counter", **labels)
-            m.add("source_up", s.get("source_state") == "running", "1 while the source delivers", **labels)
-            m.add("paused", s.get("paused", False), "1 while paused by command", **labels)
-            m.add("states_published_total", s.get("states_published"), "state messages published", "counter", **labels)
-            m.add("events_published_total", s.get("events_published"), "change events published", "counter", **labels)
-            m.add("events_dropped_total", s.get("events_dropped"), "change events the MQTT queue refused", "counter", **labels)
-        proc = process_stats()
-        m.add("process_cpu_percent", proc["cpu_percent"], "process CPU since the last scrape (100 = one core)")
-        m.add("process_resident_memory_bytes", proc["rss_bytes"], "resident set size")
-        m.add("soc_temperature_celsius", proc["soc_temperature_c"], "hottest thermal zone (absent where unreadable)")
-        m.add("config_reloads_total", self.reloads_ok, "SIGHUP config reloads applied", "counter")
-        m.add("config_reloads_failed_total", self.reloads_failed, "SIGHUP config reloads refused", "counter")
-        return m.render()
+        pipelines = self.registry.stats()
+        running = set(self.pipelines())
+        return render_metrics(ok, age, mqtt, pipelines, running, process_stats(), self.reloads_ok, self.reloads_failed)
 
 
 def _float_env(name: str) -> float | None:

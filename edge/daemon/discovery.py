@@ -16,8 +16,8 @@ import re
 from typing import Any
 
 from edge import __version__ as EDGE_VERSION
+from edge.daemon.publisher import to_json
 from edge.mqtt.connection import IncomingMessage, MqttConnection
-from edge.mqtt.publisher import to_json
 from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
