@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from edge.cli import main as edge_main
-from edge.collect import BACKGROUND_CLASS, CollectError, class_folder, collect_frames, split_clips
+from edge.tools.collect import BACKGROUND_CLASS, CollectError, class_folder, collect_frames, split_clips
 from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
 from tests.support.tiny_models import color_video, tone
 

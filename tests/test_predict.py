@@ -11,7 +11,7 @@ import soundfile
 from PIL import Image
 
 from edge.cli import main as edge_main
-from edge.predict import audio_windows, predict_file
+from edge.tools.predict import audio_windows, predict_file
 from tests.support.tiny_models import color_bundle, tone, tone_bundle
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any, Optional
 
-from edge.collect import BACKGROUND_CLASS, CollectError, collect_audio, collect_frames
+from edge.tools.collect import BACKGROUND_CLASS, CollectError, collect_audio, collect_frames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from edge.core.bundle import BundleError
-from edge.predict import REDUCTIONS, PredictError, predict_file
+from edge.tools.predict import REDUCTIONS, PredictError, predict_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
