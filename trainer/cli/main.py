@@ -10,9 +10,9 @@ from edge.core import clikit
 
 # Modules that provide `register(subparsers: argparse._SubParsersAction) -> None`.
 COMMAND_MODULES = [
-    "trainer.commands.train",
-    "trainer.commands.evaluate",
-    "trainer.commands.demo",
+    "trainer.cli.commands.train",
+    "trainer.cli.commands.evaluate",
+    "trainer.cli.commands.demo",
 ]
 
 

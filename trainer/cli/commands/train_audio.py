@@ -1,6 +1,6 @@
 """The sound half of `trainer train` (`--task audio`, or detected from the files): its options and run.
 
-Kept beside `trainer.commands.train`, which owns the shared options (data, output, seed, split, epochs,
+Kept beside `trainer.cli.commands.train`, which owns the shared options (data, output, seed, split, epochs,
 batch size, lr, int8, quiet) and hands audio data sets here.
 """
 

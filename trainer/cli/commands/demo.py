@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge.core.evaluate import evaluate_bundle
-    from trainer.commands.evaluate import format_metrics
+    from trainer.cli.commands.evaluate import format_metrics
     from trainer.image_trainer import ImageTrainOptions, train_image_classifier
     from trainer.report import summary_table
     from trainer.samples import write_shapes_dataset
@@ -74,7 +74,7 @@ def _sound(args: argparse.Namespace, out: Path) -> tuple[Path, Path]:
     """Trains (or reuses) the built-in sound bundle, evaluates it on fresh clips, renders the live sound file."""
     from edge.core.evaluate import evaluate_bundle
     from trainer.audio_trainer import AudioTrainOptions, train_audio_classifier
-    from trainer.commands.evaluate import format_metrics
+    from trainer.cli.commands.evaluate import format_metrics
     from trainer.report import summary_table
     from trainer.sound_samples import render_sound_sequence, write_sounds_dataset
 

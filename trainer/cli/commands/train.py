@@ -9,7 +9,7 @@ from pathlib import Path
 from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, detect_task
 from trainer.audio_models import AUDIO_BACKBONES
 from trainer.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
-from trainer.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
+from trainer.cli.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
 from trainer.export import ExportError
 
 IMAGE_DEFAULTS = {"backbone": DEFAULT_BACKBONE, "epochs": 50, "batch_size": 16, "lr": 0.001}

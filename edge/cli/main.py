@@ -10,12 +10,12 @@ from edge.core import clikit
 
 # Modules that provide `register(subparsers: argparse._SubParsersAction) -> None`.
 COMMAND_MODULES = [
-    "edge.commands.predict",
-    "edge.commands.config",
-    "edge.commands.collect",
-    "edge.commands.run",
-    "edge.commands.llm",
-    "edge.commands.doctor",
+    "edge.cli.commands.predict",
+    "edge.cli.commands.config",
+    "edge.cli.commands.collect",
+    "edge.cli.commands.run",
+    "edge.cli.commands.llm",
+    "edge.cli.commands.doctor",
 ]
 
 
