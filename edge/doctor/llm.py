@@ -1,0 +1,75 @@
+"""The local LLM: llama.cpp importable (and built with GPU offload where asked), the GGUF model, and a few
+tokens generated in a child process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from edge.doctor.base import STATE_DIR, CheckResult
+from edge.doctor.machine import is_jetson
+
+
+def check_llm(config: Any) -> list[CheckResult]:
+    if config is None or not config.llm.enabled:
+        return [CheckResult("llm", "skip", "llm.enabled is false" if config is not None else "no config")]
+    settings = config.llm
+    rows: list[CheckResult] = []
+    try:
+        import llama_cpp  # type: ignore[import-not-found]
+    except Exception as exc:
+        return [CheckResult("llm", "fail", f"llama.cpp (llama-cpp-python) cannot be imported ({exc})",
+                            "install it: `sudo deploy/install.sh` without --no-llm (add --cuda on a Jetson), or set llm.enabled: false")]
+    try:
+        gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception:
+        gpu = False
+    backend = "GPU offload" if gpu else "CPU only"
+    if settings.gpu_layers != 0 and not gpu:
+        rows.append(CheckResult("llm", "warn", f"llama-cpp-python {llama_cpp.__version__}, {backend}, but llm.gpu_layers is {settings.gpu_layers}: it will run on the CPU",
+                                "rebuild llama.cpp with CUDA: `sudo deploy/install.sh --cuda` (docs/jetson.md), or set llm.gpu_layers: 0"))
+    elif is_jetson() and not gpu:
+        rows.append(CheckResult("llm", "warn", f"llama-cpp-python {llama_cpp.__version__}, {backend} on a Jetson", "rebuild with CUDA for a 3-10x faster LLM: `sudo deploy/install.sh --cuda`"))
+    else:
+        rows.append(CheckResult("llm", "ok", f"llama-cpp-python {llama_cpp.__version__}, {backend}"))
+    model_row = _check_gguf(settings.model)
+    rows.append(model_row)
+    if model_row.status == "ok" and settings.model:
+        rows.append(_check_generation(Path(settings.model)))
+    return rows
+
+
+def _check_generation(model: Path) -> CheckResult:
+    """A few tokens in a child process: a llama.cpp built for another CPU crashes here, not in the service."""
+    from edge.llm.smoke import PORTABLE_FLAGS_HINT, smoke_generate
+
+    result = smoke_generate(model, tokens=4, timeout_s=180)
+    if result.ok:
+        return CheckResult("llm generation", "ok", f"{result.tokens} tokens at {result.tokens_per_s:.1f} tokens/s on 1 thread")
+    cause = f"crashed with {result.signal_name}" if result.signal_name else f"failed: {result.detail.splitlines()[-1] if result.detail else '?'}"
+    return CheckResult("llm generation", "fail", f"llama.cpp {cause}", PORTABLE_FLAGS_HINT)
+
+
+def _check_gguf(model: Optional[str]) -> CheckResult:
+    if not model:
+        return CheckResult("llm model", "fail", "llm.model is not set", "download a GGUF (`edge llm pull`) and set llm.model to its path")
+    path = Path(model)
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+        size = path.stat().st_size
+    except OSError as exc:
+        return CheckResult("llm model", "fail", f"{path}: {exc.strerror or exc}",
+                           f"put the GGUF at {path} readable by the service user (models live in {STATE_DIR}/models), or fix llm.model")
+    if magic != b"GGUF":
+        return CheckResult("llm model", "fail", f"{path} is not a GGUF file (starts with {magic!r})", "download the model again (`edge llm pull`); llama.cpp reads .gguf files only")
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except Exception:
+        available = 0
+    detail = f"{path} ({size / 1e6:.0f} MB)"
+    if available and size > available:
+        return CheckResult("llm model", "warn", f"{detail} is larger than the free memory ({available / 1e6:.0f} MB)", "use a smaller or more quantised model (Q4_K_M), or stop other programs")
+    return CheckResult("llm model", "ok", detail)
