@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import ast
 import io
-import os
 import re
 import subprocess
 import sys
@@ -480,10 +479,26 @@ def _sort_import_runs(text: str) -> str:
             if not other or other.group(1) != match.group(1):
                 break
             j += 1
-        run = lines[i:j]
-        lines[i:j] = sorted(run, key=lambda line: FIRST_PARTY_FROM.match(line.rstrip("\n")).group(2))
-        i = j
+        run = sorted(lines[i:j], key=lambda line: FIRST_PARTY_FROM.match(line.rstrip("\n")).group(2))
+        merged_run: list[str] = []
+        for line in run:  # two imports from one module (a name moved next to others) become one
+            module = FIRST_PARTY_FROM.match(line.rstrip("\n")).group(2)
+            last = merged_run[-1] if merged_run else ""
+            if last and FIRST_PARTY_FROM.match(last.rstrip("\n")).group(2) == module and "#" not in last + line:
+                names = [n.strip() for n in last.split(" import ", 1)[1].split(",") + line.split(" import ", 1)[1].split(",")]
+                unique = sorted(dict.fromkeys(names), key=_isort_key)
+                merged_run[-1] = f"{match.group(1)}from {module} import {', '.join(unique)}\n"
+            else:
+                merged_run.append(line)
+        lines[i:j] = merged_run
+        i = i + len(merged_run)
     return "".join(lines)
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """isort's default order inside one import: CONSTANTS, Classes, functions."""
+    bare = name.split(" as ")[0]
+    return (0 if bare.isupper() and len(bare) > 1 else 1 if bare[:1].isupper() else 2, bare)
 
 
 def _rename_tokens(text: str, renames: dict[str, str], rw: Rewriter) -> str:
@@ -517,8 +532,8 @@ def path_map(modules: dict[str, str], root: Path) -> dict[str, str]:
 
 def rewrite_text(text: str, rw: Rewriter, paths: bool) -> str:
     text = DOTTED.sub(lambda m: rw.map_dotted(m.group(1)), text)
-    if paths:
-        mapping = path_map(rw.modules, rw.tree.root)
+    mapping = path_map(rw.modules, rw.tree.root) if paths else {}
+    if mapping:
         pattern = re.compile(r"(?<![\w/.-])(" + "|".join(re.escape(p) for p in mapping) + r")")
 
         text = pattern.sub(lambda match: mapping[match.group(1)], text)

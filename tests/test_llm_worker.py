@@ -10,7 +10,7 @@ import pytest
 from edge.config.llm import LlmSettings
 from edge.llm.engine import Engine, PromptTooLong, SamplingParams
 from edge.llm.metrics import LlmMetrics
-from edge.llm.worker import DoneEvent, ErrorEvent, Job, QueueFull, Worker
+from edge.llm.worker import DoneEvent, ErrorEvent, Job, QueueFullError, Worker
 from tests.support.llm_server import require_model
 from tests.support.models import SMOLLM2
 
@@ -44,7 +44,7 @@ def test_timeouts_stop_a_running_request_and_expire_a_queued_one(engine: Engine)
         while not worker.busy:  # the worker took it: the queue is empty again
             time.sleep(0.01)
         worker.submit(queued_job)
-        with pytest.raises(QueueFull) as full:  # one running, one waiting: the bound is reached
+        with pytest.raises(QueueFullError) as full:  # one running, one waiting: the bound is reached
             worker.submit(Job(prepared, SamplingParams(max_tokens=4), lambda e: None, "http", timeout_s=5))
         assert full.value.retry_after_s >= 1
         done = _last(long_events)

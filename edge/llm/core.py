@@ -13,15 +13,9 @@ from edge.llm.engine import Engine, ModelLoadError, PromptTooLong, SamplingParam
 from edge.llm.metrics import LlmMetrics
 from edge.llm.requests import ChatRequest, RequestError
 from edge.llm.sensors import SensorContext, with_sensor_context
-from edge.llm.worker import Job, QueueFull, Sink, Worker
+from edge.llm.worker import Job, QueueFullError, Sink, Worker
 
 log = logging.getLogger(__name__)
-
-
-class QueueFullError(RequestError):
-    def __init__(self, exc: QueueFull) -> None:
-        super().__init__(str(exc), status=429, code="queue_full")
-        self.retry_after_s = exc.retry_after_s
 
 
 class NotReadyError(RequestError):
@@ -98,7 +92,7 @@ class LlmCore:
         job = Job(prepared=prepared, params=params, sink=sink, api=api, timeout_s=self.settings.request_timeout_s, sensor_context=injected)
         try:
             self.worker.submit(job)
-        except QueueFull as exc:
+        except QueueFullError:
             self.metrics.count_request(api, "queue_full")
-            raise QueueFullError(exc) from None
+            raise
         return Admitted(job=job, sensor_context=injected)

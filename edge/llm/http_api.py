@@ -19,9 +19,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
-from edge.llm.core import LlmCore, NotReadyError, QueueFullError
+from edge.llm.core import LlmCore, NotReadyError
 from edge.llm.requests import ChatRequest, RequestError, chunk_object, completion_object, edgeteach_meta, new_completion_id, parse_chat_request, usage
-from edge.llm.worker import DoneEvent, ErrorEvent, Event, TextEvent
+from edge.llm.worker import DoneEvent, ErrorEvent, Event, QueueFullError, TextEvent
 
 log = logging.getLogger(__name__)
 

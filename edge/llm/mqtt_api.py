@@ -16,10 +16,10 @@ import logging
 import time
 from typing import Any, Callable, Optional
 
-from edge.llm.core import LlmCore, NotReadyError, QueueFullError
+from edge.llm.core import LlmCore, NotReadyError
 from edge.llm.requests import RequestError, parse_chat_request, usage
 from edge.llm.sensors import SensorContext
-from edge.llm.worker import DoneEvent, ErrorEvent, Event, TextEvent
+from edge.llm.worker import DoneEvent, ErrorEvent, Event, QueueFullError, TextEvent
 from edge.mqtt.connection import IncomingMessage, MqttConnection
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Union
 
 from edge.llm.engine import Engine, Generation, PreparedPrompt, SamplingParams
 from edge.llm.metrics import LlmMetrics
+from edge.llm.requests import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,13 @@ Sink = Callable[[Event], None]
 _ids = itertools.count(1)
 
 
-class QueueFull(Exception):
+class QueueFullError(RequestError):
+    """The queue is full (or the worker is stopping): HTTP 429, or an MQTT error reply, with a Retry-After."""
+
     def __init__(self, retry_after_s: int, queue_size: int) -> None:
+        super().__init__(f"the LLM is busy: {queue_size} request(s) already wait for the model (llm.queue_size); retry in about {retry_after_s} s",
+                         status=429, code="queue_full")
         self.retry_after_s = retry_after_s
-        super().__init__(f"the LLM is busy: {queue_size} request(s) already wait for the model (llm.queue_size); retry in about {retry_after_s} s")
 
 
 @dataclass
@@ -119,15 +123,15 @@ class Worker:
         return self._current is not None
 
     def submit(self, job: Job) -> None:
-        """Queues the job or raises QueueFull (with an honest Retry-After estimate)."""
+        """Queues the job or raises QueueFullError (with an honest Retry-After estimate)."""
         if self._stopping:
-            raise QueueFull(5, self.queue_size)
+            raise QueueFullError(5, self.queue_size)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             waiting = self.depth + 1
             retry = max(1, int(round(self.metrics.mean_request_seconds(default=5.0) * waiting)))
-            raise QueueFull(retry, self.queue_size) from None
+            raise QueueFullError(retry, self.queue_size) from None
 
     def _run(self) -> None:
         while True:
