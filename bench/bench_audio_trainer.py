@@ -58,7 +58,7 @@ def window_latency_ms(model_path: Path, window: int, runs: int = 200) -> dict[st
 
 
 def run_one(data: Path, split: str, backbone: str, out_root: Path) -> dict[str, Any]:
-    from trainer.audio_trainer import AudioTrainOptions, train_audio_classifier
+    from trainer.audio.job import AudioTrainOptions, train_audio_classifier
 
     out = out_root / f"{backbone}-{split}"
     load_before = os.getloadavg()[0]

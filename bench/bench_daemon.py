@@ -60,7 +60,7 @@ from bench.results_io import add_output_args, load_average, results_path, write_
 
 def write_shapes_video(path: Path, seconds: float, fps: float = 30.0, size: tuple[int, int] = (640, 480)) -> Path:
     """A 640x480 MJPG video of the built-in shapes (one shape a second), like a webcam would deliver."""
-    from trainer.samples import SHAPES, draw_shape
+    from trainer.demo.image_samples import SHAPES, draw_shape
 
     rng = np.random.default_rng(0)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)

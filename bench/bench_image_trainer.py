@@ -33,10 +33,9 @@ from bench.image_data import build_asl_dataset, build_phone_sized  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
 from edge.core.evaluate import evaluate_bundle  # noqa: E402
 from edge.core.session import Classifier  # noqa: E402
-from trainer.backbones import build_backbone  # noqa: E402
-from trainer.export import ProbabilityModel  # noqa: E402
-from trainer.image_trainer import ImageTrainOptions, train_image_classifier  # noqa: E402
-from trainer.train import make_head  # noqa: E402
+from trainer.head import make_head  # noqa: E402
+from trainer.image.backbones import ImageProbabilityModel, build_backbone  # noqa: E402
+from trainer.image.job import ImageTrainOptions, train_image_classifier  # noqa: E402
 
 from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
@@ -48,7 +47,7 @@ def latencies(bundle_dir: Path, n_classes: int, runs: int) -> dict[str, float]:
     bundle = load_bundle(bundle_dir)
     backbone = build_backbone(bundle.manifest["backbone"])
     frozen, trainable = backbone.split(0)
-    eager = ProbabilityModel(frozen, trainable, make_head(backbone.feature_dim, n_classes)).eval()
+    eager = ImageProbabilityModel(frozen, trainable, make_head(backbone.feature_dim, n_classes)).eval()
     image = np.random.default_rng(0).integers(0, 256, (1, *bundle.image_size, 3), dtype=np.uint8)
     x = torch.from_numpy(image)
     cores = os.cpu_count() or 1

@@ -11,7 +11,7 @@ import soundfile
 
 from edge.core.audio_windows import ClipRejected, clip_windows, load_clip, plan_windows
 from edge.core.datasets import DatasetError, make_splits, scan_dataset
-from trainer.audio_data import AudioSettings, build_windows, decode_clips
+from trainer.audio.data import AudioSettings, build_windows, decode_clips
 
 RATE = 16000
 

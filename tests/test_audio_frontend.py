@@ -13,7 +13,7 @@ import torch
 import torchaudio
 
 from edge.core.audio import load_audio, resample
-from trainer.audio_frontend import FrontEndConfig, LogMel
+from trainer.audio.frontend import FrontEndConfig, LogMel
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (scripts/setup.sh installs it)")
 

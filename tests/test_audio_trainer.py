@@ -40,7 +40,7 @@ sys.meta_path.insert(0, _NoTorch())
 def speech_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """train/ (3 speakers) and val/ (a 4th, unseen speaker) of three words at 8 kHz, two background
     recordings, and the problem files a maker's folder has: silent, 30 ms, stereo 48 kHz, not audio."""
-    from trainer.speech_synth import generate_words, make_background, make_speakers
+    from tests.support.speech_synth import generate_words, make_background, make_speakers
 
     root = tmp_path_factory.mktemp("speech") / "data"
     speakers = make_speakers(4, seed=3)

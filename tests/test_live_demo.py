@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from tests.support.bundles import make_audio_bundle, make_bundle
-from trainer.live_demo import LiveDemoOptions, run_live_demo
+from trainer.demo.live import LiveDemoOptions, run_live_demo
 
 
 def test_live_demo_runs_the_daemon_on_a_sample_video_and_sound_and_prints_mqtt_messages(tmp_path: Path) -> None:

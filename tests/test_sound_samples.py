@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from edge.core.datasets import scan_dataset
-from trainer.sound_samples import BACKGROUND, SOUND_CLASSES, render_sound_sequence, write_sounds_dataset
+from trainer.demo.audio_samples import BACKGROUND, SOUND_CLASSES, render_sound_sequence, write_sounds_dataset
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:

@@ -10,7 +10,7 @@ import torch
 from torchvision.models import MobileNet_V3_Small_Weights
 
 from edge.core.images import decode_image, fit_image
-from trainer.backbones import Backbone, BackboneError, Normalize, build_backbone
+from trainer.image.backbones import Backbone, BackboneError, Normalize, build_backbone
 
 CATEGORIES = MobileNet_V3_Small_Weights.IMAGENET1K_V1.meta["categories"]  # ImageNet class names (no weights)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.data import augmented_views, decode_images
+from trainer.image.data import augmented_views, decode_images
 
 SIZE = (32, 32)
 

@@ -11,8 +11,9 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from trainer.export import ParityError, ProbabilityModel, check_parity, export_onnx, ort_predict, quantize_int8
-from trainer.train import HeadConfig, class_weights, train_head
+from trainer.export import ParityError, check_parity, export_onnx, ort_predict, quantize_int8
+from trainer.head import HeadConfig, class_weights, train_head
+from trainer.image.backbones import ImageProbabilityModel
 
 
 def _blobs(seed: int, n: int = 60, d: int = 16, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -62,9 +63,9 @@ class _TinyImageNet(nn.Module):
         return torch.relu(self.conv(x)).mean(dim=(2, 3))
 
 
-def _tiny_model() -> ProbabilityModel:
+def _tiny_model() -> ImageProbabilityModel:
     torch.manual_seed(1)
-    return ProbabilityModel(_TinyImageNet(), nn.Identity(), nn.Linear(8, 3)).eval()
+    return ImageProbabilityModel(_TinyImageNet(), nn.Identity(), nn.Linear(8, 3)).eval()
 
 
 def test_parity_passes_for_a_faithful_export(tmp_path: Path) -> None:

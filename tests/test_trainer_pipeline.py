@@ -13,7 +13,7 @@ import pytest
 from edge.core.bundle import load_bundle
 from edge.core.session import Classifier
 from trainer.cli import main
-from trainer.samples import write_shapes_dataset
+from trainer.demo.image_samples import write_shapes_dataset
 
 SHAPES = ("circle", "square")
 

@@ -50,19 +50,6 @@ class ParityError(ExportError):
     pass
 
 
-class ProbabilityModel(nn.Module):
-    """frozen -> trainable -> head -> softmax: the whole classifier as one graph."""
-
-    def __init__(self, frozen: nn.Module, trainable: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.frozen = frozen
-        self.trainable = trainable
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.head(self.trainable(self.frozen(x))), dim=-1)
-
-
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, input_name: str, output_name: str = "probabilities") -> None:
     """Legacy (TorchScript) exporter with a dynamic batch dimension: it handles these CNNs reliably and
     quickly; the dynamo exporter adds minutes and nothing these graphs need."""

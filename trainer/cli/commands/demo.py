@@ -38,9 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge.core.evaluate import evaluate_bundle
     from trainer.cli.commands.evaluate import format_metrics
-    from trainer.image_trainer import ImageTrainOptions, train_image_classifier
+    from trainer.demo.image_samples import write_shapes_dataset
+    from trainer.image.job import ImageTrainOptions, train_image_classifier
     from trainer.report import summary_table
-    from trainer.samples import write_shapes_dataset
 
     if (args.sound_bundle is None) != (args.sound_file is None):
         print("--sound-bundle and --sound-file go together: the bundle classifies the sound file played as a microphone")
@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
 def _sound(args: argparse.Namespace, out: Path) -> tuple[Path, Path]:
     """Trains (or reuses) the built-in sound bundle, evaluates it on fresh clips, renders the live sound file."""
     from edge.core.evaluate import evaluate_bundle
-    from trainer.audio_trainer import AudioTrainOptions, train_audio_classifier
+    from trainer.audio.job import AudioTrainOptions, train_audio_classifier
     from trainer.cli.commands.evaluate import format_metrics
+    from trainer.demo.audio_samples import render_sound_sequence, write_sounds_dataset
     from trainer.report import summary_table
-    from trainer.sound_samples import render_sound_sequence, write_sounds_dataset
 
     print("\n--- sound: whistle / clap / background noise ---")
     bundle = out / "sound-bundle"
@@ -107,7 +107,7 @@ def _reusable(bundle: Path, task: str = "image") -> bool:
 
 
 def _live(args: argparse.Namespace, bundle: Path, out: Path, sound: tuple[Path, Path] | None) -> int:
-    from trainer.live_demo import LiveDemoError, LiveDemoOptions, run_live_demo
+    from trainer.demo.live import LiveDemoError, LiveDemoOptions, run_live_demo
 
     print("\n--- live: the bundle in the device daemon, publishing over MQTT ---")
     options = LiveDemoOptions(

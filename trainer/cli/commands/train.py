@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, detect_task
-from trainer.audio_models import AUDIO_BACKBONES
-from trainer.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
+from trainer.audio.models import AUDIO_BACKBONES
 from trainer.cli.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
 from trainer.export import ExportError
+from trainer.image.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
 
 IMAGE_DEFAULTS = {"backbone": DEFAULT_BACKBONE, "epochs": 50, "batch_size": 16, "lr": 0.001}
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         _check_numbers(args)
         if task == "audio":
             return run_audio(args)
-        from trainer.image_trainer import ImageTrainOptions, train_image_classifier
+        from trainer.image.job import ImageTrainOptions, train_image_classifier
 
         report = train_image_classifier(
             ImageTrainOptions(

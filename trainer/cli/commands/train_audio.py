@@ -35,8 +35,8 @@ def fill_audio_defaults(args: argparse.Namespace) -> None:
 
 def run_audio(args: argparse.Namespace) -> int:
     """Trains a sound classifier; returns the process exit code."""
-    from trainer.audio_models import AUDIO_BACKBONES
-    from trainer.audio_trainer import AudioTrainOptions, train_audio_classifier
+    from trainer.audio.job import AudioTrainOptions, train_audio_classifier
+    from trainer.audio.models import AUDIO_BACKBONES
     from trainer.export import ExportError
     from trainer.report import summary_table
 

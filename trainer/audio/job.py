@@ -2,7 +2,7 @@
 
 The steps: scan and split (edge.core.datasets, shared with images), decode and check each file
 (edge.core.audio + audio_windows, shared with the device), train with augmentation
-(trainer.audio_train), export waveform -> probabilities with the log-mel front end inside, check parity
+(trainer.audio.loops), export waveform -> probabilities with the log-mel front end inside, check parity
 and quantize (trainer.export, shared with images), score both variants per file through ONNX Runtime
 with the device's windowing (edge.core.audio_windows.score_files), write the bundle and the report
 (trainer.report, shared).
@@ -25,9 +25,9 @@ from edge.core.bundle import VARIANT_FILES
 from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
 from edge.core.evaluate import classification_metrics
 from edge.core.session import make_session
-from trainer.audio_data import Augment, AudioSettings, decode_clips
-from trainer.audio_models import DEFAULT_AUDIO_BACKBONE, ProbabilitiesModel
-from trainer.audio_train import AudioTrainConfig, train_frozen_backbone, train_sound_classifier
+from trainer.audio.data import Augment, AudioSettings, decode_clips
+from trainer.audio.loops import AudioTrainConfig, train_frozen_backbone, train_end_to_end
+from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioProbabilityModel
 from trainer.export import check_parity, export_onnx, quantize_int8, remove_stale
 from trainer.outputs import write_outputs
 
@@ -139,14 +139,14 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         backbone=opts.backbone, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed,
         settings=settings, augment=Augment() if opts.augment else Augment.off(), progress=opts.progress,
     )
-    trainer = train_frozen_backbone if opts.backbone in FROZEN_BACKBONES else train_sound_classifier
+    trainer = train_frozen_backbone if opts.backbone in FROZEN_BACKBONES else train_end_to_end
     result = trainer(splits, clips, config)
     timing["train"] = result.timing["train_seconds"]
 
     t = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale(out_dir)
-    model = ProbabilitiesModel(result.model).eval()
+    model = AudioProbabilityModel(result.model).eval()
     fp32_path = out_dir / VARIANT_FILES["fp32"]
     export_onnx(model, torch.zeros((1, settings.window)), fp32_path, input_name="waveform")
     source = result.val if len(result.val) else result.train

@@ -2,9 +2,9 @@
 
 - `compact_cnn` (default): four 3x3 conv blocks trained from scratch, ~15 M multiply-adds per
   1 s window. Measured best on speakers never heard (bench/bench_audio_trainer.py) and a few ms on one core.
-- `efficientnet_lite0`: the image trainer's ImageNet-pretrained EfficientNet-Lite0 (`trainer.backbones`)
+- `efficientnet_lite0`: the image trainer's ImageNet-pretrained EfficientNet-Lite0 (`trainer.image.backbones`)
   over the log-mel image (resized to 96x96, copied to 3 channels), frozen, with the image trainer's
-  head trained on cached embeddings (trainer.audio_train.train_frozen_backbone).
+  head trained on cached embeddings (trainer.audio.loops.train_frozen_backbone).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from trainer.audio_frontend import FrontEndConfig, LogMel
+from trainer.audio.frontend import FrontEndConfig, LogMel
 
 AUDIO_BACKBONES = ("compact_cnn", "efficientnet_lite0")
 DEFAULT_AUDIO_BACKBONE = "compact_cnn"
@@ -49,7 +49,7 @@ class LogMelImageBackbone(nn.Module):
 
     def __init__(self, name: str, size: tuple[int, int] = (96, 96), weights: str | None = None) -> None:
         super().__init__()
-        from trainer.backbones import GlobalPool, build_backbone
+        from trainer.image.backbones import GlobalPool, build_backbone
 
         backbone = build_backbone(name, weights)
         self.size = size
@@ -68,7 +68,7 @@ BUILDERS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-class SoundClassifier(nn.Module):
+class AudioClassifier(nn.Module):
     """Waveform [n, samples] -> logits [n, classes]; `probabilities` is what gets exported."""
 
     def __init__(self, backbone: str, n_classes: int, front_end: FrontEndConfig = FrontEndConfig(), dropout: float = 0.2, width: int = 16) -> None:
@@ -88,10 +88,11 @@ class SoundClassifier(nn.Module):
         return self.features(self.front_end(waveform))
 
 
-class ProbabilitiesModel(nn.Module):
-    """What the bundle holds: waveform in, softmax probabilities out."""
+class AudioProbabilityModel(nn.Module):
+    """What the bundle holds: waveform in, softmax probabilities out (the image counterpart is
+    trainer.image.backbones.ImageProbabilityModel)."""
 
-    def __init__(self, model: SoundClassifier) -> None:
+    def __init__(self, model: AudioClassifier) -> None:
         super().__init__()
         self.model = model
 

@@ -1,7 +1,7 @@
 """`trainer train` for images: folders in, a checked ONNX bundle and a report out.
 
-The steps, each in its own module: scan and split (edge.core.datasets), decode (trainer.data), embed once
-with ONNX Runtime and cache (trainer.embeddings), train the head (trainer.train), export, check parity
+The steps, each in its own module: scan and split (edge.core.datasets), decode (trainer.image.data), embed once
+with ONNX Runtime and cache (trainer.image.embeddings), train the head (trainer.head), export, check parity
 and quantize (trainer.export), score both variants through ONNX Runtime (edge.core.evaluate), report.
 """
 
@@ -21,12 +21,12 @@ from edge.core.bundle import VARIANT_FILES
 from edge.core.datasets import DEFAULT_VAL_FRACTION, Sample, make_splits, scan_dataset
 from edge.core.evaluate import classification_metrics
 from edge.core.images import RESIZE_POLICY
-from trainer.backbones import DEFAULT_BACKBONE, build_backbone
-from trainer.data import AUGMENT_VERSION, DecodedImage, augmented_views, decode_images, view_seed
-from trainer.embeddings import EmbeddingCache, OnnxEmbedder, default_cache_dir, embed_all, file_digest
-from trainer.export import ProbabilityModel, check_parity, export_onnx, ort_predict, quantize_int8, remove_stale
+from trainer.export import check_parity, export_onnx, ort_predict, quantize_int8, remove_stale
+from trainer.head import HeadConfig, train_head
+from trainer.image.backbones import DEFAULT_BACKBONE, ImageProbabilityModel, build_backbone
+from trainer.image.data import AUGMENT_VERSION, DecodedImage, augmented_views, decode_images, view_seed
+from trainer.image.embeddings import EmbeddingCache, OnnxEmbedder, default_cache_dir, embed_all, file_digest
 from trainer.outputs import write_outputs
-from trainer.train import HeadConfig, train_head
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def train_image_classifier(opts: ImageTrainOptions) -> dict[str, Any]:
     t = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale(out_dir)
-    model = ProbabilityModel(frozen, result.trainable, result.head).eval()
+    model = ImageProbabilityModel(frozen, result.trainable, result.head).eval()
     fp32_path = out_dir / VARIANT_FILES["fp32"]
     export_onnx(model, example, fp32_path, input_name="image")
     val_images = np.stack([decoded[s.path].fitted for s in splits.val]) if splits.val else np.zeros((0, *size, 3), np.uint8)

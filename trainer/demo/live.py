@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import yaml
 
-from trainer.samples import SHAPES, draw_shape
+from trainer.demo.image_samples import SHAPES, draw_shape
 
 
 class LiveDemoError(RuntimeError):

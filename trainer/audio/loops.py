@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from edge.core.audio_windows import BACKGROUND_LABEL
 from edge.core.datasets import Splits
-from trainer.audio_data import Augment, AudioSettings, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
-from trainer.audio_frontend import FrontEndConfig
-from trainer.audio_models import DEFAULT_AUDIO_BACKBONE, SoundClassifier
+from trainer.audio.data import Augment, AudioSettings, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
+from trainer.audio.frontend import FrontEndConfig
+from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioClassifier
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class AudioTrainConfig:
 
 @dataclass
 class AudioTrainResult:
-    model: SoundClassifier
+    model: AudioClassifier
     labels: tuple[str, ...]
     history: list[dict[str, float]]
     train: WindowSet
@@ -68,7 +68,7 @@ def _class_weights(labels: Sequence[int], n_classes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_windows(model: SoundClassifier, windows: WindowSet, window: int, batch_size: int = 128) -> np.ndarray:
+def predict_windows(model: AudioClassifier, windows: WindowSet, window: int, batch_size: int = 128) -> np.ndarray:
     """Probabilities [n_windows, classes], no augmentation."""
     model.eval()
     out = []
@@ -78,7 +78,7 @@ def predict_windows(model: SoundClassifier, windows: WindowSet, window: int, bat
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), np.float32)
 
 
-def train_sound_classifier(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig = AudioTrainConfig()) -> AudioTrainResult:
+def train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig = AudioTrainConfig()) -> AudioTrainResult:
     """Trains on the windows of `splits.train` (decoded `clips`), validating on `splits.val` each epoch."""
     threads = torch.get_num_threads()
     if config.threads:
@@ -109,7 +109,7 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
     pool, pool_source = noise_pool(train, background_label, settings.sample_rate, rng)
     is_background = np.array([lab == background_label for lab in train.labels])
 
-    model = SoundClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels, mean=config.feature_mean), width=config.width)
+    model = AudioClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels, mean=config.feature_mean), width=config.width)
     fit_rows = rng.choice(len(train), size=min(len(train), 512), replace=False)
     scale = model.front_end.fit_scale(torch.from_numpy(train.windows(fit_rows, window)))
     log.debug("front-end scale %.3f", scale)
@@ -170,7 +170,7 @@ FROZEN_VIEWS = 2  # augmented copies of each training window embedded for the fr
 
 
 @torch.no_grad()
-def _embed(model: SoundClassifier, waves: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
+def _embed(model: AudioClassifier, waves: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
     out = []
     for start in range(0, len(waves), batch_size):
         chunk = torch.as_tensor(waves[start : start + batch_size])
@@ -180,9 +180,9 @@ def _embed(model: SoundClassifier, waves: np.ndarray | torch.Tensor, batch_size:
 
 def train_frozen_backbone(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig = AudioTrainConfig()) -> AudioTrainResult:
     """Teachable Machine's recipe over sound: a frozen ImageNet backbone embeds every window once (plus
-    FROZEN_VIEWS augmented copies), and the image trainer's head (trainer.train.train_head) learns on
+    FROZEN_VIEWS augmented copies), and the image trainer's head (trainer.head.train_head) learns on
     the cached embeddings. Cheap, but ImageNet features transfer poorly to new voices (see the bench)."""
-    from trainer.train import HeadConfig, train_head
+    from trainer.head import HeadConfig, train_head
 
     threads = torch.get_num_threads()
     if config.threads:
@@ -204,7 +204,7 @@ def _train_frozen(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTr
     background_label = labels.index(BACKGROUND_LABEL) if BACKGROUND_LABEL in labels else None
     pool, pool_source = noise_pool(train, background_label, settings.sample_rate, rng)
     is_background = np.array([lab == background_label for lab in train.labels])
-    model = SoundClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels)).eval()
+    model = AudioClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels)).eval()
     fit_rows = rng.choice(len(train), size=min(len(train), 512), replace=False)
     scale = model.front_end.fit_scale(torch.from_numpy(train.windows(fit_rows, window)))
     t1 = time.perf_counter()

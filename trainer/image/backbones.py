@@ -182,3 +182,17 @@ def build_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = No
     if name not in BUILDERS:
         raise BackboneError(f"unknown backbone {name!r}; choose one of {', '.join(BUILDERS)}")
     return BUILDERS[name](Path(weights) if weights else None)
+
+
+class ImageProbabilityModel(nn.Module):
+    """frozen -> trainable -> head -> softmax: the whole image classifier as one graph, what the bundle holds
+    (pixels in, probabilities out; trainer.audio.models.AudioProbabilityModel is the sound counterpart)."""
+
+    def __init__(self, frozen: nn.Module, trainable: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.frozen = frozen
+        self.trainable = trainable
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(self.trainable(self.frozen(x))), dim=-1)
