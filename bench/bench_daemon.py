@@ -51,9 +51,9 @@ from edge.core.session import Classifier  # noqa: E402
 from edge.mqtt.connection import MqttConnection  # noqa: E402
 from edge.pipelines import build_pipeline  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
-from tests.support.bundles import make_audio_bundle, make_color_bundle  # noqa: E402
 from tests.support.daemon import camera_pipeline, microphone_pipeline, write_config, write_loud_quiet_wav  # noqa: E402
 from tests.support.mqtt_listener import Listener  # noqa: E402
+from tests.support.onnx_models import make_audio_bundle, make_color_bundle  # noqa: E402
 
 from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 

@@ -52,7 +52,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from edge.config.llm import LlmSettings  # noqa: E402
 from edge.llm.engine import Engine  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
-from tests.support.models import ALL, missing_reason, model_path  # noqa: E402
+from tests.support.gguf_models import ALL, missing_reason, model_path  # noqa: E402
 
 from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 

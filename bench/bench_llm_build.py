@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.llm.smoke import smoke_generate  # noqa: E402
 from tests.support import llama_builds  # noqa: E402
-from tests.support.models import ALL, model_path  # noqa: E402
+from tests.support.gguf_models import ALL, model_path  # noqa: E402
 
 # name -> CPU backend flags; "portable" is the installed build itself.
 VARIANTS = {

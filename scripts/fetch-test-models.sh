@@ -5,4 +5,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-exec .venv/bin/python -m tests.support.models "$@"
+exec .venv/bin/python -m tests.support.gguf_models "$@"

@@ -467,14 +467,18 @@ FIRST_PARTY_FROM = re.compile(r"^(\s*)from ((?:edge|trainer|tests)(?:\.\w+)*) im
 def _sort_import_runs(text: str) -> str:
     """Keeps runs of one-line first-party `from` imports sorted by module after a rename moved one."""
     lines = text.splitlines(keepends=True)
+    try:  # only real import statements: code inside strings (a child process's script) is left alone
+        statements = {node.lineno for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ImportFrom) and node.lineno == node.end_lineno}
+    except SyntaxError:
+        return text
     i = 0
     while i < len(lines):
-        match = FIRST_PARTY_FROM.match(lines[i].rstrip("\n"))
+        match = FIRST_PARTY_FROM.match(lines[i].rstrip("\n")) if i + 1 in statements else None
         if not match:
             i += 1
             continue
         j = i
-        while j < len(lines):
+        while j < len(lines) and j + 1 in statements:
             other = FIRST_PARTY_FROM.match(lines[j].rstrip("\n"))
             if not other or other.group(1) != match.group(1):
                 break
@@ -484,7 +488,7 @@ def _sort_import_runs(text: str) -> str:
         for line in run:  # two imports from one module (a name moved next to others) become one
             module = FIRST_PARTY_FROM.match(line.rstrip("\n")).group(2)
             last = merged_run[-1] if merged_run else ""
-            if last and FIRST_PARTY_FROM.match(last.rstrip("\n")).group(2) == module and "#" not in last + line:
+            if last and FIRST_PARTY_FROM.match(last.rstrip("\n")).group(2) == module and "#" not in last + line and " as " not in last + line:
                 names = [n.strip() for n in last.split(" import ", 1)[1].split(",") + line.split(" import ", 1)[1].split(",")]
                 unique = sorted(dict.fromkeys(names), key=_isort_key)
                 merged_run[-1] = f"{match.group(1)}from {module} import {', '.join(unique)}\n"

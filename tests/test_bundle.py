@@ -10,8 +10,8 @@ import pytest
 
 from edge.core.bundle import BundleError, load_bundle, read_labels, write_manifest
 from edge.core.session import Classifier
-from tests.support.bundles import make_bundle
-from tests.support.bundles import tiny_image_model as _tiny_image_model
+from tests.support.onnx_models import make_bundle
+from tests.support.onnx_models import tiny_image_model as _tiny_image_model
 
 
 def test_valid_bundle_loads_and_predicts(tmp_path: Path) -> None:

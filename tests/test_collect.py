@@ -16,7 +16,7 @@ import soundfile
 from edge.cli import main as edge_main
 from edge.tools.collect import BACKGROUND_CLASS, CollectError, class_folder, collect_frames, split_clips
 from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
-from tests.support.tiny_models import color_video, tone
+from tests.support.onnx_models import color_video, tone
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from edge.config import (
 )
 from edge.core.bundle import load_bundle, write_manifest
 from edge.tools.config_check import check_config
-from tests.support.tiny_models import color_bundle, tone_bundle
+from tests.support.onnx_models import color_bundle, tone_bundle
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import Broker, free_port
-from tests.support.bundles import make_color_bundle
 from tests.support.daemon import DaemonProcess, camera_pipeline, wait_until, write_color_video, write_config
 from tests.support.mqtt_listener import Listener, persistent_broker_config, retained
+from tests.support.onnx_models import make_color_bundle
 
 PREFIX = "edgeteach/testdev"
 

@@ -13,10 +13,10 @@ import psutil
 import pytest
 
 from tests.support.broker import Broker, free_port
-from tests.support.bundles import make_color_bundle
 from tests.support.daemon import DaemonProcess, camera_pipeline, wait_until, write_color_video, write_config
+from tests.support.gguf_models import SMOLLM2
 from tests.support.llm_server import require_model
-from tests.support.models import SMOLLM2
+from tests.support.onnx_models import make_color_bundle
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -28,9 +28,9 @@ from paho.mqtt.properties import Properties
 
 from tests.support.alsa import AlsaFileMicrophone
 from tests.support.broker import Broker, free_port, mosquitto_available
-from tests.support.bundles import make_audio_bundle, make_color_bundle
 from tests.support.daemon import DaemonProcess, camera_pipeline, microphone_pipeline, wait_until, write_color_video, write_config
 from tests.support.mqtt_listener import Listener, Seen, retained
+from tests.support.onnx_models import make_audio_bundle, make_color_bundle
 
 PREFIX = "edgeteach/testdev"
 STATE_FIELDS = {"label", "confidence", "scores", "ts", "seq", "model", "model_sha256", "latency_ms"}

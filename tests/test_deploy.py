@@ -314,7 +314,7 @@ def test_write_execute_ban_would_break_sounddevice_callbacks() -> None:
 def test_llm_generates_under_the_write_execute_ban() -> None:
     """Why the LLM unit may keep MemoryDenyWriteExecute=yes: llama.cpp on the CPU loads a real GGUF and
     generates with the kernel's write+execute ban in force."""
-    from tests.support.models import SMOLLM2, missing_reason, model_path
+    from tests.support.gguf_models import SMOLLM2, missing_reason, model_path
 
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (scripts/setup.sh llm)")
     gguf = model_path(SMOLLM2)

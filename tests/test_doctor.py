@@ -25,7 +25,7 @@ import yaml
 from edge.cli import main as edge_main
 from edge.doctor import CheckResult, DoctorOptions, decode_throttled, exit_code, format_table, run_checks
 from tests.support.broker import Broker, free_port
-from tests.support.bundles import make_audio_bundle, make_bundle
+from tests.support.onnx_models import make_audio_bundle, make_bundle
 
 
 def write_config(path: Path, **sections: Any) -> Path:
@@ -290,7 +290,7 @@ def test_no_open_checks_the_camera_is_there_without_opening_it(tmp_path: Path, c
 def test_llm_generation_check_runs_the_model_in_a_child(tmp_path: Path) -> None:
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (scripts/setup.sh llm)")
-    from tests.support.models import SMOLLM2, model_path
+    from tests.support.gguf_models import SMOLLM2, model_path
 
     model = model_path(SMOLLM2)
     if model is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tests.support.bundles import make_audio_bundle, make_bundle
+from tests.support.onnx_models import make_audio_bundle, make_bundle
 from trainer.demo.live import LiveDemoOptions, run_live_demo
 
 

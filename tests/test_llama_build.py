@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import llama_builds
+from tests.support.gguf_models import SMOLLM2, model_path
 from tests.support.llama_builds import REPO, bash
-from tests.support.models import SMOLLM2, model_path
 
 SAPPHIRE_RAPIDS = ("flags : fpu sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma f16c bmi2 avx512f avx512dq avx512bw avx512vl "
                    "avx512_vnni avx512_bf16 avx_vnni amx_tile amx_int8 amx_bf16\n")

@@ -13,8 +13,8 @@ import pytest
 
 from edge.llm.process import start_llm_server, stop_llm_server, wait_until_ready
 from tests.support.broker import free_port
+from tests.support.gguf_models import GEMMA3, SMOLLM2
 from tests.support.llm_server import REPO, require_model
-from tests.support.models import GEMMA3, SMOLLM2
 
 pytestmark = pytest.mark.timeout(180)
 

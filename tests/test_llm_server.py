@@ -20,8 +20,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.support.broker import Broker, free_port, mosquitto_available
+from tests.support.gguf_models import SMOLLM2
 from tests.support.llm_server import LlmServerProcess, require_model, start_server
-from tests.support.models import SMOLLM2
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -11,8 +11,8 @@ from edge.config.llm import LlmSettings
 from edge.llm.engine import Engine, PromptTooLong, SamplingParams
 from edge.llm.metrics import LlmMetrics
 from edge.llm.worker import DoneEvent, ErrorEvent, Job, QueueFullError, Worker
+from tests.support.gguf_models import SMOLLM2
 from tests.support.llm_server import require_model
-from tests.support.models import SMOLLM2
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.native_llm]
 

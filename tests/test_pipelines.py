@@ -19,7 +19,7 @@ from edge.pipelines import build_pipeline
 from edge.pipelines.base import Decision
 from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.pipelines.vision import VisionPipeline
-from tests.support.tiny_models import color_bundle, color_video, tone, tone_bundle
+from tests.support.onnx_models import color_bundle, color_video, tone, tone_bundle
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR
 

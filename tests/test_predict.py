@@ -12,7 +12,7 @@ from PIL import Image
 
 from edge.cli import main as edge_main
 from edge.tools.predict import audio_windows, predict_file
-from tests.support.tiny_models import color_bundle, tone, tone_bundle
+from tests.support.onnx_models import color_bundle, tone, tone_bundle
 
 
 def test_image_prediction_prints_label_confidence_and_all_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ from edge.sources.camera import CameraTarget, ImageFolderSource, OpenCvSource, P
 from edge.sources.microphone import SoundFileSource
 from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
 from tests.support.broker import free_port
-from tests.support.tiny_models import color_video, tone
+from tests.support.onnx_models import color_video, tone
 
 REPO = Path(__file__).resolve().parents[1]
 

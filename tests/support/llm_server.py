@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pytest
 
 from tests.support.broker import free_port
-from tests.support.models import TestModel, missing_reason, model_path
+from tests.support.gguf_models import TestModel, missing_reason, model_path
 
 REPO = Path(__file__).resolve().parents[2]
 
