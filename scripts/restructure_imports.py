@@ -551,6 +551,8 @@ def rewrite_file(path: Path, rw: Rewriter, check: bool, paths: bool) -> bool:
         return False
     rw.notes = []
     new = rewrite_python(text, rw) if path.suffix == ".py" else rewrite_text(text, rw, paths)
+    if path.suffix == ".py" and is_test_file(path, rw.tree.root):
+        new = rewrite_file_paths(new, rw)
     if path.suffix == ".py" and paths:
         new = rewrite_text(new, rw, paths)
     for note in rw.notes:
@@ -566,6 +568,15 @@ def rewrite_file(path: Path, rw: Rewriter, check: bool, paths: bool) -> bool:
     return True
 
 
+def is_test_file(path: Path, root: Path) -> bool:
+    """A test module or conftest under tests/ (not tests/support/, whose helpers keep their own paths)."""
+    try:
+        rel = path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return rel.parts[0] == "tests" and "support" not in rel.parts[:-1] and (rel.name.startswith("test_") or rel.name == "conftest.py")
+
+
 def iter_files(targets: list[str]) -> Iterable[Path]:
     for target in targets:
         path = Path(target)
@@ -579,15 +590,75 @@ def iter_files(targets: list[str]) -> Iterable[Path]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Tests that found the repository from their own place
+
+
+# A flat test (tests/test_x.py) found the repository as Path(__file__).resolve().parents[1] and tests/ as
+# .parent; in the mirrored tree the depth varies, so tests take both from tests.support.paths instead.
+FILE_PATH = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?\.(?:parents\[(\d)\]|parent\b)")
+
+
+def rewrite_file_paths(text: str, rw: Rewriter) -> str:
+    """`Path(__file__).resolve().parents[1]` -> REPO and `.parent` -> TESTS (from tests.support.paths), in a
+    test written for the flat layout. `REPO = Path(__file__)...` becomes the import itself."""
+    if not FILE_PATH.search(text):
+        return text
+    needed: set[str] = set()
+
+    def swap(match: re.Match[str]) -> str:
+        level = int(match.group(1)) if match.group(1) is not None else 0
+        if level > 1:
+            rw.notes.append(f"left {match.group(0)}: above the repository in the flat layout")
+            return match.group(0)
+        name = "REPO" if level == 1 else "TESTS"
+        needed.add(name)
+        return name
+
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    for line in lines:
+        new = FILE_PATH.sub(swap, line)
+        bare = re.fullmatch(r"(REPO|TESTS) = \1\s*(#.*)?\n?", new)
+        if bare and not line.startswith((" ", "\t")):
+            continue  # `REPO = Path(__file__)...` at module level: the import binds it now
+        out.append(new)
+    text = "".join(out)
+    names = sorted(needed)
+    if names:
+        text = _add_import(text, "tests.support.paths", names)
+    # where the assignment was, at most two blank lines before the next top-level statement
+    return re.sub(r"\n(?:[ \t]*\n){3,}(?=\S)", "\n\n\n", text)
+
+
+def _add_import(text: str, module: str, names: list[str]) -> str:
+    """Adds `from module import names` after the last top-level import (merged if one from module exists)."""
+    tree = ast.parse(text)
+    lines = text.splitlines(keepends=True)
+    last = 0
+    last_module: Optional[str] = None
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == module and node.lineno == node.end_lineno:
+            have = [alias.name for alias in node.names]
+            merged = sorted(dict.fromkeys(have + names), key=_isort_key)
+            lines[node.lineno - 1] = f"from {module} import {', '.join(merged)}\n"
+            return "".join(lines)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            last = node.end_lineno or node.lineno
+            last_module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+    statement = f"from {module} import {', '.join(names)}\n"
+    if last and (last_module or "").split(".")[0] not in ("edge", "trainer", "tests"):
+        statement = "\n" + statement  # the first first-party import: a section of its own
+    lines.insert(last, statement)
+    return _sort_import_runs("".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------------
 # Moving the flat tests
 
 
-PARENTS = re.compile(r"Path\(__file__\)\.resolve\(\)\.parents\[(\d+)\]")
-
-
 def move_tests(root: Path, check: bool) -> list[tuple[str, str]]:
-    """git mv each old test file that exists to its new place; fixes `Path(__file__).resolve().parents[N]`
-    for the new depth and creates the packages' __init__.py files."""
+    """git mv each old test file that exists to its new place, creating the packages' __init__.py files.
+    Run the rewrite over them afterwards: it also replaces `Path(__file__)...` with tests.support.paths."""
     moved = []
     for old, new in TEST_MOVES.items():
         src, dst = root / old, root / new
@@ -598,21 +669,14 @@ def move_tests(root: Path, check: bool) -> list[tuple[str, str]]:
             continue
         folder = dst.parent
         folder.mkdir(parents=True, exist_ok=True)
-        for parent in [folder, *folder.relative_to(root / "tests").parents]:
-            init = (root / "tests" / parent) if not parent.is_absolute() else parent
-            if init == root / "tests" / ".":
-                continue
-            init_file = init / "__init__.py"
-            if init.is_dir() and not init_file.exists():
+        package = folder
+        while package != root / "tests" and root / "tests" in package.parents:
+            init_file = package / "__init__.py"
+            if not init_file.exists():
                 init_file.write_text("")
                 subprocess.run(["git", "add", str(init_file)], cwd=root, check=True)
+            package = package.parent
         subprocess.run(["git", "mv", old, new], cwd=root, check=True)
-        depth = len(Path(new).parts) - len(Path(old).parts)
-        if depth:
-            text = dst.read_text(encoding="utf-8")
-            fixed = PARENTS.sub(lambda m: f"Path(__file__).resolve().parents[{int(m.group(1)) + depth}]", text)
-            if fixed != text:
-                dst.write_text(fixed, encoding="utf-8")
     return moved
 
 

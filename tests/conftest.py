@@ -8,11 +8,11 @@ from typing import Iterator
 import pytest
 
 from tests.support.broker import Broker, free_port, mosquitto_available
+from tests.support.paths import REPO
 
 # Native llama.cpp generation runs forked, so a crash fails one test and not the run.
 pytest_plugins = ["tests.support.crash_isolation"]
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 

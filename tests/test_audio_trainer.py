@@ -14,9 +14,9 @@ import pytest
 import soundfile
 
 from edge.core.bundle import load_bundle
+from tests.support.paths import REPO
 from trainer.cli import main as trainer_main
 
-REPO = Path(__file__).resolve().parents[1]
 WORDS = ("yes", "no", "stop")
 
 pytestmark = pytest.mark.skipif(

@@ -17,10 +17,10 @@ import re
 import statistics
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, Callable, Union
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 DOC = REPO / "docs" / "benchmarks.md"
 RESULTS = REPO / "bench" / "results"
 REF = re.compile(r"bench/results/[A-Za-z0-9_.\-]+\.json")

@@ -17,8 +17,7 @@ from edge.cli import main as edge_main
 from edge.tools.collect import BACKGROUND_CLASS, CollectError, class_folder, collect_frames, split_clips
 from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
 from tests.support.onnx_models import color_video, tone
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
 
 
 def test_frames_from_a_video_after_a_countdown(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from tests.support.broker import Broker
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 INSTALLER = REPO / "deploy" / "install.sh"
 UNITS = ("edgeteach.service", "edgeteach-llm.service")
 EXPOSURE_LIMIT = 3.0

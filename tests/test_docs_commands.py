@@ -20,7 +20,8 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 PROGRAMS = ("edge", "trainer")
 HELP_FLAGS = ("-h", "--help")

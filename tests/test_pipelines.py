@@ -20,6 +20,7 @@ from edge.pipelines.base import Decision
 from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.pipelines.vision import VisionPipeline
 from tests.support.onnx_models import color_bundle, color_video, tone, tone_bundle
+from tests.support.paths import REPO
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR
 
@@ -290,7 +291,7 @@ def test_microphone_pipeline_for_real_48k_device_resampled_to_16k(tmp_path: Path
         encoding="utf-8",
     )
     lines: list[dict[str, Any]] = []
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     with AlsaFileMicrophone(tmp_path, rate=48000) as mic:
         mic.loop(tone(4000, 0.1, 48000))  # whole periods: loops without a click
         proc = subprocess.Popen([sys.executable, "-m", "tests.support.run_pipeline", str(config), "15"], env=mic.env(), cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -22,8 +22,7 @@ from edge.sources.microphone import SoundFileSource
 from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
 from tests.support.broker import free_port
 from tests.support.onnx_models import color_video, tone
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
 
 
 def test_camera_uris_parse_like_jetson_inference(tmp_path: Path) -> None:
