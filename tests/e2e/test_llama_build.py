@@ -134,7 +134,7 @@ def test_a_broken_build_stops_setup_with_the_signal_and_the_flags_to_try(tmp_pat
     assert "-DGGML_NATIVE=OFF -DGGML_AVX2=ON" in out, out               # the flags to try
     assert "setup stopped" in out, out
 
-    suite = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_llm_worker.py"],
+    suite = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/edge/llm/test_worker.py"],
                            cwd=REPO, capture_output=True, text=True, timeout=600,
                            env={**os.environ, "LLAMA_CPP_LIB_PATH": str(broken)})
     report = suite.stdout + suite.stderr
