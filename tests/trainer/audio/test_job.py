@@ -69,6 +69,7 @@ def bundle_dir(speech_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.mark.slow
 def test_training_detects_sound_and_writes_an_audio_bundle(bundle_dir: Path) -> None:
     bundle = load_bundle(bundle_dir)
     assert bundle.task == "audio"
@@ -89,6 +90,7 @@ def test_training_detects_sound_and_writes_an_audio_bundle(bundle_dir: Path) -> 
     assert len(report["history"]) == 3 and (bundle_dir / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_int8_keeps_the_front_end_float(bundle_dir: Path) -> None:
     import onnx
 
@@ -105,6 +107,7 @@ def _run_without_torch(code: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_bundle_runs_and_evaluates_in_a_process_without_torch(bundle_dir: Path, speech_set: Path) -> None:
     wav = sorted((speech_set / "val" / "stop").glob("*.wav"))[0]
     out = _run_without_torch(f"""
@@ -142,6 +145,7 @@ print(json.dumps({{'torch_loaded': 'torch' in sys.modules, **result}}))
         assert result[variant]["confusion"] == manifest["metrics"][variant]["confusion_matrix"]
 
 
+@pytest.mark.slow
 def test_trainer_evaluate_json_on_an_audio_folder(bundle_dir: Path, speech_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert trainer_main(["evaluate", str(bundle_dir), str(speech_set / "train"), "--variant", "int8", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -159,6 +163,7 @@ def test_image_backbone_or_bad_window_for_sound_is_a_clear_error(speech_set: Pat
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_one_long_background_recording_is_enough(speech_set: Path, tmp_path: Path) -> None:
     """Teachable Machine users bring one background recording: its first 80 % trains, its last 20 % validates."""
     data = tmp_path / "data"
