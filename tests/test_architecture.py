@@ -1,15 +1,8 @@
 """The import layers of docs/architecture.md, enforced: every import in edge/ and trainer/ (lazy ones inside
-functions and TYPE_CHECKING ones included) points down or sideways within its own package, never up.
+functions and TYPE_CHECKING ones included) points down the layers, never up:
 
-    cli ─────────────────────────────────────────────── the `edge` command
-    tools, doctor ──────────────────────────────────── one-shot commands over everything below
-    daemon ─┬─ pipelines ─ sources ─┐                  the running device
-            ├─ mqtt (transport) ────┤
-            └─ llm ─────────────────┤
-    config ─────────────────────────┤                  the YAML file's models
-    core, host ─────────────────────┘                  shared with the trainer / the machine
-
-    trainer ── edge.core only
+    cli > tools, doctor > daemon > pipelines, llm > sources, mqtt > config > core, host
+    trainer > edge.core only; nothing in edge imports the trainer or torch
 """
 
 from __future__ import annotations
@@ -31,8 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "pipelines": {"core", "config", "sources"},
     "llm": {"core", "config", "host", "mqtt"},
     "daemon": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm"},
-    "tools": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm"},
-    "doctor": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "tools"},
+    "tools": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon"},
+    "doctor": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon", "tools"},
     "cli": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon", "tools", "doctor"},
 }
 TRAINER_MAY_USE = {"core"}
