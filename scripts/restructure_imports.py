@@ -184,6 +184,8 @@ TEST_MOVES: dict[str, str] = {
     "tests/test_unit_postprocess.py": "tests/edge/pipelines/test_postprocess_unit.py",
     "tests/test_unit_commands.py": "tests/edge/daemon/test_commands_unit.py",
     "tests/test_unit_discovery.py": "tests/edge/daemon/test_discovery_unit.py",
+    "tests/test_unit_llm_requests.py": "tests/edge/llm/test_requests_unit.py",
+    "tests/test_unit_quantize.py": "tests/trainer/test_export_unit.py",
     "tests/test_trainer_learning.py": "tests/trainer/test_learning.py",
     "tests/support/models.py": "tests/support/gguf_models.py",
     "tests/support/tiny_models.py": "tests/support/onnx_models.py",
