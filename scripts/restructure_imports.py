@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Rewrites imports and dotted module names from the old flat layout to the layered one (issue 11).
 
 Usage (from the repository root):
@@ -9,6 +8,16 @@ Usage (from the repository root):
     python scripts/restructure_imports.py --group core edge/     # only one group of the tables (how the
                                                                   # branch applied them, one commit per group)
 
+After merging a branch that still has the old layout (main, while this one was made):
+
+    git merge main                                                # conflicts: mostly import blocks of tests
+    python scripts/restructure_imports.py --resolve-conflicts $(git diff --name-only --diff-filter=U)
+    git add -A && git commit                                      # (check what --resolve-conflicts left)
+    python scripts/restructure_imports.py --move-tests
+    python scripts/restructure_imports.py --paths edge trainer tests bench scripts deploy systemd docs \
+        README.md pyproject.toml setup.cfg
+    git diff; python -m pytest tests/test_architecture.py; the whole suite
+
 What it rewrites, in .py files:
 - `from edge.runtime.bundle import load_bundle` -> `from edge.core.bundle import load_bundle`; an import whose
   names go to different modules is split (`from edge.llm.core import LlmCore, QueueFullError` ->
@@ -17,7 +26,9 @@ What it rewrites, in .py files:
 - renamed names (`CameraPipeline` -> `CameraPipelineConfig`): in the import and every use in the file (Python
   tokens only: names in strings and comments are left, except dotted paths below);
 - dotted paths anywhere else in the file, strings and comments included: `"edge.runtime.bundle.load_bundle"`
-  (mock targets), `-m edge.commands...`, logger names.
+  (mock targets), `-m edge.commands...`, logger names;
+- in tests: `Path(__file__).resolve().parents[1]` (the repository, seen from a flat test) and `.parent`
+  (tests/) become REPO and TESTS from tests.support.paths, so a test works at any depth.
 In other files (.sh, .md, .toml, .service): the dotted paths only, and with --paths also file paths
 (`edge/runtime/images.py` -> `edge/core/images.py`).
 
@@ -177,6 +188,8 @@ TEST_MOVES: dict[str, str] = {
     "tests/test_deploy.py": "tests/e2e/test_deploy.py",
     "tests/test_llama_build.py": "tests/e2e/test_llama_build.py",
     "tests/test_live_demo.py": "tests/e2e/test_live_demo.py",
+    "tests/test_daemon_reconnect.py": "tests/e2e/test_daemon_reconnect.py",
+    "tests/test_daemon_reload.py": "tests/e2e/test_daemon_reload.py",
     # added on main meanwhile (the lead's merge): same rule, the folder of the code they test
     "tests/test_unit_bundle.py": "tests/edge/core/test_bundle_unit.py",
     "tests/test_unit_metrics.py": "tests/edge/core/test_evaluate_unit.py",
@@ -552,6 +565,9 @@ def rewrite_file(path: Path, rw: Rewriter, check: bool, paths: bool) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     rw.notes = []
+    if re.search(r"^<<<<<<< ", text, re.M):
+        print(f"{path}: skipped: it still has merge conflict markers (see --resolve-conflicts)", file=sys.stderr)
+        return False
     new = rewrite_python(text, rw) if path.suffix == ".py" else rewrite_text(text, rw, paths)
     if path.suffix == ".py" and is_test_file(path, rw.tree.root):
         new = rewrite_file_paths(new, rw)
@@ -600,11 +616,24 @@ def iter_files(targets: list[str]) -> Iterable[Path]:
 FILE_PATH = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?\.(?:parents\[(\d)\]|parent\b)")
 
 
+def _unbound_path_names(text: str) -> list[str]:
+    """REPO or TESTS used by a test but bound nowhere in it (a merge kept the use and lost the import)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    bound |= {(a.asname or a.name) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    return sorted({"REPO", "TESTS"} & loaded - bound)
+
+
 def rewrite_file_paths(text: str, rw: Rewriter) -> str:
     """`Path(__file__).resolve().parents[1]` -> REPO and `.parent` -> TESTS (from tests.support.paths), in a
     test written for the flat layout. `REPO = Path(__file__)...` becomes the import itself."""
     if not FILE_PATH.search(text):
-        return text
+        missing = _unbound_path_names(text)
+        return _add_import(text, "tests.support.paths", missing) if missing else text
     needed: set[str] = set()
 
     def swap(match: re.Match[str]) -> str:
@@ -655,6 +684,41 @@ def _add_import(text: str, module: str, names: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Merge conflicts the move leaves behind
+
+
+CONFLICT = re.compile(r"^<<<<<<< [^\n]*\n(.*?)^=======\n(.*?)^>>>>>>> [^\n]*\n", re.S | re.M)
+# an import (or a line of a parenthesized one), a blank, or the flat layout's `REPO = Path(__file__)...`
+IMPORT_LINE = re.compile(r"^\s*(from \S+ import .+|import \S+.*|\s*[\w, ]+,?\s*|\)|[A-Z_]+ = Path\(__file__\).*|)$")
+DECORATOR_LINE = re.compile(r"^\s*@pytest\.mark\.\w+.*$")
+
+
+def resolve_conflicts(text: str, notes: list[str]) -> str:
+    """Resolves the conflicts a merge of the old layout into this one typically leaves: both sides only
+    imports (the union is kept; the rewrite then maps, sorts and merges it), or this branch's side only
+    pytest marks (`@pytest.mark.slow`) where the other side added code (theirs first, then the mark, so it
+    stays on the function it was on). Any other conflict is left for a person and reported."""
+
+    def only(pattern: re.Pattern[str], block: str) -> bool:
+        return all(pattern.match(line) for line in block.splitlines())
+
+    def resolve(match: re.Match[str]) -> str:
+        ours, theirs = match.group(1), match.group(2)
+        if only(IMPORT_LINE, ours) and only(IMPORT_LINE, theirs):
+            mine, other = ours.splitlines(keepends=True), theirs.splitlines(keepends=True)
+            imports = [line for line in other + mine if line.strip() and not FILE_PATH.search(line)]
+            rest = [line for line in other if FILE_PATH.search(line)]  # `REPO = Path(__file__)...`: after the imports
+            return "".join(dict.fromkeys(imports)) + ("\n" + "".join(rest) if rest else "")
+        if ours.strip() and only(DECORATOR_LINE, ours):
+            return theirs + ours
+        notes.append(f"conflict left as it is (line {text[:match.start()].count(chr(10)) + 1}): not only imports")
+        return match.group(0)
+
+    resolved = CONFLICT.sub(resolve, text)
+    return _sort_import_runs(resolved) if resolved != text and "<<<<<<< " not in resolved else resolved
+
+
+# ---------------------------------------------------------------------------------------------------
 # Moving the flat tests
 
 
@@ -690,12 +754,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--group", action="append", help="apply only this group of the tables (repeatable; default: all)")
     parser.add_argument("--paths", action="store_true", help="also rewrite file paths (edge/runtime/x.py -> edge/core/x.py)")
     parser.add_argument("--move-tests", action="store_true", help="git mv the old flat tests (TEST_MOVES) first")
+    parser.add_argument("--resolve-conflicts", action="store_true",
+                        help="in the given files, resolve merge conflicts that are only imports (or only pytest marks on our side) first")
     parser.add_argument("--root", default=str(REPO), help="the repository (default: this script's)")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     if args.move_tests:
         for old, new in move_tests(root, args.check):
             print(f"{'would move' if args.check else 'moved'} {old} -> {new}")
+    if args.resolve_conflicts:
+        for path in iter_files(args.targets):
+            text = path.read_text(encoding="utf-8")
+            if "<<<<<<< " not in text:
+                continue
+            notes: list[str] = []
+            resolved = resolve_conflicts(text, notes)
+            for note in notes:
+                print(f"{path}: {note}", file=sys.stderr)
+            if resolved != text and not args.check:
+                path.write_text(resolved, encoding="utf-8")
+                print(f"resolved the import conflicts of {path}", file=sys.stderr)
     modules, names = merged(args.group)
     rw = Rewriter(modules, names, NewTree(root))
     changed = [path for path in iter_files(args.targets) if path.resolve() != Path(__file__).resolve() and rewrite_file(path, rw, args.check, args.paths)]
