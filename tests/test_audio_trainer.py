@@ -194,7 +194,11 @@ def test_trainer_evaluate_json_on_an_audio_folder(bundle_dir: Path, speech_set: 
     assert set(metrics["labels"]) == {"_background_noise_", "no", "stop", "yes"}
     assert metrics["n"] == 3 * 9 + 2 + 1  # every readable, non-silent file of the class folders
     assert sorted(Path(p).name for p in metrics["skipped"]) == ["click.wav", "readme.wav", "silent.wav"]
-    assert set(metrics["per_class"]) <= set(metrics["labels"]) and len(metrics["confusion_matrix"]) == 4
+    assert set(metrics["per_class"]) == set(metrics["labels"]) and len(metrics["confusion_matrix"]) == 4  # every class has files
+    confusion = np.array(metrics["confusion_matrix"])
+    # the numbers agree with each other: every file counted once, accuracy = diagonal / n (measured 13 / 30)
+    assert confusion.shape == (4, 4) and confusion.sum() == metrics["n"]
+    assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / metrics["n"])
 
 
 def test_image_backbone_or_bad_window_for_sound_is_a_clear_error(speech_set: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
