@@ -70,6 +70,7 @@ def edit(root: Path, change: Callable[[dict[str, Any]], None]) -> Path:
 def refused(root: Path, pattern: str, **kw: Any) -> BundleError:
     with pytest.raises(BundleError, match=pattern) as info:
         load_bundle(root, **kw)
+    assert str(info.value).startswith(str(root))  # every refusal names the file or folder at fault
     return info.value
 
 
@@ -272,6 +273,11 @@ def test_audio_preprocessing_rules(tmp_path: Path, preprocessing: dict[str, Any]
     refused(edit(make(tmp_path / "a", AUDIO), _set("preprocessing", preprocessing)), pattern)
 
 
+def test_audio_preprocessing_of_one_sample_is_positive_enough(tmp_path: Path) -> None:
+    root = edit(make(tmp_path / "a", AUDIO), _set("preprocessing", {"sample_rate": 1, "window_samples": 1, "hop_samples": 1}))
+    assert load_bundle(root).hop_samples == 1
+
+
 def test_an_audio_input_has_rank_two(tmp_path: Path) -> None:
     root = edit(make(tmp_path / "a", AUDIO), _set("input", {"name": "w", "dtype": "float32", "shape": [-1, 1, 8000]}))
     refused(root, r"a audio input has rank 2, got shape \[-1, 1, 8000\]$")
@@ -330,6 +336,32 @@ def test_write_manifest_without_variants_checksums_labels_only(tmp_path: Path) -
     write_labels(tmp_path / LABELS_NAME, ["a"])
     data = json.loads(write_manifest(tmp_path, {}).read_text())
     assert list(data["files"]) == ["labels.txt"]
+
+
+@pytest.fixture()
+def latin1_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pathlib text I/O without an explicit encoding behaves as on a device with a Latin-1 locale."""
+    real_read, real_write = Path.read_text, Path.write_text
+
+    def read_text(self: Path, encoding: str | None = None, errors: str | None = None) -> str:
+        return real_read(self, encoding=encoding or "latin-1", errors=errors)
+
+    def write_text(self: Path, data: str, encoding: str | None = None, errors: str | None = None, newline: str | None = None) -> int:
+        return real_write(self, data, encoding=encoding or "latin-1", errors=errors, newline=newline)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(Path, "write_text", write_text)
+
+
+def test_labels_and_manifest_are_utf8_whatever_the_locale(tmp_path: Path, latin1_locale: None) -> None:
+    labels = ["café", "naïve"]
+    write_labels(tmp_path / LABELS_NAME, labels)
+    assert (tmp_path / LABELS_NAME).read_bytes() == "café\nnaïve\n".encode("utf-8")
+    assert read_labels(tmp_path / LABELS_NAME) == labels
+    root = make(tmp_path / "b", dict(IMAGE, labels=labels))
+    manifest = json.loads((root / MANIFEST_NAME).read_bytes().decode("utf-8"))
+    (root / MANIFEST_NAME).write_bytes(json.dumps(manifest, ensure_ascii=False).encode("utf-8"))  # raw UTF-8, as other tools write it
+    assert load_bundle(root).labels == ("café", "naïve")
 
 
 def test_sha256_file_reads_in_chunks(tmp_path: Path) -> None:
