@@ -170,6 +170,13 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
         raise BundleError(f"{manifest_path}: 'variants' has no fp32 model")
     files = _require(manifest, "files", dict, manifest_path)
     for variant, filename in variants.items():
+        # A manifest names files inside its own folder: "../x.onnx" or "/abs/x.onnx" would load (and
+        # checksum) a file the bundle does not hold.
+        if not isinstance(filename, str) or not filename or Path(filename).is_absolute() or ".." in Path(filename).parts:
+            raise BundleError(
+                f"{manifest_path}: the {variant} model {filename!r} is not a file inside the bundle folder; "
+                f"a manifest names its files relative to the bundle (e.g. model.onnx) — re-export it"
+            )
         model_file = root / filename
         if not model_file.is_file():
             raise BundleError(f"{model_file}: the {variant} model named in the manifest is missing; copy the whole bundle folder")

@@ -30,6 +30,12 @@ def test_live_demo_runs_the_daemon_on_a_sample_video_and_sound_and_prints_mqtt_m
     assert set(result.labels_by_pipeline) == {"shapes", "sounds"}, text
     # The microphone pipeline decided real labels of its bundle ("unknown" while windows disagree is allowed).
     assert result.labels_by_pipeline["sounds"] & {"loud", "quiet"} and result.labels_by_pipeline["sounds"] <= {"loud", "quiet", "unknown"}
+    # ... and followed the looped file: loud first (its first second), then back and forth. Measured on
+    # every run: loud, quiet, loud, quiet, loud.
+    sounds = [e["label"] for e in result.events if e.get("pipeline") == "sounds" and e["label"] != "unknown"]
+    assert sounds[:2] == ["loud", "quiet"] and sum(a != b for a, b in zip(sounds, sounds[1:])) >= 2, sounds
+    # The camera pipeline decided a label of its bundle on the sample video, not only "unknown".
+    assert result.labels_by_pipeline["shapes"] - {"unknown"} and result.labels_by_pipeline["shapes"] <= {"circle", "square", "triangle", "unknown"}
     assert result.offline_seen  # the clean stop's retained `offline` was shown last
     assert "started mosquitto on 127.0.0.1:" in text
     assert "shapes/state" in text and "sounds/state" in text and "status" in text

@@ -3,18 +3,27 @@ OpenCV, WAV files written with soundfile, tiny real ONNX bundles, a real mosquit
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
+import threading
+import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
+import paho.mqtt.client as mqtt
 import soundfile as sf
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -149,11 +158,66 @@ class DaemonProcess:
         self._log.close()
 
 
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def wait_until(predicate: Any, timeout: float, what: Any, interval: float = 0.1) -> Any:
+    """Kept for older callers: `tests.support.waiting.wait_for` with the same arguments."""
+    return wait_for(predicate, timeout, what, interval)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """One sample of Prometheus text (`edgeteach_` prefix added when missing), or None when absent."""
+    full = name if name.startswith("edgeteach_") else f"edgeteach_{name}"
+    want = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        series, value = line.rsplit(" ", 1)
+        if series == (f"{full}{{{want}}}" if want else full):
+            return float(value)
+    return None
+
+
+def health_metrics(port: int) -> str:
+    """The daemon's /metrics (works while the broker is down: it is the daemon's own HTTP server)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+class DaemonCommands:
+    """MQTT 5 requests to a daemon's `<prefix>/cmd/<name>` with a private response topic; returns replies.
+    A reply is also a marker: the daemon published it after everything it had published before."""
+
+    def __init__(self, host: str, port: int, prefix: str) -> None:
+        self.prefix = prefix
+        self.response_topic = f"edgeteach-test-replies/{uuid.uuid4().hex}"
+        self._replies: dict[bytes, Any] = {}
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.client.subscribe(self.response_topic, qos=1)
+        if not self._subscribed.wait(10):
+            raise TimeoutError(f"no SUBACK for {self.response_topic}")
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        corr = getattr(message.properties, "CorrelationData", None)
+        with self._cond:
+            self._replies[bytes(corr or b"")] = json.loads(message.payload)
+            self._cond.notify_all()
+
+    def __call__(self, name: str, payload: dict[str, Any] | None = None, timeout: float = 15.0) -> Any:
+        corr = uuid.uuid4().hex.encode()
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = self.response_topic
+        props.CorrelationData = corr
+        self.client.publish(f"{self.prefix}/cmd/{name}", json.dumps(payload or {}), qos=1, properties=props)
+        with self._cond:
+            if not self._cond.wait_for(lambda: corr in self._replies, timeout):
+                raise AssertionError(f"no reply to the {name!r} command within {timeout} s")
+            return self._replies.pop(corr)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

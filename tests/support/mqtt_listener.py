@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -42,7 +43,9 @@ class Listener:
         self.messages: list[Seen] = []
         self._cond = threading.Condition()
         self._topics = topics
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-listener-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
+        client_id = client_id or f"test-listener-{uuid.uuid4().hex[:12]}"
+        self.sync_topic = f"edgeteach-test-sync/{client_id}"  # see `sync()`
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 1)
@@ -58,7 +61,8 @@ class Listener:
             raise TimeoutError(f"test listener could not connect to {host}:{port}")
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        client.subscribe([(t, 1) for t in self._topics])
+        # One SUBSCRIBE for everything: the sync topic's subscription exists before any later PUBLISH of ours.
+        client.subscribe([(t, 1) for t in self._topics] + [(self.sync_topic, 1)])
         self._connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -88,6 +92,17 @@ class Listener:
     def wait_topic(self, topic: str, timeout: float = 10.0, count: int = 1, where: Callable[[Seen], bool] | None = None) -> list[Seen]:
         return self.wait_for(lambda m: m.topic == topic and (where is None or where(m)), timeout, count, what=topic)
 
+    def sync(self, timeout: float = 10.0) -> None:
+        """Returns once a marker published by this listener came back through the broker. The broker
+        handles one client's packets in order, so everything it had queued for this listener before the
+        marker (the retained messages of its subscriptions, messages it had received from other clients)
+        has arrived by then: the positive event after which "nothing (else) arrived" means something.
+        Another client's message counts only once the broker has received it: for "the daemon did not
+        publish X" use a marker from the daemon itself, e.g. the reply to a command sent after X."""
+        token = uuid.uuid4().hex.encode()
+        self.client.publish(self.sync_topic, token, qos=1)
+        self.wait_for(lambda m: m.topic == self.sync_topic and m.payload == token, timeout, what=f"sync marker on {self.sync_topic}")
+
     def clear(self) -> None:
         with self._cond:
             self.messages.clear()
@@ -97,14 +112,17 @@ class Listener:
         self.client.loop_stop()
 
 
-def retained(host: str, port: int, topic: str, timeout: float = 3.0) -> Seen | None:
-    """What a NEW subscriber gets as the retained message on `topic` (None when nothing is retained)."""
+def retained(host: str, port: int, topic: str, timeout: float = 10.0) -> Seen | None:
+    """What a NEW subscriber gets as the retained message on `topic` (None when nothing is retained).
+
+    No fixed wait: the broker queues a topic's retained message while it handles the SUBSCRIBE, before it
+    handles the sync marker this subscriber publishes next, so once the marker is back the answer is known
+    (`timeout` only bounds a broker that does not answer at all)."""
     listener = Listener(host, port, (topic,))
     try:
-        found = listener.wait_topic(topic, timeout=timeout)
-        return found[0] if found[0].retain else None
-    except AssertionError:
-        return None
+        listener.sync(timeout)
+        found = listener.on(topic)
+        return found[0] if found and found[0].retain else None
     finally:
         listener.close()
 

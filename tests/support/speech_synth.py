@@ -111,7 +111,8 @@ def speak(word: str, speaker: Speaker, out_path: Path, rng: random.Random, rate:
             # trim espeak's silence so the kept silence below is a choice, not an artefact
             "silence", "1", "0.01", "0.5%", "reverse", "silence", "1", "0.01", "0.5%", "reverse",
         ]
-        _run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(shaped), *effects])
+        # -R: sox seeds its dither (and synth noise) with a fixed number, so a seeded set is the same on every run
+        _run(["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(shaped), *effects])
         speech, file_rate = soundfile.read(str(shaped), dtype="float32")
     style = rng.random()
     if style < 0.6:  # a little breathing room, as a recorder trimmed by hand leaves
@@ -156,7 +157,7 @@ def make_background(kind: str, out_path: Path, seconds: float = 20.0, rate: int 
     """A long room recording for `_background_noise_`, made with sox's synth (babble: reversed espeak speech)."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     length = f"{seconds:.2f}"
-    base = ["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out_path)]
+    base = ["sox", "-R", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out_path)]
     if kind == "brown_noise":
         _run([*base, "synth", length, "brownnoise", "vol", "0.5"])
     elif kind == "pink_noise_hum":
@@ -184,7 +185,7 @@ def _make_babble(out_path: Path, seconds: float, rate: int, seed: int) -> None:
             part = Path(tmp) / f"b{index}.wav"
             text = "the quick brown fox jumps over the lazy dog while the kettle sings in the kitchen"
             _run(["espeak-ng", "-v", speaker.voice, "-s", str(speaker.speed), "-w", str(part) + ".raw.wav", text])
-            _run(["sox", str(part) + ".raw.wav", "-r", str(rate), "-c", "1", str(part), "reverse"])
+            _run(["sox", "-R", str(part) + ".raw.wav", "-r", str(rate), "-c", "1", str(part), "reverse"])
             voice, _ = soundfile.read(str(part), dtype="float32")
             start = rng.randrange(0, max(1, total.size // 2))
             while start < total.size:

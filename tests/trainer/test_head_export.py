@@ -16,9 +16,12 @@ from trainer.head import HeadConfig, class_weights, train_head
 from trainer.image.backbones import ImageProbabilityModel
 
 
-def _blobs(seed: int, n: int = 60, d: int = 16, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def _blobs(seed: int, n: int = 60, d: int = 16, classes: int = 3, points_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs around `seed`'s class centres; `points_seed` draws other points around the same centres."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 3, (classes, d))
+    if points_seed is not None:
+        rng = np.random.default_rng(points_seed)
     y = rng.integers(0, classes, n)
     return (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
 
@@ -39,8 +42,11 @@ def test_same_seed_same_model_other_seed_other_model() -> None:
 
 def test_head_learns_separable_data() -> None:
     x, y = _blobs(0, n=150)
-    result = train_head(x, y, x[:30], y[:30], 3, HeadConfig(epochs=20), progress=False)
+    x_val, y_val = _blobs(0, n=90, points_seed=1)  # held-out points of the same classes
+    result = train_head(x, y, x_val, y_val, 3, HeadConfig(epochs=20), progress=False)
+    # Chance is 1/3; measured 1.0 / 1.0 (train / held-out); without optimizer.step() 0.45 / 0.53.
     assert result.history[-1]["train_accuracy"] > 0.95
+    assert result.history[-1]["val_accuracy"] >= 0.95, result.history[-1]
 
 
 def test_class_weights_favour_the_rare_class() -> None:
@@ -102,4 +108,6 @@ def test_int8_quantization_of_a_small_cnn_stays_close(tmp_path: Path) -> None:
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     diff = np.abs(ort_predict(int8, images) - ort_predict(fp32, images)).max()
-    assert diff < 0.05
+    # Measured 0.00029 (the same on every run); calibrated on all-zero images instead 0.014. A trained
+    # model's int8 error is checked in tests/test_trainer_learning.py.
+    assert diff < 0.001, diff

@@ -28,6 +28,14 @@ def _decision(label: str, seq: int, changed: bool) -> Decision:
     return Decision("p", label, 0.9, scores, time.time(), seq, "bundle", "0" * 64, 1.5, changed=changed)
 
 
+def _sync(conn: MqttConnection, listener: Listener) -> None:
+    """Everything `conn` published before this call has reached the listener once the marker has: one
+    connection, one subscription, QoS 0 like the states, so the broker keeps the order."""
+    token = str(time.monotonic_ns()).encode()
+    assert conn.publish("edgeteach/dev/marker", token, qos=0)
+    listener.wait_topic("edgeteach/dev/marker", where=lambda m: m.payload == token)
+
+
 def test_state_on_change_and_heartbeat_never_above_max_rate(broker: Broker) -> None:
     topics = Topics.for_device("dev")
     conn = MqttConnection(MqttSettings(host=broker.host, port=broker.port), client_id="pub-test")
@@ -46,7 +54,7 @@ def test_state_on_change_and_heartbeat_never_above_max_rate(broker: Broker) -> N
         clock.now += 0.1
         pub.tick()
         listener.wait_topic("edgeteach/dev/p/event", count=2)  # events are never rate-limited
-        time.sleep(0.3)
+        _sync(conn, listener)
         assert [m.json()["seq"] for m in listener.on("edgeteach/dev/p/state")] == [1]
         clock.now += 1.0
         pub.tick()  # the held-back change goes out once the limit allows, with no new decision
@@ -55,7 +63,7 @@ def test_state_on_change_and_heartbeat_never_above_max_rate(broker: Broker) -> N
         clock.now += 5.0
         pub.on_decision(_decision("b", 4, changed=False))
         pub.tick()
-        time.sleep(0.3)
+        _sync(conn, listener)
         assert len(listener.on("edgeteach/dev/p/state")) == 2  # unchanged and heartbeat (10 s) not due
         clock.now += 5.1
         pub.tick()  # heartbeat: the unchanged latest state again
@@ -75,6 +83,7 @@ def test_discovery_switched_off_removes_the_retained_configs(broker: Broker) -> 
 
     topics = Topics.for_device("dev")
     conn = MqttConnection(MqttSettings(host=broker.host, port=broker.port), client_id="disc-test")
+    listener = Listener(broker.host, broker.port, ("homeassistant/#",))
     conn.start()
     try:
         assert conn.wait_connected(10)
@@ -84,8 +93,9 @@ def test_discovery_switched_off_removes_the_retained_configs(broker: Broker) -> 
         assert kept is not None and kept.json()["availability_topic"] == "edgeteach/dev/status"
         off = Discovery(conn, topics, "dev", enabled=False)  # the next start, with discovery disabled
         off.set_pipelines({"door": "camera"})
-        time.sleep(0.3)
         for topic in off.config_topics("door"):
-            assert retained(broker.host, broker.port, topic, timeout=1.0) is None
+            listener.wait_topic(topic, where=lambda m: m.payload == b"")  # the removal reached the broker
+            assert retained(broker.host, broker.port, topic) is None
     finally:
         conn.stop()
+        listener.close()

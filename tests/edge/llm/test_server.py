@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from tests.support.broker import Broker, free_port, mosquitto_available
 from tests.support.gguf_models import SMOLLM2
 from tests.support.llm_server import LlmServerProcess, require_model, start_server
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -219,6 +220,29 @@ def test_disconnect_mid_stream_cancels_and_frees_the_worker(server: LlmServerPro
     assert answer["timings"]["queue_ms"] < (time.monotonic() - started) * 1000 + 1
 
 
+def test_disconnect_during_a_non_streaming_request_cancels_the_generation(server: LlmServerProcess) -> None:
+    """Nothing is written to a non-streaming client until the answer is complete, so only the handler's
+    periodic check notices that it left; the generation must stop then, not run on for nobody."""
+    wait_for(lambda: metric(server.metrics(), "edgeteach_llm_busy") == 0, 60, "the model to be idle")
+    before = server.metrics()
+    outcomes = lambda text: {o: metric(text, "edgeteach_llm_requests_total", f'outcome="{o}"') for o in ("ok", "cancelled")}  # noqa: E731
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    conn.request("POST", "/v1/chat/completions", body=json.dumps({"messages": LONG_ANSWER, "max_tokens": 200, "temperature": 0}),
+                 headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    wait_for(lambda: metric(server.metrics(), "edgeteach_llm_busy") == 1, 60, "the request to reach the model")
+    conn.sock.shutdown(socket.SHUT_RDWR)  # the client goes away before its answer (none of it was sent yet)
+    conn.close()
+    # the request ends (one more ok or cancelled) long before 200 tokens would take
+    after = wait_for(lambda: (text := server.metrics()) and sum(outcomes(text).values()) > sum(outcomes(before).values()) and text,
+                     60, "the abandoned request to end")
+    assert outcomes(after) == {**outcomes(before), "cancelled": outcomes(before)["cancelled"] + 1}, "the abandoned request was not cancelled"
+    generated = metric(after, "edgeteach_llm_generation_tokens_total") - metric(before, "edgeteach_llm_generation_tokens_total")
+    assert generated < 150, f"{generated} tokens generated: the abandoned answer (200 tokens) was not stopped"
+    wait_for(lambda: "client disconnected; generation cancelled" in server.log_text(), 10, "the cancellation in the log")
+    status, _, answer = post(server, {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "temperature": 0})
+    assert status == 200 and answer["usage"]["completion_tokens"] <= 4  # the worker is free again
+
+
 def test_http_errors_are_clear(server: LlmServerProcess) -> None:
     status, _, body = post(server, None, raw=b"{not json")
     assert status == 400 and body["error"]["code"] == "invalid_json"
@@ -231,9 +255,7 @@ def test_http_errors_are_clear(server: LlmServerProcess) -> None:
 
 
 def test_sensor_context_is_injected_and_used(server: LlmServerProcess) -> None:
-    deadline = time.monotonic() + 15
-    while not server.get_json("/edgeteach/sensors")["states"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: server.get_json("/edgeteach/sensors")["states"], 15, "the retained camera state to reach the server")
     client = openai_client(server)
     response = client.chat.completions.create(
         model="any", messages=[{"role": "user", "content": "What does the camera see?"}],
@@ -271,6 +293,8 @@ class Requester:
         self.arrived = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"req-{uuid.uuid4().hex[:6]}", protocol=protocol)
         self.client.on_message = self._on_message
+        self.subacks: set[int] = set()
+        self.client.on_subscribe = lambda client, userdata, mid, *rest: self.subacks.add(mid)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
@@ -282,8 +306,8 @@ class Requester:
             self.arrived.notify_all()
 
     def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)
-        time.sleep(0.2)  # SUBACK before the request goes out
+        _, mid = self.client.subscribe(topic, qos=1)
+        wait_for(lambda: mid in self.subacks, 10, f"the SUBACK for {topic}")  # before the request goes out
 
     def wait_for(self, kind: str, count: int = 1, timeout: float = 60) -> list[tuple[str, Any, bytes | None]]:
         deadline = time.monotonic() + timeout

@@ -16,7 +16,8 @@ from paho.mqtt.properties import Properties
 from edge.config.mqtt import MqttSettings
 from edge.mqtt.connection import IncomingMessage, MqttConfigError, MqttConnection, OutgoingMessage
 from tests.support.broker import Broker, free_port
-from tests.support.mqtt_listener import Listener, persistent_broker_config, stay_root_config
+from tests.support.mqtt_listener import Listener, persistent_broker_config, retained, stay_root_config
+from tests.support.waiting import wait_for
 
 
 def _settings(broker: Broker, **kw: object) -> MqttSettings:
@@ -85,13 +86,14 @@ def test_handler_exception_is_counted_and_worker_survives(broker: Broker) -> Non
     conn.start()
     try:
         assert conn.wait_connected(10)
-        time.sleep(0.3)  # subscription acknowledged
+        # The subscription is in place once a probe comes back (no fixed wait for the SUBACK).
+        wait_for(lambda: conn.publish("dev/x", b"probe", qos=0) and b"probe" in seen, 10, "a probe through the subscription")
+        seen.clear()
         conn.publish("dev/x", b"boom", qos=1)
         conn.publish("dev/x", b"fine", qos=1)
-        deadline = time.monotonic() + 10
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert seen == [b"fine"]
+        # One worker handles messages in arrival order: once "fine" is in, "boom" was handled before it.
+        wait_for(lambda: b"fine" in seen, 10, "the message after the failing one")
+        assert [p for p in seen if p != b"probe"] == [b"fine"]
         assert conn.counters.handler_errors == 1
     finally:
         conn.stop()
@@ -100,9 +102,12 @@ def test_handler_exception_is_counted_and_worker_survives(broker: Broker) -> Non
 def test_starts_while_broker_is_down_then_connects(tmp_path: Path) -> None:
     broker = Broker(workdir=tmp_path, port=free_port())  # not started yet
     conn = _conn(broker)
+    started = time.monotonic()
     conn.start()  # must return at once
     try:
-        time.sleep(1.0)
+        assert time.monotonic() - started < 1.0
+        # it tried (and failed) to connect at least once, and says why
+        wait_for(lambda: conn.last_error.startswith("cannot reach"), 10, "the failed first connect attempt")
         assert not conn.connected
         broker.start()
         assert conn.wait_connected(15), conn.last_error
@@ -122,10 +127,7 @@ def test_outage_queue_is_bounded_and_overflow_counted(tmp_path: Path) -> None:
     try:
         assert conn.wait_connected(10)
         broker.stop()
-        deadline = time.monotonic() + 10
-        while conn.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not conn.connected
+        wait_for(lambda: not conn.connected, 10, "the connection to notice the broker is gone")
         results = [conn.publish(f"q/{i}", str(i), qos=1) for i in range(8)]
         assert results == [True] * 5 + [False] * 3  # paho refuses the newest, keeps the oldest
         assert conn.counters.overflowed == 3
@@ -135,11 +137,40 @@ def test_outage_queue_is_bounded_and_overflow_counted(tmp_path: Path) -> None:
         assert conn.wait_connected(15)
         got = listener.wait_for(lambda m: m.topic.startswith("q/"), timeout=15, count=5)
         assert sorted(m.topic for m in got) == [f"q/{i}" for i in range(5)]
-        time.sleep(0.5)
-        assert conn.pending() == 0
+        wait_for(lambda: conn.pending() == 0, 10, "the broker to acknowledge the queued messages")
+        # none of the 3 refused messages arrived after all: a marker sent after them comes back alone
+        conn.publish("q/marker", b"m", qos=1)
+        listener.wait_topic("q/marker", timeout=10)
+        assert sorted(m.topic for m in listener.messages if m.topic.startswith("q/")) == [f"q/{i}" for i in range(5)] + ["q/marker"]
     finally:
         conn.stop()
         listener.close()
+        broker.stop()
+
+
+def test_birth_online_is_retained_again_after_an_outage_that_filled_the_queue(tmp_path: Path) -> None:
+    """A restarted broker without persistence has forgotten the retained `online`; the birth message must
+    put it back even though the outage filled the QoS 1 queue (it must not be refused behind it)."""
+    broker = Broker(workdir=tmp_path, port=free_port()).start()  # persistence false: a restart forgets all
+    conn = _conn(broker, queue_limit=3)
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        wait_for(lambda: (r := retained(broker.host, broker.port, "dev/status")) is not None and r.payload == b"online", 10, "the first birth message")
+        assert conn.publish("dev/other", b"kept until the restart", qos=1, retain=True)
+        wait_for(lambda: retained(broker.host, broker.port, "dev/other") is not None, 10, "a retained message before the outage")
+        broker.stop()
+        wait_for(lambda: not conn.connected, 10, "the connection to notice the broker is gone")
+        results = [conn.publish(f"q/{i}", str(i), qos=1) for i in range(5)]
+        assert results == [True] * 3 + [False] * 2 and conn.pending() == 3  # the queue is full
+        broker.start()
+        assert retained(broker.host, broker.port, "dev/other") is None  # the restart forgot every retained message
+        assert conn.wait_connected(15), conn.last_error
+        wait_for(lambda: (r := retained(broker.host, broker.port, "dev/status")) is not None and r.payload == b"online", 10,
+                 "the retained `online` birth message after the reconnect")
+        wait_for(lambda: conn.pending() == 0, 10, "the queued messages to be acknowledged too")
+    finally:
+        conn.stop()
         broker.stop()
 
 
@@ -160,9 +191,8 @@ def test_password_file_and_refused_credentials(tmp_path: Path) -> None:
     bad.start()
     try:
         assert good.wait_connected(10)
-        time.sleep(1.0)
+        wait_for(lambda: "refused" in bad.last_error, 10, "the broker to refuse the wrong password")
         assert not bad.connected
-        assert "refused" in bad.last_error
     finally:
         good.stop()
         bad.stop()
@@ -202,7 +232,8 @@ def test_mutual_tls_with_ca_and_client_certificate(tmp_path: Path) -> None:
     no_client_cert.start()
     try:
         assert good.wait_connected(15), good.last_error
-        assert not no_client_cert.wait_connected(2)
+        wait_for(lambda: no_client_cert.last_error, 15, "the handshake without a client certificate to fail")
+        assert not no_client_cert.connected
     finally:
         good.stop()
         no_client_cert.stop()

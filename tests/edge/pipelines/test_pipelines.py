@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,17 +21,9 @@ from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.pipelines.vision import VisionPipeline
 from tests.support.onnx_models import color_bundle, color_video, tone, tone_bundle
 from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class Recorder:
@@ -115,7 +107,7 @@ def test_vision_classifies_a_generated_video_and_reports_changes(tmp_path: Path)
     pipe = build_pipeline(camera_cfg("cam", bundle, str(video), source={"realtime": True}), rec.decision, rec.status)
     pipe.start()
     try:
-        assert wait_for(lambda: "ended" in rec.states("cam"), 10)
+        wait_for(lambda: "ended" in rec.states("cam"), 10, "the video to end")
     finally:
         pipe.stop()
     changes = [d.label for d in rec.decisions if d.changed]
@@ -147,12 +139,14 @@ def test_slow_model_classifies_the_newest_frame_and_counts_drops(tmp_path: Path)
     started = time.monotonic()
     pipe.start()
     try:
-        assert wait_for(lambda: "ended" in rec.states("slow"), 10)
+        wait_for(lambda: "ended" in rec.states("slow"), 10, "the video to end")
         played_s = time.monotonic() - started
-        time.sleep(0.2)
+        # the model catches up: the frame left in the mailbox is classified, nothing is pending
+        wait_for(lambda: pipe.stats()["queue_size"] == 0, 5, "the last frame to be classified")
     finally:
         pipe.stop()
     stats = pipe.stats()
+    assert stats["frames_in"] == stats["frames_classified"] + stats["frames_dropped"], stats  # every frame accounted for
     assert stats["frames_dropped"] > 40, stats
     assert stats["frames_classified"] < 40
     # the capture never waited: the file played at its own pace (2 s), not at the model's (120 x 80 ms)
@@ -203,19 +197,22 @@ def test_pause_resume_and_snapshot(tmp_path: Path) -> None:
     pipe = build_pipeline(camera_cfg("cam", bundle, str(video), source={"loop": True}), rec.decision, rec.status)
     pipe.start()
     try:
-        assert wait_for(lambda: len(rec.decisions) >= 3)
+        wait_for(lambda: len(rec.decisions) >= 3, 10, "three decisions")
         pipe.pause()
-        time.sleep(0.15)
+        # Once the inference thread has skipped a frame it has seen the pause, and whatever it was
+        # classifying before has been decided (one thread, one frame at a time).
+        wait_for(lambda: pipe.stats()["frames_skipped_paused"] >= 1, 5, "a frame skipped while paused")
         count = len(rec.decisions)
-        time.sleep(0.4)
+        skipped = pipe.stats()["frames_skipped_paused"]
+        # ten more frames arrive and are skipped (30 fps): the marker after which "no decision" means something
+        wait_for(lambda: pipe.stats()["frames_skipped_paused"] >= skipped + 10, 5, "ten more frames skipped while paused")
         assert pipe.paused and len(rec.decisions) == count
-        assert pipe.stats()["frames_skipped_paused"] > 0
         jpeg = pipe.snapshot_jpeg()
         assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (48, 64, 3) and image[..., 2].mean() > 200  # red
         pipe.resume()
-        assert wait_for(lambda: len(rec.decisions) > count + 2)
+        wait_for(lambda: len(rec.decisions) > count + 2, 10, "decisions again after resume")
     finally:
         pipe.stop()
     assert rec.states("cam")[-1] == "stopped"
@@ -241,7 +238,7 @@ def test_audio_pipeline_from_a_wav_file_resamples_and_follows_the_sound(tmp_path
     pipe = build_pipeline(cfg, rec.decision, rec.status)
     pipe.start()
     try:
-        assert wait_for(lambda: "ended" in rec.states("mic"), 10)
+        wait_for(lambda: "ended" in rec.states("mic"), 10, "the sound file to end")
         stats = pipe.stats()
     finally:
         pipe.stop()
@@ -299,11 +296,11 @@ def test_microphone_pipeline_for_real_48k_device_resampled_to_16k(tmp_path: Path
         reader.start()
         try:
             labels = lambda: [d["label"] for d in list(lines) if d["type"] == "decision" and d["changed"]]  # noqa: E731
-            assert wait_for(lambda: labels()[:1] == ["high"], 20), (labels(), lines[:5])
+            wait_for(lambda: labels()[:1] == ["high"], 20, lambda: f"the high tone; labels {labels()}, first lines {lines[:5]}")
             mic.loop(tone(300, 0.1, 48000))
-            assert wait_for(lambda: labels()[:2] == ["high", "low"], 10), labels()
+            wait_for(lambda: labels()[:2] == ["high", "low"], 10, lambda: f"the low tone; labels {labels()}")
             mic.loop(tone(4000, 0.1, 48000))
-            assert wait_for(lambda: labels()[:3] == ["high", "low", "high"], 10), labels()
+            wait_for(lambda: labels()[:3] == ["high", "low", "high"], 10, lambda: f"the high tone again; labels {labels()}")
         finally:
             proc.terminate()
             proc.wait(10)
@@ -327,8 +324,8 @@ def test_failing_camera_restarts_while_another_pipeline_carries_on(tmp_path: Pat
     good.start()
     bad.start()
     try:
-        assert wait_for(lambda: bad.stats()["source_restarts"] >= 3, 15)
-        assert wait_for(lambda: rec.states("hall").count("running") >= 2, 15)  # the clip ended and was restarted
+        wait_for(lambda: bad.stats()["source_restarts"] >= 3, 15, "three restarts of the dead camera")
+        wait_for(lambda: rec.states("hall").count("running") >= 2, 15, "the clip to end and run again")
     finally:
         bad.stop()
         good.stop()
@@ -348,7 +345,7 @@ def test_vision_pipeline_on_the_real_video_fixture(tmp_path: Path, shared_dir: P
     pipe = build_pipeline(camera_cfg("belt", bundle, str(clip), source={"realtime": True}), rec.decision, rec.status)
     pipe.start()
     try:
-        assert wait_for(lambda: len(rec.decisions) >= 20, 15)
+        wait_for(lambda: len(rec.decisions) >= 20, 15, "20 decisions on the real clip")
         stats = pipe.stats()
     finally:
         pipe.stop()

@@ -23,6 +23,7 @@ from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
 from tests.support.broker import free_port
 from tests.support.onnx_models import color_video, tone
 from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 
 def test_camera_uris_parse_like_jetson_inference(tmp_path: Path) -> None:
@@ -187,12 +188,10 @@ def test_backoff_doubles_caps_and_resets_after_a_healthy_run() -> None:
 def test_supervisor_restarts_a_failing_camera_url_with_backoff() -> None:
     url = f"http://127.0.0.1:{free_port()}/video.mjpg"  # nothing listens: connection refused
     statuses: list[tuple[str, str, str]] = []
-    supervisor = SourceSupervisor("door", lambda: open_camera_source(url), lambda item: None, lambda *s: statuses.append(s), Backoff(0.05, 0.2, 10))
+    supervisor = SourceSupervisor("door", lambda: open_camera_source(url), lambda item: None, lambda *s: statuses.append(s), Backoff(0.1, 0.4, 10))
     supervisor.start()
     try:
-        deadline = time.monotonic() + 15
-        while supervisor.restarts < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: supervisor.restarts >= 5, 15, "five restarts of the dead camera URL")
     finally:
         supervisor.stop()
     states = [s for _, s, _ in statuses]
@@ -201,7 +200,7 @@ def test_supervisor_restarts_a_failing_camera_url_with_backoff() -> None:
     failed = [d for _, s, d in statuses if s == "failed"]
     assert "cannot open" in failed[0] and "127.0.0.1" in failed[0]
     delays = [d.split()[1] for _, s, d in statuses if s == "restarting"]
-    assert delays[:4] == ["0.1", "0.1", "0.2", "0.2"]  # 0.05, 0.1, 0.2, 0.2 (capped), shown to 0.1 s
+    assert delays[:5] == ["0.1", "0.2", "0.4", "0.4", "0.4"]  # doubles, then stays capped at backoff_max_s
 
 
 def test_sound_file_source_paces_and_ends(tmp_path: Path) -> None:

@@ -29,10 +29,23 @@ def test_image_prediction_prints_label_confidence_and_all_scores(tmp_path: Path,
     assert abs(sum(data["scores"].values()) - 1) < 1e-5 and data["variant"] == "fp32"
 
 
-def test_real_photo_fixture(tmp_path: Path, shared_dir: Path) -> None:
+def test_real_photo_fixture_gets_the_label_its_colours_decide(tmp_path: Path, shared_dir: Path) -> None:
+    """The tiny colour model answers "red" exactly when the mean red channel is above the mean blue one
+    (logits +-0.1 x (R - B)), so a real photo has a known answer: the giraffe (tawny, R - B about +50)
+    is red, and the same photo with its red and blue channels swapped is blue with the mirrored score."""
     bundle = color_bundle(tmp_path / "colors")
-    prediction = predict_file(bundle, shared_dir / "photos" / "giraffe.jpg")
-    assert prediction.label in ("red", "blue") and 0.5 <= prediction.confidence <= 1.0
+    photo = shared_dir / "photos" / "giraffe.jpg"
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    margin = float(rgb[..., 0].mean()) - float(rgb[..., 2].mean())
+    assert margin > 30, margin  # the fixture's answer is clear-cut, not a coin toss
+    prediction = predict_file(bundle, photo)
+    assert prediction.label == "red" and prediction.confidence > 0.99, prediction
+    swapped = tmp_path / "giraffe-red-blue-swapped.png"  # PNG: no new JPEG artefacts
+    Image.fromarray(np.ascontiguousarray(rgb[..., ::-1])).save(swapped)
+    mirrored = predict_file(bundle, swapped)
+    assert mirrored.label == "blue" and mirrored.confidence > 0.99, mirrored
+    assert mirrored.scores["blue"] == pytest.approx(prediction.scores["red"], abs=1e-3)
+    assert mirrored.scores["red"] == pytest.approx(prediction.scores["blue"], abs=1e-3)
 
 
 def test_sound_file_is_windowed_and_averaged_or_maxed(tmp_path: Path) -> None:

@@ -18,6 +18,10 @@ from tests.support.paths import REPO
 from trainer.cli import main as trainer_main
 
 WORDS = ("yes", "no", "stop")
+VAL_WINDOWS = 9  # 3 words x 2 takes, one window each, and 3 windows of the 2 s background recording
+# fp32 vs int8 of the trained bundle, max |diff| of probabilities on the validation windows: measured
+# 0.00077 (mean 0.00016, no top-1 change, the same on every run); calibrated on all-zero windows: 0.27.
+INT8_TOLERANCE = 0.002
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("sox") is None,
@@ -69,6 +73,21 @@ def bundle_dir(speech_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+def test_generated_speech_is_the_same_on_every_run(tmp_path: Path) -> None:
+    """The seeded set is reproducible (sox runs with -R: its dither and synth noise are seeded), so the
+    measured accuracy and int8 error above are the same on every run."""
+    from tests.support.speech_synth import generate_words, make_background, make_speakers
+
+    speaker = make_speakers(1, seed=3)
+    for run in ("a", "b"):
+        generate_words(tmp_path / run, ("stop",), speaker, takes=1, seed=1, workers=1)
+        make_background("brown_noise", tmp_path / run / "noise.wav", seconds=0.5)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.wav"))
+    assert len(files) == 2
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
 @pytest.mark.slow
 def test_training_detects_sound_and_writes_an_audio_bundle(bundle_dir: Path) -> None:
     bundle = load_bundle(bundle_dir)
@@ -80,7 +99,14 @@ def test_training_detects_sound_and_writes_an_audio_bundle(bundle_dir: Path) -> 
     front = bundle.preprocessing["front_end"]
     assert front["type"] == "log_mel_in_graph" and front["n_mels"] == 40 and front["sample_rate"] == 16000
     assert set(bundle.variants) == {"fp32", "int8"}
-    assert bundle.manifest["parity"]["max_abs_diff"] <= 1e-3
+    # The trainer raises beyond its 1e-3 parity tolerance, so assert what the export really gives: measured
+    # 6e-08 over the 9 validation windows, no top-1 change.
+    parity = bundle.manifest["parity"]
+    assert parity["max_abs_diff"] < 1e-5 and parity["top1_disagreements"] == 0 and parity["n"] == VAL_WINDOWS, parity
+    # Chance is 1/4. Measured 4/7 after 3 epochs on the unseen speaker, 2/7 with optimizer.step() removed
+    # (tests/test_trainer_learning.py checks learning on a clearly separable set).
+    for variant in ("fp32", "int8"):
+        assert bundle.manifest["metrics"][variant]["accuracy"] >= 3 / 7, bundle.manifest["metrics"][variant]
     assert bundle.manifest["backbone"] == "compact_cnn"
     report = json.loads((bundle_dir / "report.json").read_text())
     skipped = {Path(s["path"]).name: s["reason"] for s in report["data"]["skipped"]}
@@ -99,6 +125,24 @@ def test_int8_keeps_the_front_end_float(bundle_dir: Path) -> None:
     front = [n for n in graph.node if n.name.startswith("/model/front_end/")]
     assert front and not any(i in quantized_inputs for n in front for i in n.input)
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)  # the CNN is quantized
+
+
+def test_int8_probabilities_stay_close_to_fp32_on_the_unseen_speaker(bundle_dir: Path, speech_set: Path) -> None:
+    from edge.core.audio_windows import clip_windows, is_background_path, load_clip
+    from trainer.export import ort_predict
+
+    bundle = load_bundle(bundle_dir)
+    files = sorted((speech_set / "val").rglob("*.wav"))
+    windows = np.concatenate([
+        clip_windows(load_clip(path, bundle.sample_rate, background=is_background_path(path)), bundle.sample_rate, bundle.window_samples, bundle.hop_samples)
+        for path in files
+    ]).astype(np.float32)
+    assert len(windows) == VAL_WINDOWS
+    fp32 = ort_predict(bundle.model_path("fp32"), windows)
+    int8 = ort_predict(bundle.model_path("int8"), windows)
+    diff = np.abs(fp32 - int8)
+    assert float(diff.max()) <= INT8_TOLERANCE, f"max |diff| {diff.max():.5f}, mean {diff.mean():.5f}"
+    assert np.array_equal(fp32.argmax(1), int8.argmax(1))
 
 
 def _run_without_torch(code: str) -> str:
@@ -143,6 +187,8 @@ print(json.dumps({{'torch_loaded': 'torch' in sys.modules, **result}}))
         assert result[variant]["part"] == "val"
         assert result[variant]["n"] == manifest["metrics"][variant]["n"] == 7  # 3 words x 2 takes + 1 background
         assert result[variant]["confusion"] == manifest["metrics"][variant]["confusion_matrix"]
+    # the device's int8 session agrees with its fp32 one on this window (measured 0.00077)
+    assert np.abs(np.array(result["int8"]["probs"]) - np.array(result["fp32"]["probs"])).max() <= INT8_TOLERANCE
 
 
 @pytest.mark.slow
@@ -152,7 +198,11 @@ def test_trainer_evaluate_json_on_an_audio_folder(bundle_dir: Path, speech_set: 
     assert set(metrics["labels"]) == {"_background_noise_", "no", "stop", "yes"}
     assert metrics["n"] == 3 * 9 + 2 + 1  # every readable, non-silent file of the class folders
     assert sorted(Path(p).name for p in metrics["skipped"]) == ["click.wav", "readme.wav", "silent.wav"]
-    assert set(metrics["per_class"]) <= set(metrics["labels"]) and len(metrics["confusion_matrix"]) == 4
+    assert set(metrics["per_class"]) == set(metrics["labels"]) and len(metrics["confusion_matrix"]) == 4  # every class has files
+    confusion = np.array(metrics["confusion_matrix"])
+    # the numbers agree with each other: every file counted once, accuracy = diagonal / n (measured 13 / 30)
+    assert confusion.shape == (4, 4) and confusion.sum() == metrics["n"]
+    assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / metrics["n"])
 
 
 def test_image_backbone_or_bad_window_for_sound_is_a_clear_error(speech_set: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -52,9 +52,30 @@ def test_whistles_are_tonal_between_1_and_3_khz_and_claps_are_short_bursts(tmp_p
         assert 1 <= loud.sum() <= 3 * 15, f"{f.name}: {loud.sum()} loud 10 ms frames"
 
 
+def _sound_kind(segment: np.ndarray, rate: int) -> str:
+    """What a 2 s stretch sounds like, from three measurements (over seeds 0-5 of the sequence): share of
+    energy between 0.9 and 3.3 kHz (whistles 0.97-0.99, others <= 0.49); loudest 10 ms frame over the
+    median frame (claps 11-33, others <= 3.2); share of energy below 500 Hz (background 0.77-1.0, others <= 0.25)."""
+    power = np.abs(np.fft.rfft(segment)) ** 2
+    freqs = np.fft.rfftfreq(segment.size, 1 / rate)
+    frames = np.abs(segment[: segment.size // 160 * 160]).reshape(-1, 160).max(axis=1)
+    kinds = []
+    if power[(freqs > 900) & (freqs < 3300)].sum() / power.sum() > 0.9:
+        kinds.append("whistle")
+    if frames.max() / np.median(frames) > 8:
+        kinds.append("clap")
+    if power[freqs < 500].sum() / power.sum() > 0.6:
+        kinds.append(BACKGROUND)
+    return "+".join(kinds) or "none"
+
+
 def test_sample_sound_plays_each_class_in_turn(tmp_path: Path) -> None:
     path = render_sound_sequence(tmp_path / "seq.wav", seconds_per_class=2.0, seed=3)
     data, rate = _read(path)
     assert rate == 16000 and data.ndim == 1 and len(data) == 3 * 2 * 16000
+    segments = data.reshape(3, 2 * rate)
+    assert [_sound_kind(seg, rate) for seg in segments] == list(SOUND_CLASSES)  # whistle, clap, background
+    other = [_sound_kind(seg, rate) for seg in _read(render_sound_sequence(tmp_path / "o.wav", ("clap", BACKGROUND, "whistle"), 2.0, seed=4))[0].reshape(3, -1)]
+    assert other == ["clap", BACKGROUND, "whistle"]  # the order asked for
     again, _ = _read(render_sound_sequence(tmp_path / "seq2.wav", seconds_per_class=2.0, seed=3))
     assert np.array_equal(data, again)

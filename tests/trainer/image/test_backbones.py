@@ -1,4 +1,5 @@
-"""Backbones: the in-graph normalisation is the one the pretrained weights expect, checked on real photos."""
+"""Backbones: the in-graph normalisation is the one the pretrained weights expect, checked on real photos
+(tests/data/dog.jpg ships with the repository, so a fresh clone runs the check; see tests/data/SOURCE.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ from edge.core.images import decode_image, fit_image
 from trainer.image.backbones import Backbone, BackboneError, Normalize, build_backbone
 
 CATEGORIES = MobileNet_V3_Small_Weights.IMAGENET1K_V1.meta["categories"]  # ImageNet class names (no weights)
+DOG = Path(__file__).resolve().parent / "data" / "dog.jpg"  # public domain (darknet's data/dog.jpg, downscaled)
+# Wrong input normalisations a port of these weights could plausibly use; each must lose the dog.
+WRONG_NORMALISATIONS = {
+    "torchvision ImageNet mean/std": Normalize((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),
+    "x / 255": Normalize((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+}
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +27,8 @@ def lite0() -> Backbone:
     return build_backbone("efficientnet_lite0")
 
 
-def _imagenet_top1(backbone: Backbone, photo: Path, normalize: Normalize | None = None) -> tuple[str, float]:
+def _imagenet_probs(backbone: Backbone, photo: Path, normalize: Normalize | None = None) -> torch.Tensor:
+    """ImageNet class probabilities of the backbone (with its own ImageNet classifier) for a photo."""
     if normalize is not None:
         backbone = replace(backbone, normalize=normalize)
     frozen, _ = backbone.split(0)
@@ -28,8 +36,25 @@ def _imagenet_top1(backbone: Backbone, photo: Path, normalize: Normalize | None 
     pixels = torch.from_numpy(fit_image(decode_image(photo), backbone.input_size))[None]
     with torch.inference_mode():
         logits = frozen(pixels) @ state["_fc.weight"].T + state["_fc.bias"]
-    prob, index = torch.softmax(logits, -1)[0].max(-1)
+    return torch.softmax(logits, -1)[0]
+
+
+def _imagenet_top1(backbone: Backbone, photo: Path, normalize: Normalize | None = None) -> tuple[str, float]:
+    prob, index = _imagenet_probs(backbone, photo, normalize).max(-1)
     return CATEGORIES[int(index)], float(prob)
+
+
+def test_lite0_normalisation_recognises_the_dog_in_the_repository_photo(lite0: Backbone) -> None:
+    """Runs on a fresh clone. Measured with the backbone's (x - 127) / 128: German shepherd 0.39 (malamute
+    0.24 next); with torchvision's ImageNet mean/std the top-1 is 'bicycle-built-for-two' (German shepherd
+    0.07), with x / 255 'standard schnauzer' (German shepherd 0.10)."""
+    assert DOG.is_file(), f"{DOG} ships with the repository"
+    label, prob = _imagenet_top1(lite0, DOG)
+    assert label == "German shepherd" and prob > 0.3, (label, prob)
+    shepherd = CATEGORIES.index("German shepherd")
+    for name, wrong in WRONG_NORMALISATIONS.items():
+        probs = _imagenet_probs(lite0, DOG, wrong)
+        assert CATEGORIES[int(probs.argmax())] != "German shepherd" and float(probs[shepherd]) < 0.15, name
 
 
 def test_lite0_normalisation_recognises_a_bald_eagle(shared_dir: Path, lite0: Backbone) -> None:

@@ -11,11 +11,17 @@ import numpy as np
 import pytest
 
 from edge.core.bundle import load_bundle
+from edge.core.images import decode_image, fit_image
 from edge.core.session import Classifier
 from trainer.cli import main
 from trainer.demo.image_samples import write_shapes_dataset
+from trainer.export import ort_predict
 
 SHAPES = ("circle", "square")
+# fp32 vs int8 of the trained bundle, max |diff| of probabilities on 12 new images: measured 0.0075 (mean
+# 0.0023, no top-1 change, the same on every run); calibrated on all-zero images instead 0.17, and an
+# untrained head (optimizer.step() removed) 0.014.
+INT8_TOLERANCE = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +46,14 @@ def test_bundle_is_complete_and_checked(trained: dict[str, Path]) -> None:
     manifest = bundle.manifest
     assert manifest["preprocessing"]["resize"] == "center_crop_square"
     assert manifest["preprocessing"]["normalization"] == "in_graph: (x - 127) / 128"
-    assert manifest["parity"]["max_abs_diff"] <= manifest["parity"]["tolerance"]
+    # The trainer raises beyond its 1e-3 parity tolerance, so assert what the export really gives (measured
+    # 1.7e-08 over the 4 validation images, no top-1 change).
+    parity = manifest["parity"]
+    assert parity["max_abs_diff"] < 1e-5 and parity["top1_disagreements"] == 0 and parity["n"] == 4, parity
     for variant in ("fp32", "int8"):
-        assert 0.0 <= manifest["metrics"][variant]["accuracy"] <= 1.0
+        # Circles vs squares, chance 1/2: measured 1.0 for both; with the head's optimizer.step() removed
+        # 0.75 (fp32) and 0.5 (int8): pretrained features make even an untrained head better than chance.
+        assert manifest["metrics"][variant]["accuracy"] == 1.0, manifest["metrics"][variant]
         assert manifest["metrics"][variant]["n"] == 4  # ceil(15 % of 10 usable) per class = 2 + 2
     assert manifest["backbone"] == "efficientnet_lite0" and manifest["trainer_version"]
     # The device's own session runs both variants and returns probabilities.
@@ -58,7 +69,10 @@ def test_report_counts_skipped_files_and_is_self_contained(trained: dict[str, Pa
     skipped = sorted(Path(s["path"]).name for s in report["data"]["skipped"])
     assert skipped == ["broken.jpg", "list.jpg"]
     assert report["data"]["counts"]["train"] == {"circle": 8, "square": 8}  # 10 usable each, 2 held out
-    assert len(report["history"]) == 8 and {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(report["history"][0])
+    history = report["history"]
+    assert len(history) == 8 and {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(history[0])
+    # The head learns: measured train loss 0.44 after epoch 1, 0.008 after epoch 8 (constant without optimizer.step()).
+    assert history[-1]["train_loss"] < 0.2 * history[0]["train_loss"], history
     assert report["timing"]["embed"] > 0 and report["timing"]["total"] >= report["timing"]["embed"]
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3  # two confusion matrices and the curves, inlined
@@ -79,6 +93,20 @@ def test_evaluate_json_on_new_images(trained: dict[str, Path], capsys: pytest.Ca
         assert sum(map(sum, result["confusion_matrix"])) == 12
         assert set(result["per_class"]) == set(SHAPES)
         assert result["accuracy"] >= 0.75, result  # circles vs squares from 16 training images
+
+
+@pytest.mark.slow
+def test_int8_probabilities_stay_close_to_fp32_on_new_images(trained: dict[str, Path]) -> None:
+    """The real EfficientNet-Lite0 bundle, int8 calibrated by the trainer on its training images."""
+    holdout = write_shapes_dataset(trained["root"] / "holdout-int8", per_class=6, seed=99, size=96, shapes=SHAPES)
+    bundle = load_bundle(trained["out"])
+    images = np.stack([fit_image(decode_image(path), (224, 224)) for path in sorted(holdout.rglob("*.png"))])
+    assert images.shape == (12, 224, 224, 3)
+    fp32 = ort_predict(bundle.model_path("fp32"), images)
+    int8 = ort_predict(bundle.model_path("int8"), images)
+    diff = np.abs(fp32 - int8)
+    assert float(diff.max()) <= INT8_TOLERANCE, f"max |diff| {diff.max():.5f}, mean {diff.mean():.5f}"
+    assert np.array_equal(fp32.argmax(1), int8.argmax(1))
 
 
 @pytest.mark.slow

@@ -1,0 +1,373 @@
+"""edge/mqtt/commands.py: request validation and dispatch, with a recording fake connection and fake
+pipelines (the real broker path is covered by tests/test_daemon_mqtt.py). Every refusal is checked by
+its exact error text: the text is what a user reads to fix the request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+
+from edge.mqtt.commands import MAX_ID_CHARS, CommandError, CommandHandler
+from edge.mqtt.connection import IncomingMessage
+from edge.mqtt.topics import Topics
+
+TOPICS = Topics("edgeteach/dev")
+MAX_PAYLOAD = 200
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, int, bool]] = []
+        self.replies: list[tuple[IncomingMessage, bytes]] = []
+        self.subscriptions: list[tuple[str, Any, int, str]] = []
+
+    def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, **_: Any) -> bool:
+        self.published.append((topic, payload, qos, retain))
+        return True
+
+    def reply(self, request: IncomingMessage, payload: bytes, qos: int = 1) -> bool:
+        self.replies.append((request, payload))
+        return True
+
+    def subscribe(self, topic_filter: str, handler: Any, qos: int = 1, worker: str = "default") -> None:
+        self.subscriptions.append((topic_filter, handler, qos, worker))
+
+
+class FakePipeline:
+    def __init__(self, name: str, kind: str = "camera", jpeg: bytes | None = b"\xff\xd8jpeg\xff\xd9") -> None:
+        self.name, self.kind, self.jpeg = name, kind, jpeg
+        self.paused = False
+        self.params: list[dict[str, Any]] = []
+        self.reloaded: list[str] = []
+        self.set_error: Exception | None = None
+        self.reload_error: Exception | None = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def set_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.params.append(params)
+        if self.set_error:
+            raise self.set_error
+        return {"threshold": params.get("threshold", 0.6)}
+
+    def reload(self, bundle: str) -> None:
+        if self.reload_error:
+            raise self.reload_error
+        self.reloaded.append(bundle)
+
+    def snapshot_jpeg(self) -> bytes | None:
+        return self.jpeg
+
+    def stats(self) -> dict[str, Any]:
+        return {"model_sha256": "abc123"}
+
+
+class FakeTarget:
+    def __init__(self, *pipelines: FakePipeline) -> None:
+        self._pipelines = {p.name: p for p in pipelines}
+        self.paused_calls: list[tuple[str, bool]] = []
+        self.reloaded_calls: list[str] = []
+
+    def pipelines(self) -> dict[str, FakePipeline]:
+        return dict(self._pipelines)
+
+    def describe(self) -> dict[str, Any]:
+        return {"pipelines": sorted(self._pipelines), "uptime_s": 5}
+
+    def pipeline_paused(self, name: str, paused: bool) -> None:
+        self.paused_calls.append((name, paused))
+
+    def pipeline_reloaded(self, name: str) -> None:
+        self.reloaded_calls.append(name)
+
+
+def setup(*pipelines: FakePipeline) -> tuple[CommandHandler, FakeConnection, FakeTarget]:
+    conn, target = FakeConnection(), FakeTarget(*(pipelines or (FakePipeline("door"),)))
+    return CommandHandler(conn, TOPICS, target, MAX_PAYLOAD), conn, target  # type: ignore[arg-type]
+
+
+def send(handler: CommandHandler, conn: FakeConnection, name: str, payload: Any = None, raw: bytes | None = None, topic: str | None = None) -> dict[str, Any]:
+    body = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
+    message = IncomingMessage(topic=topic or TOPICS.command(name), payload=body, response_topic="resp/1", correlation_data=b"c")
+    before = len(conn.published)
+    handler.handle(message)
+    reply_topic, reply_body, qos, retain = conn.published[-1]
+    if topic is None:
+        assert reply_topic == TOPICS.command_reply(name)
+    assert (qos, retain) == (1, False)
+    assert conn.replies[-1] == (message, reply_body)  # the MQTT 5 response carries the same body
+    assert len(conn.published) > before
+    return json.loads(reply_body)
+
+
+def error_of(handler: CommandHandler, conn: FakeConnection, name: str, payload: Any = None, raw: bytes | None = None) -> str:
+    reply = send(handler, conn, name, payload, raw)
+    assert reply["ok"] is False and reply["command"] == name
+    return reply["error"]
+
+
+# -- envelope -----------------------------------------------------------------------------------------
+
+
+def test_subscribes_to_all_commands_on_its_own_worker() -> None:
+    handler, conn, _ = setup()
+    handler.subscribe()
+    assert conn.subscriptions == [("edgeteach/dev/cmd/+", handler.handle, 1, "commands")]
+
+
+def test_ping_reply_has_ok_command_and_a_timestamp() -> None:
+    handler, conn, _ = setup()
+    before = time.time()
+    reply = send(handler, conn, "ping")
+    assert set(reply) == {"ok", "command", "pong", "ts"}
+    assert reply["ok"] is True and reply["command"] == "ping" and reply["pong"] is True
+    assert before - 0.001 <= reply["ts"] <= time.time() + 0.001
+    assert reply["ts"] == round(reply["ts"], 3)
+    assert conn.published[-1][0] == "edgeteach/dev/cmd/ping/reply"
+    assert (handler.handled, handler.failed) == (1, 0)
+
+
+@pytest.mark.parametrize("request_id", ["req-1", 42, 0, -7, "", "x" * MAX_ID_CHARS, 10 ** (MAX_ID_CHARS - 1)])
+def test_a_valid_id_is_echoed(request_id: Any) -> None:
+    handler, conn, _ = setup()
+    reply = send(handler, conn, "ping", {"id": request_id})
+    assert reply["ok"] is True and reply["id"] == request_id
+
+
+@pytest.mark.parametrize("request_id", [1.5, True, False, ["a"], {"a": 1}, "x" * (MAX_ID_CHARS + 1), 10**MAX_ID_CHARS])
+def test_an_invalid_id_is_refused_and_not_echoed(request_id: Any) -> None:
+    # planted bug: the id type/length check removed -> these were accepted (and echoed)
+    handler, conn, _ = setup()
+    reply = send(handler, conn, "ping", {"id": request_id})
+    assert reply["ok"] is False
+    assert reply["error"] == '"id" must be a string or integer of at most 128 characters'
+    assert "id" not in reply
+    assert (handler.handled, handler.failed) == (0, 1)
+    assert MAX_ID_CHARS == 128
+
+
+def test_an_id_is_echoed_on_failures_too() -> None:
+    handler, conn, _ = setup()
+    reply = send(handler, conn, "nope", {"id": "r7"})
+    assert reply["ok"] is False and reply["id"] == "r7"
+
+
+def test_unknown_command_lists_the_known_ones() -> None:
+    handler, conn, _ = setup()
+    assert error_of(handler, conn, "reboot") == "unknown command 'reboot'; known commands: pause, ping, reload, resume, set, snapshot, status"
+
+
+def test_a_topic_outside_cmd_is_answered_as_command_question_mark() -> None:
+    handler, conn, _ = setup()
+    reply = send(handler, conn, "?", raw=b"", topic="edgeteach/dev/other/ping")
+    assert reply["command"] == "?" and reply["error"].startswith("unknown command '?'")
+    assert conn.published[-1][0] == "edgeteach/dev/cmd/?/reply"
+
+
+def test_payload_size_limit_is_inclusive() -> None:
+    handler, conn, _ = setup()
+    at_limit = b'{"id": "' + b"x" * (MAX_PAYLOAD - 10) + b'"}'
+    assert len(at_limit) == MAX_PAYLOAD
+    reply = send(handler, conn, "ping", raw=at_limit)
+    assert reply["ok"] is False and "id" in reply["error"]  # parsed (the id is too long), not refused for size
+    over = b" " * (MAX_PAYLOAD + 1)
+    assert error_of(handler, conn, "ping", raw=over) == f"payload is {MAX_PAYLOAD + 1} bytes, more than mqtt.max_payload_bytes ({MAX_PAYLOAD}); send a smaller request"
+
+
+@pytest.mark.parametrize("raw", [b"", b"  \n\t "])
+def test_an_empty_payload_is_an_empty_request(raw: bytes) -> None:
+    handler, conn, _ = setup()
+    assert send(handler, conn, "ping", raw=raw)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b"{nope", r'^payload is not valid JSON \(Expecting property name .*\); send a JSON object such as \{"pipeline": "door"\}$'),
+        (b"\xff\xfe{}", r"^payload is not valid JSON \('utf-8' codec can't decode"),
+        (b"[1, 2]", r"^payload must be a JSON object, got a list$"),
+        (b'"ping"', r"^payload must be a JSON object, got a str$"),
+        (b"null", r"^payload must be a JSON object, got a NoneType$"),
+    ],
+)
+def test_malformed_payloads_are_refused(raw: bytes, expected: str) -> None:
+    import re
+
+    handler, conn, _ = setup()
+    reply = send(handler, conn, "ping", raw=raw)
+    assert reply["ok"] is False and re.search(expected, reply["error"])
+    assert "id" not in reply  # nothing parsed, nothing to echo
+
+
+def test_deeply_nested_json_is_refused_without_crashing() -> None:
+    conn, target = FakeConnection(), FakeTarget(FakePipeline("door"))
+    handler = CommandHandler(conn, TOPICS, target, 10**7)  # type: ignore[arg-type]
+    assert error_of(handler, conn, "ping", raw=b"[" * 200_000 + b"]" * 200_000) == "payload is nested too deeply; send a flat JSON object"
+
+
+def test_a_bug_in_a_command_becomes_an_internal_error_reply(caplog: pytest.LogCaptureFixture) -> None:
+    handler, conn, _ = setup(pipe := FakePipeline("door"))
+    pipe.set_error = RuntimeError("boom")
+    with caplog.at_level("ERROR", logger="edge.mqtt.commands"):
+        reply = send(handler, conn, "set", {"threshold": 0.5, "id": 3})
+    assert reply == {"ok": False, "command": "set", "error": "internal error: RuntimeError: boom", "id": 3, "ts": reply["ts"]}
+    assert (handler.handled, handler.failed) == (0, 1)
+    (record,) = caplog.records
+    assert record.getMessage() == "command set failed" and record.exc_info is not None  # with the traceback
+    send(handler, conn, "set", {"threshold": 0.5})
+    assert handler.failed == 2
+
+
+def test_command_error_is_an_exception() -> None:
+    assert issubclass(CommandError, Exception)
+
+
+# -- unknown fields ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, payload, expected",
+    [
+        ("ping", {"x": 1}, "ping does not take x; remove it"),
+        ("status", {"b": 1, "a": 2}, "status does not take a, b; remove them"),
+        ("pause", {"pipeline": "door", "now": True}, "pause does not take now; remove it"),
+        ("resume", {"all": True}, "resume does not take all; remove it"),
+        ("reload", {"bundle": "/b", "force": True}, "reload does not take force; remove it"),
+        ("snapshot", {"raw": True, "size": 3}, "snapshot does not take size; remove it"),
+    ],
+)
+def test_unknown_fields_are_refused(name: str, payload: dict[str, Any], expected: str) -> None:
+    handler, conn, _ = setup()
+    assert error_of(handler, conn, name, payload) == expected
+
+
+# -- choosing the pipeline ----------------------------------------------------------------------------
+
+
+def test_the_only_pipeline_may_be_left_out_but_not_one_of_several() -> None:
+    handler, conn, _ = setup(FakePipeline("door"))
+    assert send(handler, conn, "set", {"threshold": 0.7})["pipeline"] == "door"
+    handler, conn, _ = setup(FakePipeline("door"), FakePipeline("yard"))
+    assert error_of(handler, conn, "set", {"threshold": 0.7}) == "name the pipeline: \"pipeline\": one of ['door', 'yard']"
+
+
+def test_pipeline_must_be_a_running_pipeline_name() -> None:
+    handler, conn, _ = setup(FakePipeline("yard"), FakePipeline("door"))
+    assert error_of(handler, conn, "set", {"pipeline": 3, "threshold": 1}) == '"pipeline" must be a string, got int'
+    assert error_of(handler, conn, "reload", {"pipeline": "garage", "bundle": "/b"}) == "no pipeline named 'garage'; running: ['door', 'yard']"
+    handler, conn, _ = setup()
+    handler._target._pipelines.clear()  # type: ignore[attr-defined]
+    assert error_of(handler, conn, "snapshot", {"pipeline": "door"}) == "no pipeline named 'door'; running: none"
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+
+def test_status_is_the_target_description() -> None:
+    handler, conn, _ = setup()
+    reply = send(handler, conn, "status")
+    assert reply["pipelines"] == ["door"] and reply["uptime_s"] == 5 and reply["ok"] is True
+
+
+def test_pause_and_resume_one_pipeline_or_all() -> None:
+    door, yard = FakePipeline("door"), FakePipeline("yard")
+    handler, conn, target = setup(door, yard)
+    reply = send(handler, conn, "pause", {"pipeline": "yard"})
+    assert reply["pipelines"] == ["yard"] and reply["paused"] is True
+    assert yard.paused and not door.paused and target.paused_calls == [("yard", True)]
+    reply = send(handler, conn, "pause")
+    assert reply["pipelines"] == ["door", "yard"] and door.paused
+    reply = send(handler, conn, "resume", {"pipeline": "door"})
+    assert reply == {**reply, "pipelines": ["door"], "paused": False} and not door.paused and yard.paused
+    send(handler, conn, "resume")
+    assert not yard.paused
+    assert target.paused_calls[-3:] == [("door", False), ("door", False), ("yard", False)]
+
+
+def test_set_passes_the_settings_to_the_pipeline() -> None:
+    handler, conn, _ = setup(pipe := FakePipeline("door"))
+    reply = send(handler, conn, "set", {"pipeline": "door", "threshold": 0.8, "smoothing": {"method": "none"}})
+    assert pipe.params == [{"threshold": 0.8, "smoothing": {"method": "none"}}]
+    assert reply["pipeline"] == "door" and reply["settings"] == {"threshold": 0.8}
+
+
+def test_set_with_nothing_to_set() -> None:
+    handler, conn, _ = setup()
+    assert error_of(handler, conn, "set", {"pipeline": "door"}) == 'nothing to set; send e.g. {"threshold": 0.8} or {"smoothing": {"method": "n_of_m", "n": 2, "m": 3}}'
+
+
+@pytest.mark.parametrize("exc", [ValueError("threshold must be between 0 and 1"), TypeError("threshold must be between 0 and 1")])
+def test_set_reports_a_refused_setting_with_the_pipeline_name(exc: Exception) -> None:
+    handler, conn, _ = setup(pipe := FakePipeline("door"))
+    pipe.set_error = exc
+    assert error_of(handler, conn, "set", {"threshold": 7}) == "door: threshold must be between 0 and 1"
+
+
+def test_reload_validates_then_reports_the_new_model() -> None:
+    handler, conn, target = setup(pipe := FakePipeline("door"))
+    reply = send(handler, conn, "reload", {"bundle": "/models/new"})
+    assert pipe.reloaded == ["/models/new"] and target.reloaded_calls == ["door"]
+    assert reply["pipeline"] == "door" and reply["bundle"] == "/models/new" and reply["model_sha256"] == "abc123"
+
+
+@pytest.mark.parametrize("payload", [{}, {"bundle": ""}, {"bundle": 5}, {"bundle": None}])
+def test_reload_needs_a_bundle_path(payload: dict[str, Any]) -> None:
+    handler, conn, target = setup()
+    assert error_of(handler, conn, "reload", payload) == 'reload needs "bundle": the path of a bundle folder on this device'
+    assert target.reloaded_calls == []
+
+
+def test_a_refused_bundle_keeps_the_old_model() -> None:
+    handler, conn, target = setup(pipe := FakePipeline("door"))
+    pipe.reload_error = ValueError("bad checksum")
+    assert error_of(handler, conn, "reload", {"bundle": "/b"}) == "door: new bundle refused, the old model keeps running: bad checksum"
+    assert target.reloaded_calls == []
+
+
+def test_snapshot_as_base64_by_default() -> None:
+    handler, conn, _ = setup(FakePipeline("door", jpeg=b"\xff\xd8abc"))
+    reply = send(handler, conn, "snapshot", {"raw": False})
+    assert reply["pipeline"] == "door" and reply["content_type"] == "image/jpeg" and reply["bytes"] == 5
+    assert base64.b64decode(reply["jpeg_base64"]) == b"\xff\xd8abc"
+    assert "topic" not in reply
+    assert send(handler, conn, "snapshot")["jpeg_base64"] == reply["jpeg_base64"]
+
+
+def test_snapshot_raw_publishes_the_jpeg_bytes() -> None:
+    handler, conn, _ = setup(FakePipeline("door", jpeg=b"\xff\xd8abc"))
+    reply = send(handler, conn, "snapshot", {"raw": True})
+    assert ("edgeteach/dev/door/snapshot", b"\xff\xd8abc", 1, False) in conn.published
+    assert reply["topic"] == "edgeteach/dev/door/snapshot" and reply["bytes"] == 5 and "jpeg_base64" not in reply
+    assert reply["pipeline"] == "door" and reply["ok"] is True
+
+
+@pytest.mark.parametrize("raw", ["true", 1, 0, None, [True]])
+def test_snapshot_raw_must_be_a_bool(raw: Any) -> None:
+    # planted bug: the bool check removed -> "raw": "true" / 1 were accepted
+    handler, conn, _ = setup()
+    assert error_of(handler, conn, "snapshot", {"raw": raw}) == '"raw" must be true or false'
+
+
+def test_snapshot_only_for_cameras_with_a_frame() -> None:
+    handler, conn, _ = setup(FakePipeline("mic", kind="microphone"))
+    assert error_of(handler, conn, "snapshot") == "mic is a microphone pipeline; snapshots exist for camera pipelines only"
+    handler, conn, _ = setup(FakePipeline("door", jpeg=None))
+    assert error_of(handler, conn, "snapshot") == "door has no frame yet (source starting or failing); try again in a moment"
+
+
+def test_counters_count_handled_and_failed() -> None:
+    handler, conn, _ = setup()
+    send(handler, conn, "ping")
+    send(handler, conn, "status")
+    send(handler, conn, "ping", {"x": 1})
+    assert (handler.handled, handler.failed) == (2, 1)
+    send(handler, conn, "ping", {"x": 1})
+    assert (handler.handled, handler.failed) == (2, 2)
