@@ -109,5 +109,5 @@ def test_int8_quantization_of_a_small_cnn_stays_close(tmp_path: Path) -> None:
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     diff = np.abs(ort_predict(int8, images) - ort_predict(fp32, images)).max()
     # Measured 0.00029 (the same on every run); calibrated on all-zero images instead 0.014. A trained
-    # model's int8 error is checked in tests/test_trainer_learning.py.
+    # model's int8 error is checked in tests/trainer/test_learning.py.
     assert diff < 0.001, diff

@@ -104,7 +104,7 @@ def test_training_detects_sound_and_writes_an_audio_bundle(bundle_dir: Path) -> 
     parity = bundle.manifest["parity"]
     assert parity["max_abs_diff"] < 1e-5 and parity["top1_disagreements"] == 0 and parity["n"] == VAL_WINDOWS, parity
     # Chance is 1/4. Measured 4/7 after 3 epochs on the unseen speaker, 2/7 with optimizer.step() removed
-    # (tests/test_trainer_learning.py checks learning on a clearly separable set).
+    # (tests/trainer/test_learning.py checks learning on a clearly separable set).
     for variant in ("fp32", "int8"):
         assert bundle.manifest["metrics"][variant]["accuracy"] >= 3 / 7, bundle.manifest["metrics"][variant]
     assert bundle.manifest["backbone"] == "compact_cnn"

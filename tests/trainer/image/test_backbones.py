@@ -11,10 +11,11 @@ import torch
 from torchvision.models import MobileNet_V3_Small_Weights
 
 from edge.core.images import decode_image, fit_image
+from tests.support.paths import TESTS
 from trainer.image.backbones import Backbone, BackboneError, Normalize, build_backbone
 
 CATEGORIES = MobileNet_V3_Small_Weights.IMAGENET1K_V1.meta["categories"]  # ImageNet class names (no weights)
-DOG = Path(__file__).resolve().parent / "data" / "dog.jpg"  # public domain (darknet's data/dog.jpg, downscaled)
+DOG = TESTS / "data" / "dog.jpg"  # public domain (darknet's data/dog.jpg, downscaled)
 # Wrong input normalisations a port of these weights could plausibly use; each must lose the dog.
 WRONG_NORMALISATIONS = {
     "torchvision ImageNet mean/std": Normalize((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),

@@ -1,4 +1,4 @@
-"""edge/evaluate.py: the metrics `trainer evaluate` and the manifest report, checked against a tiny
+"""edge/core/evaluate.py: the metrics `trainer evaluate` and the manifest report, checked against a tiny
 3-class example worked out by hand, and the scoring path (decode -> fit -> batch -> predict) with a
 recording fake classifier plus one run through a real ONNX bundle."""
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge import evaluate
-from edge.datasets import DatasetError, Sample
-from edge.evaluate import SCORERS, _image_batches, classification_metrics, evaluate_bundle, score_samples
-from edge.runtime.audio_windows import bundle_scorer
-from edge.runtime.bundle import load_bundle
-from tests.support.bundles import make_color_bundle
+from edge.core import evaluate
+from edge.core.audio_windows import bundle_scorer
+from edge.core.bundle import load_bundle
+from edge.core.datasets import DatasetError, Sample
+from edge.core.evaluate import SCORERS, _image_batches, classification_metrics, evaluate_bundle, score_samples
+from tests.support.onnx_models import make_color_bundle
 
 LABELS = ["cat", "dog", "owl"]
 # 9 samples. By hand, rows = true class, columns = predicted class:
@@ -118,7 +118,7 @@ def test_image_batches_fits_every_file_and_batches_by_batch_size(tmp_path: Path,
     bad.write_bytes(b"not an image")
     samples = [Sample(p, 0) for p in paths[:2]] + [Sample(bad, 0)] + [Sample(p, 0) for p in paths[2:]]
     clf = FakeImageClassifier()
-    with caplog.at_level(logging.WARNING, logger="edge.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="edge.core.evaluate"):
         kept, probs, skipped = _image_batches(clf, samples, batch_size=2)
     assert kept == [0, 1, 3, 4, 5]  # indices into samples; the unreadable one (2) is skipped
     assert skipped == [str(bad)]
@@ -229,7 +229,7 @@ def test_score_samples_batches_16_by_default(monkeypatch: pytest.MonkeyPatch) ->
 def test_evaluate_bundle_passes_variant_threads_and_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from edge.runtime.bundle import write_manifest
+    from edge.core.bundle import write_manifest
 
     bundle = make_color_bundle(tmp_path / "bundle", labels=("red", "green", "blue"))
     shutil.copy(bundle / "model.onnx", bundle / "model.int8.onnx")
@@ -262,7 +262,7 @@ def test_evaluate_bundle_passes_variant_threads_and_batch_size(tmp_path: Path, m
 def test_evaluate_an_audio_bundle_on_sound_folders(tmp_path: Path) -> None:
     import soundfile
 
-    from tests.support.bundles import make_audio_bundle
+    from tests.support.onnx_models import make_audio_bundle
 
     bundle = make_audio_bundle(tmp_path / "bundle", sample_rate=8000, window_s=0.25, hop_s=0.125)
     data = tmp_path / "data"

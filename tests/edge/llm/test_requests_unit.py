@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edge.llm.config import LlmSettings
+from edge.config.llm import LlmSettings
 from edge.llm.engine import Generation, Timings
 from edge.llm.requests import (
     ROLES,

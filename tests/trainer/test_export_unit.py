@@ -19,21 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from trainer import __version__ as TRAINER_VERSION
-from trainer.export import (
-    OPSET,
-    PARITY_TOLERANCE,
-    ParityError,
-    ProbabilityModel,
-    _Calibration,
-    batch_session,
-    check_parity,
-    export_onnx,
-    ort_predict,
-    quantize_int8,
-    remove_stale,
-    torch_predict,
-    write_bundle,
-)
+from trainer.export import OPSET, PARITY_TOLERANCE, ParityError, _Calibration, batch_session, check_parity, export_onnx, ort_predict, quantize_int8, remove_stale, torch_predict, write_bundle
+from trainer.image.backbones import ImageProbabilityModel
 
 
 @pytest.fixture(autouse=True)
@@ -212,11 +199,11 @@ def test_calibration_reader_batches_of_eight_then_none() -> None:
 # -- export, prediction, parity ----------------------------------------------------------------------------
 
 
-def tiny_classifier(weight: list[list[float]]) -> ProbabilityModel:
+def tiny_classifier(weight: list[list[float]]) -> ImageProbabilityModel:
     head = nn.Linear(2, len(weight), bias=False)
     with torch.no_grad():
         head.weight.copy_(torch.tensor(weight))
-    return ProbabilityModel(nn.Identity(), nn.Identity(), head)
+    return ImageProbabilityModel(nn.Identity(), nn.Identity(), head)
 
 
 def test_probability_model_is_softmax_over_classes() -> None:
@@ -257,7 +244,7 @@ class FoldHead(nn.Module):
 
 def test_export_folds_constant_work_away(tmp_path: Path) -> None:
     path = tmp_path / "f.onnx"
-    export_onnx(ProbabilityModel(nn.Identity(), nn.Identity(), FoldHead()), torch.zeros(1, 2), path, "x")
+    export_onnx(ImageProbabilityModel(nn.Identity(), nn.Identity(), FoldHead()), torch.zeros(1, 2), path, "x")
     assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["MatMul", "Softmax"]
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from edge.runtime.audio_windows import clip_windows, load_clip
-from edge.runtime.bundle import load_bundle
+from edge.core.audio_windows import clip_windows, load_clip
+from edge.core.bundle import load_bundle
 from trainer.cli import main as trainer_main
 from trainer.export import ort_predict
 

@@ -1,5 +1,5 @@
-"""edge/mqtt/commands.py: request validation and dispatch, with a recording fake connection and fake
-pipelines (the real broker path is covered by tests/test_daemon_mqtt.py). Every refusal is checked by
+"""edge/daemon/commands.py: request validation and dispatch, with a recording fake connection and fake
+pipelines (the real broker path is covered by tests/e2e/test_daemon_mqtt.py). Every refusal is checked by
 its exact error text: the text is what a user reads to fix the request."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from edge.mqtt.commands import MAX_ID_CHARS, CommandError, CommandHandler
+from edge.daemon.commands import MAX_ID_CHARS, CommandError, CommandHandler
 from edge.mqtt.connection import IncomingMessage
 from edge.mqtt.topics import Topics
 
@@ -216,7 +216,7 @@ def test_deeply_nested_json_is_refused_without_crashing() -> None:
 def test_a_bug_in_a_command_becomes_an_internal_error_reply(caplog: pytest.LogCaptureFixture) -> None:
     handler, conn, _ = setup(pipe := FakePipeline("door"))
     pipe.set_error = RuntimeError("boom")
-    with caplog.at_level("ERROR", logger="edge.mqtt.commands"):
+    with caplog.at_level("ERROR", logger="edge.daemon.commands"):
         reply = send(handler, conn, "set", {"threshold": 0.5, "id": 3})
     assert reply == {"ok": False, "command": "set", "error": "internal error: RuntimeError: boom", "id": 3, "ts": reply["ts"]}
     assert (handler.handled, handler.failed) == (0, 1)

@@ -18,9 +18,9 @@ from typing import Iterator
 import pytest
 
 from tests.support.broker import Broker
-from tests.support.bundles import make_color_bundle
 from tests.support.daemon import DaemonCommands, DaemonProcess, camera_pipeline, write_color_video, write_config
 from tests.support.mqtt_listener import Listener, Seen, retained
+from tests.support.onnx_models import make_color_bundle
 from tests.support.waiting import wait_for
 
 PREFIX = "edgeteach/testdev"

@@ -1,7 +1,7 @@
-"""edge/runtime/bundle.py: what `load_bundle` accepts and refuses, one rule at a time.
+"""edge/core/bundle.py: what `load_bundle` accepts and refuses, one rule at a time.
 
 The model files here are placeholder bytes (load_bundle checks files and checksums; ONNX Runtime only
-opens them later, in edge.runtime.session), so every case is a few small files and no inference."""
+opens them later, in edge.core.session), so every case is a few small files and no inference."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from edge.runtime.bundle import (
+from edge.core.bundle import (
     FORMAT_NAME,
     FORMAT_VERSION,
     LABELS_NAME,

@@ -13,9 +13,9 @@ import urllib.error
 from pathlib import Path
 
 from tests.support.broker import Broker, free_port
-from tests.support.bundles import make_color_bundle
 from tests.support.daemon import DaemonProcess, camera_pipeline, health_metrics, metric_value, write_color_video, write_config
 from tests.support.mqtt_listener import Listener, Seen, retained
+from tests.support.onnx_models import make_color_bundle
 from tests.support.waiting import wait_for
 
 PREFIX = "edgeteach/testdev"

@@ -1,4 +1,4 @@
-"""edge/mqtt/discovery.py with a fake publish function that records topic, payload, QoS, retain and
+"""edge/daemon/discovery.py with a fake publish function that records topic, payload, QoS, retain and
 `essential`: which Home Assistant configs exist after each change, and that vanished pipelines are
 removed with an empty retained payload (Home Assistant otherwise keeps stale sensors)."""
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from edge import __version__
+from edge.daemon.discovery import Discovery, object_id
 from edge.mqtt.connection import IncomingMessage
-from edge.mqtt.discovery import Discovery, object_id
 from edge.mqtt.topics import Topics
 
 TOPICS = Topics("edgeteach/pi")
@@ -163,7 +163,7 @@ def test_home_assistant_coming_online_gets_the_configs_again(caplog: pytest.LogC
     for payload in (b"offline", b"onlineish", b""):
         handler(IncomingMessage(topic="homeassistant/status", payload=payload))
     assert rec.take() == []
-    with caplog.at_level("INFO", logger="edge.mqtt.discovery"):
+    with caplog.at_level("INFO", logger="edge.daemon.discovery"):
         handler(IncomingMessage(topic="homeassistant/status", payload=b" ONLINE\n"))
     assert [t for t, *_ in rec.take()] == DOOR
     assert [r.getMessage() for r in caplog.records] == ["Home Assistant came online: re-publishing discovery configs"]

@@ -1,4 +1,4 @@
-"""edge/runtime/audio.py (decoding, band-limited resampling) and edge/runtime/audio_windows.py (cutting
+"""edge/core/audio.py (decoding, band-limited resampling) and edge/core/audio_windows.py (cutting
 clips into model windows), with answers worked out by hand: output lengths from ceil(n * up / down),
 DC gain 1, a tone above the new Nyquist removed, window positions from the documented rules."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from edge.runtime import audio as audio_mod
-from edge.runtime.audio import AUDIO_SUFFIXES, AudioDecodeError, load_audio, resample
-from edge.runtime.audio_windows import (
+from edge.core import audio as audio_mod
+from edge.core.audio import AUDIO_SUFFIXES, AudioDecodeError, load_audio, resample
+from edge.core.audio_windows import (
     BACKGROUND_LABEL,
     SILENCE_PEAK,
     ClipRejected,
@@ -392,7 +392,7 @@ def test_score_files_averages_window_probabilities_per_file(tmp_path: Path, capl
     silent = _wav(tmp_path / "clap" / "silent.wav", np.zeros(200, np.float32), rate)
     pre = tmp_path / "clap" / "pre.wav"  # not on disk: supplied decoded
     quiet_bg = _wav(tmp_path / BACKGROUND_LABEL / "quiet.wav", np.zeros(60, np.float32), rate)  # silence is a background example
-    with caplog.at_level(logging.WARNING, logger="edge.runtime.audio_windows"):
+    with caplog.at_level(logging.WARNING, logger="edge.core.audio_windows"):
         kept, probs, skipped = score_files([long_bg, junk, event, silent, pre, quiet_bg], predict, rate, 40, 25, batch_size=3,
                                            preloaded={pre: np.full(80, 0.25, np.float32)})
     assert kept == [0, 2, 4, 5]
@@ -432,8 +432,8 @@ def test_score_files_with_nothing_usable(tmp_path: Path) -> None:
 def test_bundle_scorer_passes_the_bundle_windowing_and_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from edge.datasets import Sample
-    from edge.runtime import audio_windows
+    from edge.core import audio_windows
+    from edge.core.datasets import Sample
 
     seen = {}
 
@@ -450,10 +450,10 @@ def test_bundle_scorer_passes_the_bundle_windowing_and_batch_size(monkeypatch: p
 
 
 def test_bundle_scorer_uses_the_manifest_windowing(tmp_path: Path) -> None:
-    from edge.datasets import Sample
-    from edge.runtime.bundle import load_bundle
-    from edge.runtime.session import Classifier
-    from tests.support.bundles import make_audio_bundle
+    from edge.core.bundle import load_bundle
+    from edge.core.datasets import Sample
+    from edge.core.session import Classifier
+    from tests.support.onnx_models import make_audio_bundle
 
     clf = Classifier(load_bundle(make_audio_bundle(tmp_path / "b", sample_rate=8000, window_s=0.25, hop_s=0.125)))
     loud = _wav(tmp_path / "loud.wav", sine(300, 16_000, 16_000, amplitude=0.8), 16_000)
