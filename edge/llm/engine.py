@@ -6,7 +6,6 @@ vocabulary, so HTTP and MQTT threads call it to refuse too-long prompts before q
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from edge.config.llm import LlmSettings
+from edge.core.bundle import sha256_file  # one SHA-256 of a file for bundles and GGUF models
 from edge.llm.chat_format import Formatter, Message, resolve_formatter
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,6 @@ class Generation:
 
 
 StopCheck = Callable[[], Optional[str]]  # returns a reason to stop now, or None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_display_name(settings: LlmSettings) -> str:

@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
 
+from edge.core.backoff import Backoff
+
 
 def llm_serve_command(config_path: str | Path, extra_args: Sequence[str] = ()) -> list[str]:
     return [sys.executable, "-m", "edge.cli", "llm", "serve", "-c", str(config_path), *extra_args]
@@ -82,12 +84,10 @@ class LlmChild:
         self.config_path = Path(config_path)
         self.log_file = log_file
         self.nice = nice
-        self.initial_backoff_s = initial_backoff_s
-        self.max_backoff_s = max_backoff_s
+        self.backoff = Backoff(initial_backoff_s, max_backoff_s, healthy_after_s=60.0)  # ran fine a while: restart quickly
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.restarts = 0
         self.last_exit_code: Optional[int] = None
-        self._backoff_s = initial_backoff_s
         self._restart_at: Optional[float] = None
         self._started_at = 0.0
 
@@ -107,10 +107,7 @@ class LlmChild:
         now = time.monotonic()
         if self.process is not None and self.process.poll() is not None and self._restart_at is None:
             self.last_exit_code = self.process.returncode
-            if now - self._started_at > 60.0:  # it ran fine for a while: start again quickly
-                self._backoff_s = self.initial_backoff_s
-            self._restart_at = now + self._backoff_s
-            self._backoff_s = min(self.max_backoff_s, self._backoff_s * 2)
+            self._restart_at = now + self.backoff.next_delay(now - self._started_at)
             self.process = None
         if self._restart_at is not None and now >= self._restart_at:
             self.restarts += 1

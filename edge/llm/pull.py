@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from edge.llm.engine import sha256_file
+from edge.core.bundle import sha256_file
 
 
 class PullError(RuntimeError):

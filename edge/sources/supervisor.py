@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Union
 
+from edge.core.backoff import Backoff
 from edge.sources.base import AudioSource, FrameSource, SourceEnded, SourceError, StatusCallback
 
 log = logging.getLogger(__name__)
@@ -21,21 +22,6 @@ RESTARTING = "restarting"  # waiting out the backoff before the next open
 STOPPED = "stopped"  # stopped on request
 
 Source = Union[FrameSource, AudioSource]
-
-
-class Backoff:
-    """initial, 2x initial, 4x ... up to maximum; back to initial after a healthy run."""
-
-    def __init__(self, initial_s: float = 0.5, max_s: float = 30.0, healthy_after_s: float = 10.0) -> None:
-        self.initial_s, self.max_s, self.healthy_after_s = initial_s, max_s, healthy_after_s
-        self.failures = 0
-
-    def next_delay(self, ran_for_s: float) -> float:
-        if ran_for_s >= self.healthy_after_s:
-            self.failures = 0
-        delay = min(self.max_s, self.initial_s * (2 ** self.failures))
-        self.failures += 1
-        return delay
 
 
 class SourceSupervisor:
