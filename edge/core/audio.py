@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
+DEFAULT_SAMPLE_RATE = 16000  # Hz: the sound trainer's default model rate, and a microphone's when it reports none
 
 
 class AudioDecodeError(ValueError):

@@ -11,6 +11,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from edge.core.audio import DEFAULT_SAMPLE_RATE
 from edge.sources.base import AudioBlock, AudioSource, SourceEnded, SourceError
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class SoundDeviceSource(AudioSource):
         sd = _sounddevice()
         index, info = resolve_input_device(self.device)
         self.description = f"microphone {info.get('name', self.device)}"
-        rate = int(self.requested_rate or round(float(info.get("default_samplerate") or 16000)))
+        rate = int(self.requested_rate or round(float(info.get("default_samplerate") or DEFAULT_SAMPLE_RATE)))
         channels = max(1, min(self.channels, int(info.get("max_input_channels", 1)) or 1))
         self.sample_rate = rate
         self._queue = queue.Queue(maxsize=self._queue.maxsize)

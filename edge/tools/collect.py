@@ -15,11 +15,12 @@ from typing import Callable, Optional, Union
 import cv2
 import numpy as np
 
+from edge.core.audio_windows import BACKGROUND_LABEL
 from edge.sources.base import SourceEnded, SourceError
 from edge.sources.camera import open_camera_source
 from edge.sources.microphone import SoundDeviceSource
 
-BACKGROUND_CLASS = "_background_noise_"  # the audio trainer's name for the required background class
+BACKGROUND_CLASS = BACKGROUND_LABEL  # the audio trainer's name for the required background class
 CLASS_NAME = re.compile(r"^[^/\\\x00]{1,100}$")
 
 Say = Callable[[str], None]

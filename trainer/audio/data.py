@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edge.core.audio import AudioDecodeError
+from edge.core.audio import DEFAULT_SAMPLE_RATE, AudioDecodeError
 from edge.core.audio_windows import BACKGROUND_LABEL, ClipRejected, cut, is_background_path, load_clip, plan_windows
 from edge.core.datasets import Sample
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AudioSettings:
-    sample_rate: int = 16000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     window_seconds: float = 1.0
     hop_seconds: float = 0.5
 

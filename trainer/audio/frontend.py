@@ -19,10 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from edge.core.audio import DEFAULT_SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class FrontEndConfig:
-    sample_rate: int = 16000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     n_fft: int = 512  # 32 ms at 16 kHz
     hop_length: int = 320  # 20 ms: half the frames of the usual 10 ms for half the CNN's work, no loss measured
     n_mels: int = 40

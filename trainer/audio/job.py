@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import torch
 
+from edge.core.audio import DEFAULT_SAMPLE_RATE
 from edge.core.audio_windows import BACKGROUND_LABEL, MIN_CLIP_SECONDS, score_files
 from edge.core.bundle import VARIANT_FILES
 from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
@@ -52,7 +53,7 @@ class AudioTrainOptions:
     seed: int = 0
     val_split: float = DEFAULT_VAL_FRACTION
     int8: bool = True
-    sample_rate: int = 16000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     window_seconds: float = 1.0
     hop_seconds: float = 0.5
     augment: bool = True
@@ -62,7 +63,7 @@ class AudioTrainOptions:
 
 def _check_options(opts: AudioTrainOptions) -> None:
     if opts.sample_rate < 4000:
-        raise DatasetError(f"--sample-rate {opts.sample_rate} is too low for sound classification; use 8000 or more (default 16000)")
+        raise DatasetError(f"--sample-rate {opts.sample_rate} is too low for sound classification; use 8000 or more (default {DEFAULT_SAMPLE_RATE})")
     if not MIN_CLIP_SECONDS * 2 <= opts.window_seconds <= 10:
         raise DatasetError(f"--window {opts.window_seconds} s: use a window between {MIN_CLIP_SECONDS * 2} and 10 seconds (default 1.0)")
     if not 0 < opts.hop_seconds <= opts.window_seconds:

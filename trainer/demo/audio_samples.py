@@ -19,8 +19,11 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
-BACKGROUND = "_background_noise_"
+from edge.core.audio import DEFAULT_SAMPLE_RATE
+from edge.core.audio_windows import BACKGROUND_LABEL
+
+SAMPLE_RATE = DEFAULT_SAMPLE_RATE
+BACKGROUND = BACKGROUND_LABEL
 SOUND_CLASSES = ("whistle", "clap", BACKGROUND)
 
 
