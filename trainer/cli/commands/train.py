@@ -6,13 +6,16 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, detect_task
+from edge.core.datasets import DatasetError, detect_task
 from trainer.audio.models import AUDIO_BACKBONES
+from trainer.cli.commands import option_defaults
 from trainer.cli.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
 from trainer.export import ExportError
-from trainer.image.backbones import BUILDERS, DEFAULT_BACKBONE, BackboneError
+from trainer.image.backbones import BUILDERS, BackboneError
+from trainer.image.job import ImageTrainOptions
 
-IMAGE_DEFAULTS = {"backbone": DEFAULT_BACKBONE, "epochs": 50, "batch_size": 16, "lr": 0.001}
+IMAGE_DEFAULTS = option_defaults(ImageTrainOptions, "backbone", "epochs", "batch_size", "lr")
+_IMAGE = option_defaults(ImageTrainOptions, "fine_tune", "seed", "val_split", "augment")
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, metavar="OUT_DIR", help="bundle folder to write")
     p.add_argument("--task", choices=["image", "audio"], default=None, help="default: detected from the files")
     p.add_argument("--backbone", choices=sorted(BUILDERS) + list(AUDIO_BACKBONES), default=None,
-                   help=f"default: {DEFAULT_BACKBONE} for images, {AUDIO_DEFAULTS['backbone']} for sound")
+                   help=f"default: {IMAGE_DEFAULTS['backbone']} for images, {AUDIO_DEFAULTS['backbone']} for sound")
     p.add_argument("--weights", type=Path, default=None, metavar="PATH", help="backbone weights file (.pth) instead of the built-in/cached ones")
     p.add_argument("--epochs", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['epochs']} for images, {AUDIO_DEFAULTS['epochs']} for sound")
     p.add_argument("--batch-size", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['batch_size']} for images, {AUDIO_DEFAULTS['batch_size']} for sound")
     p.add_argument("--lr", type=float, default=None, help=f"default: {IMAGE_DEFAULTS['lr']} for images, {AUDIO_DEFAULTS['lr']} for sound")
-    p.add_argument("--fine-tune", type=int, default=0, metavar="N", help="also train the backbone's last N blocks (default 0: head only)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-split", type=float, default=DEFAULT_VAL_FRACTION, help="fraction held out per class when there is no val/ folder")
-    p.add_argument("--augment", type=int, default=2, metavar="K", help="augmented views per training image (flip, crop, colour); 0 = none")
+    p.add_argument("--fine-tune", type=int, default=_IMAGE["fine_tune"], metavar="N",
+                   help=f"also train the backbone's last N blocks (default {_IMAGE['fine_tune']}: head only)")
+    p.add_argument("--seed", type=int, default=_IMAGE["seed"])
+    p.add_argument("--val-split", type=float, default=_IMAGE["val_split"], help="fraction held out per class when there is no val/ folder")
+    p.add_argument("--augment", type=int, default=_IMAGE["augment"], metavar="K", help="augmented views per training image (flip, crop, colour); 0 = none")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         _check_numbers(args)
         if task == "audio":
             return run_audio(args)
-        from trainer.image.job import ImageTrainOptions, train_image_classifier
+        from trainer.image.job import train_image_classifier
 
         report = train_image_classifier(
             ImageTrainOptions(

@@ -11,19 +11,25 @@ import logging
 from pathlib import Path
 
 from edge.core.datasets import DatasetError
+from trainer.audio.job import AudioTrainOptions
+from trainer.cli.commands import option_defaults
 
 log = logging.getLogger(__name__)
 
 # Defaults for options shared with the image trainer, where sound needs other values: sound models
 # train end to end (not a head on cached embeddings), so fewer epochs with larger batches and lr.
-AUDIO_DEFAULTS = {"backbone": "compact_cnn", "epochs": 45, "batch_size": 32, "lr": 0.003}
+AUDIO_DEFAULTS = option_defaults(AudioTrainOptions, "backbone", "epochs", "batch_size", "lr")
+_AUDIO = option_defaults(AudioTrainOptions, "sample_rate", "window_seconds", "hop_seconds")
 
 
 def add_audio_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sound (--task audio)")
-    group.add_argument("--sample-rate", type=int, default=16000, metavar="HZ", help="model sample rate; files of any rate are resampled to it (default 16000)")
-    group.add_argument("--window", type=float, default=1.0, metavar="SECONDS", help="length of one model input (default 1.0)")
-    group.add_argument("--hop", type=float, default=0.5, metavar="SECONDS", help="step between windows of long recordings and of the live microphone (default 0.5)")
+    group.add_argument("--sample-rate", type=int, default=_AUDIO["sample_rate"], metavar="HZ",
+                       help=f"model sample rate; files of any rate are resampled to it (default {_AUDIO['sample_rate']})")
+    group.add_argument("--window", type=float, default=_AUDIO["window_seconds"], metavar="SECONDS",
+                       help=f"length of one model input (default {_AUDIO['window_seconds']})")
+    group.add_argument("--hop", type=float, default=_AUDIO["hop_seconds"], metavar="SECONDS",
+                       help=f"step between windows of long recordings and of the live microphone (default {_AUDIO['hop_seconds']})")
     group.add_argument("--no-audio-augment", action="store_true", help="train without shift/speed/gain/noise/SpecAugment (for comparison)")
 
 
@@ -35,7 +41,7 @@ def fill_audio_defaults(args: argparse.Namespace) -> None:
 
 def run_audio(args: argparse.Namespace) -> int:
     """Trains a sound classifier; returns the process exit code."""
-    from trainer.audio.job import AudioTrainOptions, train_audio_classifier
+    from trainer.audio.job import train_audio_classifier
     from trainer.audio.models import AUDIO_BACKBONES
     from trainer.export import ExportError
     from trainer.report import summary_table
@@ -43,7 +49,7 @@ def run_audio(args: argparse.Namespace) -> int:
     fill_audio_defaults(args)
     try:
         if args.backbone not in AUDIO_BACKBONES:
-            raise DatasetError(f"--backbone {args.backbone} is an image backbone; for sound use one of {', '.join(AUDIO_BACKBONES)} (default compact_cnn)")
+            raise DatasetError(f"--backbone {args.backbone} is an image backbone; for sound use one of {', '.join(AUDIO_BACKBONES)} (default {AUDIO_DEFAULTS['backbone']})")
         if getattr(args, "fine_tune", 0):
             log.warning("--fine-tune applies to image backbones; sound models train end to end and ignore it")
         report = train_audio_classifier(
