@@ -58,7 +58,8 @@ def make_head(in_features: int, n_classes: int, hidden: int = 100, dropout: floa
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     """Inverse-frequency weights (averaging 1 over the examples) so a class with few examples is not
-    drowned by a big one: every class then weighs the same in the loss."""
+    drowned by a big one: every class then weighs the same in the loss. Used by the image head and the sound
+    trainer alike; only the ratios matter to a mean-reduced CrossEntropyLoss (it divides by the summed weights)."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
     return torch.tensor(weights, dtype=torch.float32)

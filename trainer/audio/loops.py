@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from edge.core.datasets import Splits
 from trainer.audio.data import Augment, AudioSettings, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
 from trainer.audio.frontend import FrontEndConfig
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioClassifier
+from trainer.head import class_weights
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,6 @@ class AudioTrainResult:
     timing: dict[str, float]
     config: AudioTrainConfig
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _class_weights(labels: Sequence[int], n_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights (mean 1) so a class with few windows is not drowned out."""
-    counts = np.bincount(np.asarray(labels, np.int64), minlength=n_classes).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
-    return torch.tensor(weights / max(weights[counts > 0].mean(), 1e-12), dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -114,7 +108,7 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
     scale = model.front_end.fit_scale(torch.from_numpy(train.windows(fit_rows, window)))
     log.debug("front-end scale %.3f", scale)
 
-    criterion = nn.CrossEntropyLoss(weight=_class_weights(train.labels, len(labels)), label_smoothing=config.label_smoothing)
+    criterion = nn.CrossEntropyLoss(weight=class_weights(np.asarray(train.labels, np.int64), len(labels)), label_smoothing=config.label_smoothing)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
