@@ -24,6 +24,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from trainer.audio.noise import TILTS, coloured_noise
+
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 # English accents espeak-ng ships (the mbrola ones need extra packages, so they are left out).
@@ -127,27 +129,12 @@ def speak(word: str, speaker: Speaker, out_path: Path, rng: random.Random, rate:
     clip = clip / peak * 0.7
     rms = float(np.sqrt(np.mean(np.square(speech / peak * 0.7)))) or 1e-3
     snr = speaker.snr_db + rng.uniform(-6.0, 6.0)
-    noise = _colored_noise(len(clip), rng.choice(["pink", "brown", "white"]), np.random.default_rng(rng.randrange(1 << 30)))
+    noise = coloured_noise(len(clip), TILTS[rng.choice(["pink", "brown", "white"])], np.random.default_rng(rng.randrange(1 << 30)))
     clip = clip + noise * rms / (10 ** (snr / 20))
     clip = clip * 10 ** ((speaker.gain_db + rng.uniform(-4.0, 4.0)) / 20)
     clip = np.clip(clip, -1.0, 1.0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(out_path), clip.astype(np.float32), file_rate, subtype="PCM_16")
-
-
-def _colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS white, pink (1/f) or brown (1/f^2) noise, shaped in the frequency domain."""
-    if n == 0:
-        return np.zeros(0, np.float32)
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.arange(spectrum.size, dtype=np.float64)
-    freqs[0] = 1.0
-    if color == "pink":
-        spectrum /= np.sqrt(freqs)
-    elif color == "brown":
-        spectrum /= freqs
-    noise = np.fft.irfft(spectrum, n)
-    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
 
 
 BACKGROUNDS = ("brown_noise", "pink_noise_hum", "fan", "running_tap", "white_noise_hiss", "babble")

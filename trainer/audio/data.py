@@ -25,6 +25,7 @@ from tqdm import tqdm
 from edge.core.audio import DEFAULT_SAMPLE_RATE, AudioDecodeError
 from edge.core.audio_windows import BACKGROUND_LABEL, ClipRejected, cut, is_background_path, load_clip, plan_windows
 from edge.core.datasets import Sample
+from trainer.audio.noise import coloured_noise
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +126,6 @@ class Augment:
         return Augment(shift=False, speed=(1.0, 1.0), freq_warp=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0, freq_masks=0)
 
 
-def _colored_noise(n: int, tilt: float, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS noise whose power falls as 1/f^tilt (0 white, 1 pink, 2 brown)."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.arange(spectrum.size, dtype=np.float64)
-    freqs[0] = 1.0
-    spectrum /= freqs ** (tilt / 2)
-    noise = np.fft.irfft(spectrum, n)
-    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
-
-
 def noise_pool(windows: WindowSet, background_label: int | None, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """What to mix into training windows: the `_background_noise_` recordings concatenated, or, when
     the data set has none, 20 s of white/pink/brown noise (a stand-in room). Returns (pool, source)."""
@@ -144,7 +135,7 @@ def noise_pool(windows: WindowSet, background_label: int | None, rate: int, rng:
         if parts:
             pool = np.concatenate(parts)
             return (pool if pool.size >= 2 * rate else np.tile(pool, 2 * rate // pool.size + 1)), BACKGROUND_LABEL
-    parts = [_colored_noise(5 * rate, tilt, rng) for tilt in (0.0, 1.0, 1.5, 2.0)]
+    parts = [coloured_noise(5 * rate, tilt, rng) for tilt in (0.0, 1.0, 1.5, 2.0)]
     return np.concatenate(parts), "synthetic coloured noise"
 
 

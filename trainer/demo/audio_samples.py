@@ -21,6 +21,7 @@ import soundfile as sf
 
 from edge.core.audio import DEFAULT_SAMPLE_RATE
 from edge.core.audio_windows import BACKGROUND_LABEL
+from trainer.audio.noise import TILTS, coloured_noise
 
 SAMPLE_RATE = DEFAULT_SAMPLE_RATE
 BACKGROUND = BACKGROUND_LABEL
@@ -37,12 +38,8 @@ def _fade(n: int, rate: int, seconds: float = 0.02) -> np.ndarray:
 
 
 def _coloured_noise(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
-    """Brown (1/f^2) or pink (1/f) noise by shaping white noise's spectrum; unit peak."""
-    spectrum = np.fft.rfft(rng.normal(size=n))
-    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
-    f[0] = f[1]
-    spectrum /= f if colour == "brown" else np.sqrt(f)
-    x = np.fft.irfft(spectrum, n)
+    """Brown (1/f^2) or pink (1/f) noise (trainer.audio.noise), zero mean, unit peak."""
+    x = coloured_noise(n, TILTS[colour], rng).astype(np.float64)
     x -= x.mean()
     return x / (np.abs(x).max() + 1e-9)
 
