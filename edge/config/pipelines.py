@@ -118,3 +118,12 @@ class MicrophonePipelineConfig(PipelineConfigBase):
 
 
 PipelineConfig = Annotated[Union[CameraPipelineConfig, MicrophonePipelineConfig], Field(discriminator="kind")]
+
+TASK_FOR_KIND = {"camera": "image", "microphone": "audio"}  # the bundle task each kind of pipeline runs
+
+
+def bundle_task_mismatch(kind: str, task: str) -> Optional[str]:
+    """The bundle task a `kind` pipeline needs when a bundle of `task` cannot drive it; None when it can.
+    The one check behind `edge config check`, `edge doctor` and loading (start and reload)."""
+    want = TASK_FOR_KIND[kind]
+    return want if task != want else None

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.config.pipelines import bundle_task_mismatch
 from edge.doctor.base import CheckResult
 
 
@@ -23,8 +24,8 @@ def check_bundle(index: int, pipeline: Any) -> CheckResult:
                            f"and `sudo chown -R edgeteach: {path}`), or fix pipelines[{index}].bundle")
     try:
         bundle = load_bundle(path)
-        want = "image" if pipeline.kind == "camera" else "audio"
-        if bundle.task != want:
+        want = bundle_task_mismatch(pipeline.kind, bundle.task)
+        if want:
             return CheckResult(name, "fail", f"{path} is an {bundle.task} bundle but {pipeline.name} is a {pipeline.kind} pipeline",
                                f"point pipelines[{index}].bundle at an {want} bundle")
         started = time.perf_counter()

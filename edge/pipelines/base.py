@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 import numpy as np
 from pydantic import ValidationError
 
+from edge.config.pipelines import bundle_task_mismatch
 from edge.core.bundle import Bundle, BundleError, load_bundle
 from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.sources.base import StatusCallback
@@ -91,7 +92,6 @@ class Pipeline(Protocol):
         ...
 
 
-TASK_FOR_KIND = {"camera": "image", "microphone": "audio"}
 COMMON_PARAMS = ("threshold", "unknown_label", "smoothing", "min_hold_s")
 
 
@@ -101,8 +101,8 @@ def load_model(cfg: Any, bundle_path: Optional[str] = None) -> Classifier:
 
     path = bundle_path or cfg.bundle
     bundle: Bundle = load_bundle(path)
-    want = TASK_FOR_KIND[cfg.kind]
-    if bundle.task != want:
+    want = bundle_task_mismatch(cfg.kind, bundle.task)
+    if want:
         raise BundleError(f"{path}: an {bundle.task} bundle cannot drive the {cfg.kind} pipeline '{cfg.name}'; it needs an {want} bundle")
     return Classifier(bundle, variant=cfg.variant, threads=cfg.threads, providers=cfg.providers)
 

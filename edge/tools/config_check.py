@@ -30,6 +30,7 @@ from edge.config import (
     validate_config,
     yaml_lines,
 )
+from edge.config.pipelines import bundle_task_mismatch
 
 STDIN = "-"
 Pipeline = Union[CameraPipelineConfig, MicrophonePipelineConfig]
@@ -83,8 +84,8 @@ def open_bundle(pipeline: Pipeline, path: str) -> Optional[tuple[str, str]]:
         bundle = load_bundle(path)
     except BundleError as exc:
         return "bundle", str(exc)
-    want = "image" if pipeline.kind == "camera" else "audio"
-    if bundle.task != want:
+    want = bundle_task_mismatch(pipeline.kind, bundle.task)
+    if want:
         return "bundle", f"a {pipeline.kind} pipeline needs an {want} bundle, {path} is an {bundle.task} bundle"
     if pipeline.variant not in bundle.variants:
         return "variant", f"the bundle has no {pipeline.variant} model (it has: {', '.join(sorted(bundle.variants))})"
