@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from edge.doctor.base import STATE_DIR, CheckResult
+from edge.host.procstats import hottest_thermal_zone
 from edge.doctor.machine import is_raspberry_pi
 
 
@@ -41,17 +41,10 @@ def check_disk() -> CheckResult:
 
 
 def check_temperature() -> CheckResult:
-    readings: list[tuple[float, str]] = []
-    for zone in glob.glob("/sys/class/thermal/thermal_zone*"):
-        try:
-            millideg = int(Path(zone, "temp").read_text().strip())
-            kind = Path(zone, "type").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        readings.append((millideg / 1000.0, kind))
-    if not readings:
+    reading = hottest_thermal_zone()
+    if reading is None:
         return CheckResult("temperature", "skip", "no thermal sensors readable here")
-    hottest, kind = max(readings)
+    hottest, kind = reading
     detail = f"{hottest:.1f} °C ({kind})"
     if hottest >= 80.0:
         return CheckResult("temperature", "warn", f"{detail}: the SoC slows down from 80 °C (a Pi at 85 °C throttles hard)",

@@ -22,16 +22,25 @@ def process_stats() -> dict[str, float | int | None]:
     }
 
 
-def soc_temperature() -> float | None:
-    """The hottest thermal zone in °C (the SoC on a Pi or Jetson), None where the kernel exposes none
-    (containers, most x86 VMs)."""
-    hottest: float | None = None
-    for path in glob.glob("/sys/class/thermal/thermal_zone*/temp"):
+def hottest_thermal_zone() -> tuple[float, str] | None:
+    """(°C, the zone's type) of the hottest thermal zone (the SoC on a Pi or Jetson), None where the kernel
+    exposes none (containers, most x86 VMs); readings outside -40..150 °C are a broken sensor, not heat."""
+    hottest: tuple[float, str] | None = None
+    for zone in glob.glob("/sys/class/thermal/thermal_zone*"):
         try:
-            millidegrees = int(Path(path).read_text().strip())
+            celsius = int(Path(zone, "temp").read_text().strip()) / 1000.0
         except (OSError, ValueError):
             continue
-        celsius = millidegrees / 1000.0
-        if -40.0 < celsius < 150.0 and (hottest is None or celsius > hottest):
-            hottest = celsius
-    return round(hottest, 1) if hottest is not None else None
+        if -40.0 < celsius < 150.0 and (hottest is None or celsius > hottest[0]):
+            try:
+                kind = Path(zone, "type").read_text().strip()
+            except OSError:
+                kind = Path(zone).name
+            hottest = (celsius, kind)
+    return hottest
+
+
+def soc_temperature() -> float | None:
+    """The hottest thermal zone in °C, rounded to 0.1; None where the kernel exposes none."""
+    hottest = hottest_thermal_zone()
+    return round(hottest[0], 1) if hottest is not None else None
