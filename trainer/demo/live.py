@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +27,7 @@ import cv2
 import numpy as np
 import yaml
 
+from trainer.demo.broker import Mosquitto, free_port, mosquitto_binary
 from trainer.demo.image_samples import SHAPES, draw_shape
 
 
@@ -75,42 +74,15 @@ def render_video(path: Path, classes: tuple[str, ...] = SHAPES, seconds_per_clas
     return path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LocalBroker:
+def start_local_broker(workdir: Path) -> Mosquitto:
     """A private mosquitto on 127.0.0.1 for the demo, stopped afterwards."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-        if binary is None:
-            raise LiveDemoError("mosquitto is not installed: `sudo apt install mosquitto` (or run scripts/setup.sh), or name a broker with --mqtt-host")
-        self.port = free_port()
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.stop()
-        raise LiveDemoError(f"mosquitto did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+    if mosquitto_binary() is None:
+        raise LiveDemoError("mosquitto is not installed: `sudo apt install mosquitto` (or run scripts/setup.sh), or name a broker with --mqtt-host")
+    broker = Mosquitto(workdir, free_port())
+    try:
+        return broker.start()
+    except TimeoutError:
+        raise LiveDemoError(f"mosquitto did not start on port {broker.port}") from None
 
 
 def write_daemon_config(options: LiveDemoOptions, video: Path, host: str, port: int) -> Path:
@@ -189,10 +161,10 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
     if options.sound_bundle is not None and options.sound_file is not None:
         print(f"live demo: sample sound {options.sound_file} played in a loop as the microphone of pipeline `sounds`", file=out)
 
-    broker: Optional[LocalBroker] = None
+    broker: Optional[Mosquitto] = None
     host, port = options.mqtt_host, options.mqtt_port
     if host is None:
-        broker = LocalBroker(options.workdir)
+        broker = start_local_broker(options.workdir)
         host, port = "127.0.0.1", broker.port
         print(f"live demo: started mosquitto on {host}:{port}", file=out)
     prefix = f"edgeteach/{options.device_id}"
