@@ -31,10 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
 from edge.core.session import make_session  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -84,8 +83,8 @@ def run_one(data: Path, split: str, backbone: str, out_root: Path) -> dict[str, 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = (f"| backbone | speakers in val | fp32 acc | int8 acc | training (s) | whole run wall / CPU (s) | "
-            f"fp32 ms / 1 s window | int8 ms / 1 s window |")
+    head = ("| backbone | speakers in val | fp32 acc | int8 acc | training (s) | whole run wall / CPU (s) | "
+            "fp32 ms / 1 s window | int8 ms / 1 s window |")
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         lat = r["latency_1s_window_1_thread"]

@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.config import CameraPipelineConfig  # noqa: E402
 from edge.config.mqtt import MqttSettings  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
@@ -54,8 +54,6 @@ from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.daemon import camera_pipeline, microphone_pipeline, write_config, write_loud_quiet_wav  # noqa: E402
 from tests.support.mqtt_listener import Listener  # noqa: E402
 from tests.support.onnx_models import make_audio_bundle, make_color_bundle  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 
 def write_shapes_video(path: Path, seconds: float, fps: float = 30.0, size: tuple[int, int] = (640, 480)) -> Path:

@@ -30,14 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.image_data import build_asl_dataset, build_phone_sized  # noqa: E402
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
 from edge.core.evaluate import evaluate_bundle  # noqa: E402
 from edge.core.session import Classifier  # noqa: E402
 from trainer.head import make_head  # noqa: E402
 from trainer.image.backbones import ImageProbabilityModel, build_backbone  # noqa: E402
 from trainer.image.job import ImageTrainOptions, train_image_classifier  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 DEFAULT_CLASSES = ["again", "book", "sister", "walk"]
 

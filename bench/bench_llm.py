@@ -38,8 +38,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,12 +50,11 @@ import psutil  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.config.llm import LlmSettings  # noqa: E402
 from edge.llm.engine import Engine  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.gguf_models import ALL, missing_reason, model_path  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 PROMPT = "Write a 300-word story about a robot who learns to paint."
 TARGET = 0.95

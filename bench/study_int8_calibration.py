@@ -28,12 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.image_data import build_asl_dataset, build_phone_sized  # noqa: E402
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.core.images import RESIZE_POLICY  # noqa: E402
 from trainer.export import FLOAT_FIRST_CONVS, batch_session, ort_predict, quantize_int8  # noqa: E402
 from trainer.image.data import augmented_views, decode_images, view_seed  # noqa: E402
 from trainer.image.job import CALIBRATION_IMAGES, ImageTrainOptions, train_image_classifier  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 # name -> (quantize_int8 keyword arguments, calibration source)
 SETTINGS: dict[str, tuple[dict[str, Any], str]] = {

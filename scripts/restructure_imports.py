@@ -46,9 +46,9 @@ import re
 import subprocess
 import sys
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,7 +205,7 @@ TEST_MOVES: dict[str, str] = {
 }
 
 
-def merged(groups: Optional[Iterable[str]] = None) -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
+def merged(groups: Iterable[str] | None = None) -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
     """The module and name tables of the given groups (all when None)."""
     wanted = set(groups) if groups else set(MODULE_GROUPS) | set(NAME_GROUPS)
     unknown = wanted - set(MODULE_GROUPS) - set(NAME_GROUPS)
@@ -289,7 +289,7 @@ class NewTree:
             self._scan(module)
         return name in self._bound[module]
 
-    def definer(self, package: str, name: str) -> Optional[str]:
+    def definer(self, package: str, name: str) -> str | None:
         """The one module at or under `package` that defines `name` (def, class or assignment)."""
         found = []
         for module in sorted(self.modules):
@@ -666,7 +666,7 @@ def _add_import(text: str, module: str, names: list[str]) -> str:
     tree = ast.parse(text)
     lines = text.splitlines(keepends=True)
     last = 0
-    last_module: Optional[str] = None
+    last_module: str | None = None
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == module and node.lineno == node.end_lineno:
             have = [alias.name for alias in node.names]
@@ -746,7 +746,7 @@ def move_tests(root: Path, check: bool) -> list[tuple[str, str]]:
     return moved
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("targets", nargs="*", help="files or folders to rewrite in place")

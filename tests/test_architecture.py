@@ -8,9 +8,9 @@ functions and TYPE_CHECKING ones included) points down the layers, never up:
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from tests.support.paths import REPO
 

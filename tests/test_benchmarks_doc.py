@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 from tests.support.paths import REPO
 
@@ -135,7 +136,7 @@ Check = Union[list, Text, Has]
 @dataclass
 class Spec:
     label_cols: int  # columns holding labels: their numbers are not required to be checked
-    rows: dict[Union[str, int], dict[int, Check]]  # row: first cell's prefix (bold removed) or row index
+    rows: dict[str | int, dict[int, Check]]  # row: first cell's prefix (bold removed) or row index
 
 
 def target(ok: bool) -> str:
@@ -230,7 +231,7 @@ def image_steps() -> Spec:
     def row(key: str) -> dict[int, Check]:
         return {1: [f(cold[key], 1)], 2: [f(warm[key], 1)] if key in warm else Text("-"), 3: [f(t[key], 1)]}
 
-    spec: dict[Union[str, int], dict[int, Check]] = {
+    spec: dict[str | int, dict[int, Check]] = {
         "read + decode": row("decode"),
         "embed": {0: Has(f"{d['data']['training_views']} training views + {d['data']['val_images']} val"), **row("embed")},
         "head epochs": row("train"),
@@ -285,7 +286,7 @@ def _study_row(name: str, setting: str) -> dict:
 
 def int8_study() -> Spec:
     asl, phone = j("int8_study_asl.json"), j("int8_study_phone.json")
-    spec: dict[Union[str, int], dict[int, Check]] = {}
+    spec: dict[str | int, dict[int, Check]] = {}
     for i, ra in enumerate(asl["rows"]):
         rp = _study_row("int8_study_phone.json", ra["setting"])
         cells: dict[int, Check] = {}
@@ -316,7 +317,7 @@ def int8_repeats() -> Spec:
 
 def llm() -> Spec:
     d = j("llm.json")
-    spec: dict[Union[str, int], dict[int, Check]] = {}
+    spec: dict[str | int, dict[int, Check]] = {}
     names = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M"}
     for mi, m in enumerate(d["models"]):
         for pi, key in enumerate(("direct", "http", "mqtt")):
@@ -338,7 +339,7 @@ def llm() -> Spec:
 def llm_builds() -> Spec:
     d = j("llm_build_amd-epyc-zen4-loaded.json")
     names = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M"}
-    rows: dict[Union[str, int], dict[int, Check]] = {}
+    rows: dict[str | int, dict[int, Check]] = {}
     index = 0
     for model, label in names.items():
         for build in ("portable", "native", "avx512"):

@@ -10,9 +10,10 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -78,7 +79,7 @@ def torch_predict(model: nn.Module, inputs: np.ndarray, batch_size: int = 32) ->
     return np.concatenate(outs).astype(np.float32)
 
 
-def batch_session(path: str | Path, threads: int = 0) -> "onnxruntime.InferenceSession":
+def batch_session(path: str | Path, threads: int = 0) -> onnxruntime.InferenceSession:
     """A session for bulk work on the workstation: all cores, but idle threads sleep instead of
     spinning. On a busy 2-core machine spinning threads made batch inference 30 % slower than one
     thread; without spinning two threads are never slower than one (bench/bench_image_trainer.py)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import typing
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel
@@ -59,12 +59,12 @@ def _unwrap(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _field_at(root: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[Optional[type[BaseModel]], Optional[FieldInfo]]:
+def _field_at(root: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[type[BaseModel] | None, FieldInfo | None]:
     """Walks the models along an error location (using the input data to pick the union member) and
     returns (the model holding the last key, that key's FieldInfo)."""
     model: Any = root
     node: Any = data
-    info: Optional[FieldInfo] = None
+    info: FieldInfo | None = None
     for i, part in enumerate(loc):
         if isinstance(part, int):
             node = node[part] if isinstance(node, list) and part < len(node) else None

@@ -3,7 +3,7 @@ becomes a decision (smoothing, threshold, hold) and how decisions are published.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,7 +26,7 @@ class SmoothingSettings(StrictModel):
     m: int = Field(3, ge=1, le=1000, description="n_of_m: readings looked at")
 
     @model_validator(mode="after")
-    def _n_within_m(self) -> "SmoothingSettings":
+    def _n_within_m(self) -> SmoothingSettings:
         if self.n > self.m:
             raise ValueError(f"n ({self.n}) cannot exceed m ({self.m}): a label cannot win more readings than are looked at; set n <= m")
         return self
@@ -48,9 +48,9 @@ class CameraSourceConfig(StrictModel):
     )
     loop: bool = Field(False, description="video files and image folders: start again at the end without a restart")
     realtime: bool = Field(True, description="video files and image folders: deliver frames at the file's own frame rate (as a camera would)")
-    width: Optional[int] = Field(None, ge=16, le=8192, description="requested capture width in pixels (camera default when empty)")
-    height: Optional[int] = Field(None, ge=16, le=8192, description="requested capture height in pixels")
-    fps: Optional[float] = Field(None, gt=0, le=1000, description="requested capture frame rate (also the pace of image folders)")
+    width: int | None = Field(None, ge=16, le=8192, description="requested capture width in pixels (camera default when empty)")
+    height: int | None = Field(None, ge=16, le=8192, description="requested capture height in pixels")
+    fps: float | None = Field(None, gt=0, le=1000, description="requested capture frame rate (also the pace of image folders)")
     backoff_initial_s: float = Field(0.5, gt=0, le=3600, description="first wait before restarting a source that failed or ended")
     backoff_max_s: float = Field(30.0, gt=0, le=86400, description="longest wait between restarts (the wait doubles up to this)")
     healthy_after_s: float = Field(10.0, gt=0, le=86400, description="a source running this long counts as healthy and the backoff starts again from backoff_initial_s")
@@ -63,10 +63,10 @@ class CameraSourceConfig(StrictModel):
 
 
 class MicrophoneSourceConfig(StrictModel):
-    device: Union[int, str] = Field("default", description="input device: 'default', an index or (part of) a name as `python -m sounddevice` lists")
-    sample_rate: Optional[int] = Field(None, ge=4000, le=384000, description="capture rate in Hz; empty = the device's native rate (resampled to the model's)")
+    device: int | str = Field("default", description="input device: 'default', an index or (part of) a name as `python -m sounddevice` lists")
+    sample_rate: int | None = Field(None, ge=4000, le=384000, description="capture rate in Hz; empty = the device's native rate (resampled to the model's)")
     channels: int = Field(1, ge=1, le=32, description="channels captured (mixed down to mono)")
-    file: Optional[str] = Field(None, description="read this WAV/FLAC file instead of a device (testing, demos)")
+    file: str | None = Field(None, description="read this WAV/FLAC file instead of a device (testing, demos)")
     loop: bool = Field(False, description="file: start again at the end without a restart")
     realtime: bool = Field(True, description="file: deliver samples at real-time pace")
     block_s: float = Field(0.1, gt=0, le=5, description="seconds of audio per block handed to the pipeline")
@@ -108,13 +108,13 @@ class CameraPipelineConfig(PipelineConfigBase):
     kind: Literal["camera"] = "camera"
     source: CameraSourceConfig = Field(default_factory=CameraSourceConfig)
     mirror: bool = Field(False, description="flip frames left-right before classifying (as Teachable Machine's webcam)")
-    max_fps: Optional[float] = Field(None, gt=0, le=1000, description="classify at most this many frames per second (saves CPU); empty = as fast as possible")
+    max_fps: float | None = Field(None, gt=0, le=1000, description="classify at most this many frames per second (saves CPU); empty = as fast as possible")
 
 
 class MicrophonePipelineConfig(PipelineConfigBase):
     kind: Literal["microphone"] = "microphone"
     source: MicrophoneSourceConfig = Field(default_factory=MicrophoneSourceConfig)
-    hop_s: Optional[float] = Field(None, gt=0, le=60, description="seconds between classified windows; empty = the bundle's hop_samples")
+    hop_s: float | None = Field(None, gt=0, le=60, description="seconds between classified windows; empty = the bundle's hop_samples")
 
 
-PipelineConfig = Annotated[Union[CameraPipelineConfig, MicrophonePipelineConfig], Field(discriminator="kind")]
+PipelineConfig = Annotated[CameraPipelineConfig | MicrophonePipelineConfig, Field(discriminator="kind")]

@@ -19,9 +19,10 @@ legitimate example and is kept.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -194,7 +195,7 @@ def score_files(
     return kept, probs, skipped
 
 
-def bundle_scorer(clf: "Classifier", samples: Sequence["Sample"], batch_size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
+def bundle_scorer(clf: Classifier, samples: Sequence[Sample], batch_size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
     """`edge.core.evaluate`'s scorer for audio bundles: windows as the manifest says, one answer per file."""
     bundle = clf.bundle
     kept, probs, skipped = score_files([s.path for s in samples], clf.run, bundle.sample_rate, bundle.window_samples, bundle.hop_samples, batch_size)

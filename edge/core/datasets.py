@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from edge.core.audio import AUDIO_SUFFIXES
 from edge.core.images import IMAGE_SUFFIXES

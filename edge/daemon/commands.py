@@ -22,7 +22,8 @@ import base64
 import json
 import logging
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from edge.daemon.publisher import to_json
 from edge.mqtt.connection import IncomingMessage, MqttConnection

@@ -4,8 +4,9 @@ families `/metrics` serves (`render_metrics`), from the figures the daemon gathe
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Any, Container
+from typing import Any
 
 
 def _escape_label(value: str) -> str:

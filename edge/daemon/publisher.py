@@ -13,8 +13,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from edge.config import PublishSettings
 from edge.mqtt.connection import MqttConnection

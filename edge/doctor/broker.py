@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Optional
+from typing import Any
 
 from edge.doctor.base import CheckResult
 
@@ -33,7 +33,7 @@ def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
     quiet = logging.getLogger("edge.mqtt.connection")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the table reports the failure; the connection's own log lines would repeat it
-    connection: Optional[MqttConnection] = None
+    connection: MqttConnection | None = None
     try:
         try:
             connection = MqttConnection(settings, client_id=f"edgeteach-doctor-{socket.gethostname()}-{os.getpid()}")

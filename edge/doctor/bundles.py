@@ -33,7 +33,7 @@ def check_bundle(index: int, pipeline: Any) -> CheckResult:
         probabilities = classifier.run(np.zeros(shape, dtype=np.uint8 if bundle.input.dtype == "uint8" else np.float32))
         elapsed_ms = (time.perf_counter() - started) * 1000
     except BundleError as exc:
-        return CheckResult(name, "fail", str(exc), f"copy the bundle again from the trainer's output folder (or re-export it with `trainer train`); `edge config check` names the problem too")
+        return CheckResult(name, "fail", str(exc), "copy the bundle again from the trainer's output folder (or re-export it with `trainer train`); `edge config check` names the problem too")
     except Exception as exc:
         return CheckResult(name, "fail", f"{path}: ONNX Runtime cannot run it ({type(exc).__name__}: {exc})", "re-export the bundle with `trainer train`; if it runs on the trainer, report it with this message")
     if probabilities.shape[-1] != len(bundle.labels):

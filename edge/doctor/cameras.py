@@ -7,7 +7,8 @@ import glob
 import os
 import socket
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
@@ -41,7 +42,7 @@ def _video_devices() -> list[str]:
     return sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
 
 
-def _access_problem(path: str) -> Optional[str]:
+def _access_problem(path: str) -> str | None:
     if not os.access(path, os.R_OK | os.W_OK):
         return f"{path} exists but this user ({_user()}) may not open it"
     return None
@@ -75,7 +76,7 @@ def check_cameras(config: Any) -> list[CheckResult]:
     return rows
 
 
-def _check_picamera2(required: bool, camera_num: Optional[int] = None, name: str = "picamera2") -> CheckResult:
+def _check_picamera2(required: bool, camera_num: int | None = None, name: str = "picamera2") -> CheckResult:
     try:
         from picamera2 import Picamera2  # type: ignore[import-not-found]
     except Exception as exc:

@@ -12,7 +12,7 @@ def check_config(options: DoctorOptions) -> tuple[list[CheckResult], Any]:
     path = options.config_path
     if path is None:
         return [CheckResult("config", "warn", f"no config given and none at {DEFAULT_CONFIG}; broker, bundles and sources are not checked",
-                            f"pass one: `edge doctor -c edge.yaml` (start from `edge config example`)")], None
+                            "pass one: `edge doctor -c edge.yaml` (start from `edge config example`)")], None
     if not path.exists() and not options.config_explicit:
         return [CheckResult("config", "warn", f"no config at {path}; broker, bundles and sources are not checked",
                             "install one with `sudo deploy/install.sh`, or pass `-c FILE`")], None

@@ -4,7 +4,7 @@ tokens generated in a child process."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from edge.doctor.base import STATE_DIR, CheckResult
 from edge.doctor.machine import is_jetson
@@ -50,7 +50,7 @@ def _check_generation(model: Path) -> CheckResult:
     return CheckResult("llm generation", "fail", f"llama.cpp {cause}", PORTABLE_FLAGS_HINT)
 
 
-def _check_gguf(model: Optional[str]) -> CheckResult:
+def _check_gguf(model: str | None) -> CheckResult:
     if not model:
         return CheckResult("llm model", "fail", "llm.model is not set", "download a GGUF (`edge llm pull`) and set llm.model to its path")
     path = Path(model)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
 from edge.doctor.broker import check_mqtt
@@ -77,7 +78,7 @@ def exit_code(rows: list[CheckResult]) -> int:
     return 1 if any(row.status == "fail" for row in rows) else 0
 
 
-def as_json(rows: list[CheckResult], config_path: Optional[Path]) -> dict[str, Any]:
+def as_json(rows: list[CheckResult], config_path: Path | None) -> dict[str, Any]:
     return {
         "ok": exit_code(rows) == 0,
         "config": str(config_path) if config_path else None,

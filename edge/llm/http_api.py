@@ -17,10 +17,19 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 from edge.llm.core import LlmCore, NotReadyError
-from edge.llm.requests import ChatRequest, RequestError, chunk_object, completion_object, edgeteach_meta, new_completion_id, parse_chat_request, usage
+from edge.llm.requests import (
+    ChatRequest,
+    RequestError,
+    chunk_object,
+    completion_object,
+    edgeteach_meta,
+    new_completion_id,
+    parse_chat_request,
+    usage,
+)
 from edge.llm.worker import DoneEvent, ErrorEvent, Event, QueueFullError, TextEvent
 
 log = logging.getLogger(__name__)
@@ -59,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
     def core(self) -> LlmCore:
         return self.server.core
 
-    def _send_json(self, status: int, body: Any, headers: Optional[dict[str, str]] = None) -> None:
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -183,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering ---------------------------------------------------------------------------------
 
-    def _next_event(self, events: "queue.Queue[Event]", job: Any) -> Optional[Event]:
+    def _next_event(self, events: queue.Queue[Event], job: Any) -> Event | None:
         """The job's next event, or None when the client hung up meanwhile (the job is then cancelled).
         The check runs every POLL_S even while events flow, so a non-streaming client that leaves
         mid-generation is noticed too (a streaming one is noticed by the failing write)."""
@@ -200,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             except queue.Empty:
                 continue
 
-    def _complete(self, request: ChatRequest, job: Any, injected: Optional[str], events: "queue.Queue[Event]") -> None:
+    def _complete(self, request: ChatRequest, job: Any, injected: str | None, events: queue.Queue[Event]) -> None:
         while True:
             event = self._next_event(events, job)
             if event is None:
@@ -214,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(NotReadyError(event.message) if status == 503 else RequestError(event.message, 500, event.code))
                 return
 
-    def _stream(self, request: ChatRequest, job: Any, injected: Optional[str], events: "queue.Queue[Event]") -> None:
+    def _stream(self, request: ChatRequest, job: Any, injected: str | None, events: queue.Queue[Event]) -> None:
         cid, created, model = new_completion_id(), int(time.time()), self.core.model_name
         self.close_connection = True  # the stream's end is the connection's end (no chunked encoding)
         try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from edge.llm.core import LlmCore, NotReadyError
 from edge.llm.requests import RequestError, parse_chat_request, usage
@@ -42,13 +43,13 @@ class MqttLlmApi:
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
 
-    def attach(self, sensors: Optional[SensorContext]) -> None:
+    def attach(self, sensors: SensorContext | None) -> None:
         """Subscribes (before or after `connection.start()`; subscriptions survive reconnects)."""
         self.conn.subscribe(self.topics.request, self._on_request, qos=1, worker="llm-requests")
         if sensors is not None:
             self.conn.subscribe(sensors.topic_filter, lambda msg: sensors.on_state(msg.topic, msg.payload), qos=0, worker="llm-sensors")
 
-    def _replier(self, msg: IncomingMessage, reply_to: Optional[str]) -> Reply:
+    def _replier(self, msg: IncomingMessage, reply_to: str | None) -> Reply:
         def reply(body: dict[str, Any], qos: int = 1) -> None:
             payload = json.dumps(body)
             if msg.response_topic:
@@ -120,7 +121,7 @@ class _StreamSink:
         self.interval_s = interval_s
         self.index = 0
         self._pending: list[str] = []
-        self._last_sent: Optional[float] = None
+        self._last_sent: float | None = None
 
     def _flush(self, now: float) -> None:
         if self._pending:

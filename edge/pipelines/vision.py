@@ -8,7 +8,7 @@ model on a Pi classifies what the camera sees now, not a queue of frames from se
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 
@@ -25,8 +25,8 @@ class VisionPipeline(BasePipeline):
 
     def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(cfg, *args, **kwargs)
-        self._mailbox: Optional[Frame] = None
-        self._last_frame: Optional[Frame] = None
+        self._mailbox: Frame | None = None
+        self._last_frame: Frame | None = None
         self._next_allowed = 0.0
 
     def _source_factory(self) -> Any:
@@ -51,7 +51,7 @@ class VisionPipeline(BasePipeline):
     def queue_size(self) -> int:
         return 1 if self._mailbox is not None else 0
 
-    def _take_newest(self) -> Optional[Frame]:
+    def _take_newest(self) -> Frame | None:
         with self._cond:
             if self._mailbox is None:
                 self._cond.wait(timeout=0.25)

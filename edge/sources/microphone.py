@@ -7,7 +7,7 @@ import logging
 import queue
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -25,10 +25,10 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def resolve_input_device(device: Union[int, str, None]) -> tuple[Optional[int], dict[str, Any]]:
+def resolve_input_device(device: int | str | None) -> tuple[int | None, dict[str, Any]]:
     """(index or None for the default, device info) for 'default', an index or part of a name."""
     sd = _sounddevice()
-    wanted: Optional[Union[int, str]] = None if device in (None, "default", "") else device
+    wanted: int | str | None = None if device in (None, "default", "") else device
     if isinstance(wanted, str) and wanted.strip().isdigit():
         wanted = int(wanted)
     try:
@@ -48,7 +48,7 @@ class SoundDeviceSource(AudioSource):
     """A PortAudio input stream at the device's native rate. The PortAudio callback only copies the block
     into a queue, so audio is never lost while the pipeline is busy (the queue is bounded; overflow counted)."""
 
-    def __init__(self, device: Union[int, str] = "default", sample_rate: Optional[int] = None, channels: int = 1, block_s: float = 0.1, stall_timeout_s: float = 5.0, max_queue: int = 100) -> None:
+    def __init__(self, device: int | str = "default", sample_rate: int | None = None, channels: int = 1, block_s: float = 0.1, stall_timeout_s: float = 5.0, max_queue: int = 100) -> None:
         self.device = device
         self.requested_rate = sample_rate
         self.channels = channels
@@ -58,7 +58,7 @@ class SoundDeviceSource(AudioSource):
         self.sample_rate = 0
         self.overflows = 0  # PortAudio reported input overflow (the OS dropped samples)
         self.dropped_blocks = 0  # our queue was full (the pipeline stalled for max_queue blocks)
-        self._queue: "queue.Queue[AudioBlock]" = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[AudioBlock] = queue.Queue(maxsize=max_queue)
         self._stream: Any = None
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:

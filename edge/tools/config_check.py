@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -38,7 +38,7 @@ Pipeline = Union[CameraPipelineConfig, MicrophonePipelineConfig]
 @dataclass
 class CheckReport:
     source: str
-    config: Optional[EdgeConfig]  # set only when there is no problem
+    config: EdgeConfig | None  # set only when there is no problem
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -72,7 +72,7 @@ def password_file_problems(data: Any, lines: LineMap) -> list[str]:
     return []
 
 
-def open_bundle(pipeline: Pipeline, path: str) -> Optional[tuple[str, str]]:
+def open_bundle(pipeline: Pipeline, path: str) -> tuple[str, str] | None:
     """None when the pipeline's bundle loads and runs, else (the key to blame, what is wrong)."""
     import numpy as np
 

@@ -180,7 +180,7 @@ class _NotifySocket:
         while not self._closed.is_set():
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -40,7 +40,7 @@ class Broker:
     def host(self) -> str:
         return "127.0.0.1"
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(

@@ -15,8 +15,9 @@ And the inputs to feed them: `tone` (a sine wave), `color_video` (a real video f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx

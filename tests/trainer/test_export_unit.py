@@ -19,7 +19,20 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from trainer import __version__ as TRAINER_VERSION
-from trainer.export import OPSET, PARITY_TOLERANCE, ParityError, _Calibration, batch_session, check_parity, export_onnx, ort_predict, quantize_int8, remove_stale, torch_predict, write_bundle
+from trainer.export import (
+    OPSET,
+    PARITY_TOLERANCE,
+    ParityError,
+    _Calibration,
+    batch_session,
+    check_parity,
+    export_onnx,
+    ort_predict,
+    quantize_int8,
+    remove_stale,
+    torch_predict,
+    write_bundle,
+)
 from trainer.image.backbones import ImageProbabilityModel
 
 

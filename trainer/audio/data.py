@@ -14,9 +14,9 @@ set has none). SpecAugment-style time and frequency masks are applied to the log
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -121,7 +121,7 @@ class Augment:
     freq_mask_bins: int = 5
 
     @staticmethod
-    def off() -> "Augment":
+    def off() -> Augment:
         return Augment(shift=False, speed=(1.0, 1.0), freq_warp=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0, freq_masks=0)
 
 

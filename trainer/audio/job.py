@@ -25,8 +25,8 @@ from edge.core.bundle import VARIANT_FILES
 from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
 from edge.core.evaluate import classification_metrics
 from edge.core.session import make_session
-from trainer.audio.data import Augment, AudioSettings, decode_clips
-from trainer.audio.loops import AudioTrainConfig, train_frozen_backbone, train_end_to_end
+from trainer.audio.data import AudioSettings, Augment, decode_clips
+from trainer.audio.loops import AudioTrainConfig, train_end_to_end, train_frozen_backbone
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioProbabilityModel
 from trainer.export import check_parity, export_onnx, quantize_int8, remove_stale
 from trainer.outputs import write_outputs

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from edge.core.audio_windows import BACKGROUND_LABEL
 from edge.core.datasets import Splits
-from trainer.audio.data import Augment, AudioSettings, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
+from trainer.audio.data import AudioSettings, Augment, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
 from trainer.audio.frontend import FrontEndConfig
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioClassifier
 

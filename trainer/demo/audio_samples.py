@@ -13,8 +13,8 @@ Gains, timing and pitch are random; everything is deterministic for a given seed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf

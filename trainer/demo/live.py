@@ -21,9 +21,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, TextIO
 
 import cv2
 import numpy as np
@@ -41,10 +42,10 @@ class LiveDemoOptions:
     bundle: Path
     workdir: Path
     seconds: float = 20.0
-    mqtt_host: Optional[str] = None  # None: start a private mosquitto on a free port
+    mqtt_host: str | None = None  # None: start a private mosquitto on a free port
     mqtt_port: int = 1883
-    sound_bundle: Optional[Path] = None
-    sound_file: Optional[Path] = None  # a WAV for the sound bundle; required with it
+    sound_bundle: Path | None = None
+    sound_file: Path | None = None  # a WAV for the sound bundle; required with it
     seconds_per_class: float = 2.0
     device_id: str = "demo"
 
@@ -56,8 +57,8 @@ class LiveDemoResult:
     states: int = 0
     labels_seen: set[str] = field(default_factory=set)
     labels_by_pipeline: dict[str, set[str]] = field(default_factory=dict)
-    exit_code: Optional[int] = None
-    stopped_in_s: Optional[float] = None
+    exit_code: int | None = None
+    stopped_in_s: float | None = None
     offline_seen: bool = False
 
 
@@ -175,7 +176,7 @@ def describe(topic: str, payload: bytes, prefix: str) -> str:
     return f"{short:<22} {json.dumps(data)[:100]}"
 
 
-def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message: Optional[Callable[[str, bytes], None]] = None) -> LiveDemoResult:
+def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message: Callable[[str, bytes], None] | None = None) -> LiveDemoResult:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -189,7 +190,7 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
     if options.sound_bundle is not None and options.sound_file is not None:
         print(f"live demo: sample sound {options.sound_file} played in a loop as the microphone of pipeline `sounds`", file=out)
 
-    broker: Optional[LocalBroker] = None
+    broker: LocalBroker | None = None
     host, port = options.mqtt_host, options.mqtt_port
     if host is None:
         broker = LocalBroker(options.workdir)
@@ -221,7 +222,7 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
     subscriber = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"edgeteach-demo-viewer-{os.getpid()}")
     subscriber.on_message = handle
     subscriber.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
-    daemon: Optional[subprocess.Popen[bytes]] = None
+    daemon: subprocess.Popen[bytes] | None = None
     log_path = options.workdir / "daemon.log"
     try:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from edge.tools.collect import BACKGROUND_CLASS, CollectError, collect_audio, collect_frames
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     mic = sub.add_parser("microphone", help="record S seconds into WAV clips after a countdown")
     mic.add_argument("dataset", help="data set folder (created if needed)")
-    mic.add_argument("--class", dest="label", default=None, help=f"class name = the folder the WAV files go to (or --background)")
+    mic.add_argument("--class", dest="label", default=None, help="class name = the folder the WAV files go to (or --background)")
     mic.add_argument("--background", action="store_true", help=f"shorthand for --class {BACKGROUND_CLASS}")
     mic.add_argument("--device", default=None, help="'default', an index or part of a device name (python -m sounddevice lists them)")
     mic.add_argument("--seconds", type=float, default=5.0, help="seconds to record (default 5; 20 or more for background noise)")
@@ -50,7 +50,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", default=None, help="... from this pipeline (default: the first of the right kind)")
 
 
-def _pipeline_from_config(args: argparse.Namespace, kind: str) -> Optional[Any]:
+def _pipeline_from_config(args: argparse.Namespace, kind: str) -> Any | None:
     if not args.config:
         return None
     from edge.config import load_config
@@ -102,7 +102,7 @@ def run_microphone(args: argparse.Namespace) -> int:
     return _report(result, None)
 
 
-def _report(result: Any, wanted: Optional[int]) -> int:
+def _report(result: Any, wanted: int | None) -> int:
     if result.note:
         print(f"warning: {result.note}", file=sys.stderr)
     print(f"{len(result.files)} file(s) in {result.folder}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -170,7 +170,7 @@ def run_chat(args: argparse.Namespace) -> int:
             continue
         history.append({"role": "user", "content": text})
         print("model> ", end="", flush=True)
-        extra: dict[str, Optional[Any]] = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
+        extra: dict[str, Any | None] = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
         if args.no_sensors:
             extra["sensor_context"] = False
         try:

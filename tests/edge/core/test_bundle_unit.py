@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -356,7 +357,7 @@ def latin1_locale(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_labels_and_manifest_are_utf8_whatever_the_locale(tmp_path: Path, latin1_locale: None) -> None:
     labels = ["café", "naïve"]
     write_labels(tmp_path / LABELS_NAME, labels)
-    assert (tmp_path / LABELS_NAME).read_bytes() == "café\nnaïve\n".encode("utf-8")
+    assert (tmp_path / LABELS_NAME).read_bytes() == "café\nnaïve\n".encode()
     assert read_labels(tmp_path / LABELS_NAME) == labels
     root = make(tmp_path / "b", dict(IMAGE, labels=labels))
     manifest = json.loads((root / MANIFEST_NAME).read_bytes().decode("utf-8"))

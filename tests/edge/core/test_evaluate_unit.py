@@ -189,7 +189,7 @@ def test_score_samples_refuses_unsupported_tasks() -> None:
 
 
 def test_scorers_cover_both_tasks() -> None:
-    assert SCORERS == {"image": _image_batches, "audio": bundle_scorer}
+    assert {"image": _image_batches, "audio": bundle_scorer} == SCORERS
 
 
 def test_evaluate_bundle_through_onnx_runtime(tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ class _StandInPicamera2:
     """Mimics the parts of picamera2.Picamera2 the adapter uses (create_video_configuration, configure,
     start, capture_array, stop, close)."""
 
-    instances: list["_StandInPicamera2"] = []
+    instances: list[_StandInPicamera2] = []
 
     def __init__(self, camera_num: int = 0) -> None:
         self.camera_num = camera_num
@@ -211,10 +211,9 @@ def test_sound_file_source_paces_and_ends(tmp_path: Path) -> None:
     source = SoundFileSource(str(path), block_s=0.1, realtime=True)
     started = time.monotonic()
     blocks = []
-    with source:
-        with pytest.raises(SourceEnded):
-            while True:
-                blocks.append(source.read())
+    with source, pytest.raises(SourceEnded):
+        while True:
+            blocks.append(source.read())
     assert time.monotonic() - started >= 0.4
     assert sum(b.samples.size for b in blocks) == 11025 and blocks[0].sample_rate == 22050
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from edge.core.audio_windows import ClipRejected, clip_windows, load_clip, plan_windows
+from edge.core.audio_windows import clip_windows, load_clip, plan_windows
 from edge.core.datasets import DatasetError, make_splits, scan_dataset
 from trainer.audio.data import AudioSettings, build_windows, decode_clips
 
