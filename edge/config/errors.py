@@ -5,6 +5,7 @@ write instead; an unknown key gets a "did you mean" hint."""
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from typing import Annotated, Any, Union
 
@@ -51,7 +52,7 @@ def _unwrap(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is Annotated:
         return _unwrap(typing.get_args(annotation)[0])
-    if origin is Union:
+    if origin is Union or origin is types.UnionType:  # Optional[X] / Union[X, Y] and X | Y
         out: list[Any] = []
         for arg in typing.get_args(annotation):
             out.extend(_unwrap(arg))
