@@ -89,7 +89,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lat = r["latency_1s_window_1_thread"]
         lines.append(
-            f"| {r['backbone']} | {r['split']} | {100 * r['accuracy']['fp32']:.1f} % | {100 * r['accuracy'].get('int8', float('nan')):.1f} % | "
+            f"| {r['backbone']} | {r['split']} | {100 * r['accuracy']['fp32']:.1f} % | "
+            f"{100 * r['accuracy'].get('int8', float('nan')):.1f} % | "
             f"{r['timing']['train']:.0f} | {r['wall_seconds']:.0f} / {r['cpu_seconds']:.0f} | "
             f"{lat['fp32']['median_ms']:.2f} | {lat.get('int8', {}).get('median_ms', float('nan')):.2f} |"
         )

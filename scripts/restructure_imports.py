@@ -210,7 +210,8 @@ def merged(groups: Iterable[str] | None = None) -> tuple[dict[str, str], dict[tu
     wanted = set(groups) if groups else set(MODULE_GROUPS) | set(NAME_GROUPS)
     unknown = wanted - set(MODULE_GROUPS) - set(NAME_GROUPS)
     if unknown:
-        raise SystemExit(f"unknown group(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(set(MODULE_GROUPS) | set(NAME_GROUPS)))}")
+        raise SystemExit(f"unknown group(s): {', '.join(sorted(unknown))}; known: "
+                         f"{', '.join(sorted(set(MODULE_GROUPS) | set(NAME_GROUPS)))}")
     modules: dict[str, str] = {}
     names: dict[tuple[str, str], tuple[str, str]] = {}
     for group in MODULE_GROUPS:
@@ -483,7 +484,8 @@ def _sort_import_runs(text: str) -> str:
     """Keeps runs of one-line first-party `from` imports sorted by module after a rename moved one."""
     lines = text.splitlines(keepends=True)
     try:  # only real import statements: code inside strings (a child process's script) is left alone
-        statements = {node.lineno for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ImportFrom) and node.lineno == node.end_lineno}
+        statements = {node.lineno for node in ast.walk(ast.parse(text)) if isinstance(node,
+                                                                                      ast.ImportFrom) and node.lineno == node.end_lineno}
     except SyntaxError:
         return text
     i = 0
@@ -776,7 +778,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"resolved the import conflicts of {path}", file=sys.stderr)
     modules, names = merged(args.group)
     rw = Rewriter(modules, names, NewTree(root))
-    changed = [path for path in iter_files(args.targets) if path.resolve() != Path(__file__).resolve() and rewrite_file(path, rw, args.check, args.paths)]
+    changed = [path for path in iter_files(args.targets) if path.resolve() != Path(__file__).resolve() and rewrite_file(path, rw,
+                                                                                                                        args.check,
+                                                                                                                        args.paths)]
     for path in changed:
         print(f"{'would rewrite' if args.check else 'rewrote'} {path}", file=sys.stderr)
     return 1 if args.check and changed else 0

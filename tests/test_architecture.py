@@ -100,7 +100,8 @@ def violations(root: Path) -> list[str]:
     for path in python_files(root, "trainer"):
         for imp in imports_of(path, root):
             if imp.target.split(".")[0] == "edge" and layer_of(imp.target) not in TRAINER_MAY_USE | {""}:
-                found.append(f"{imp.path.relative_to(root)}:{imp.line}: {imp.importer} imports {imp.target} (the trainer uses edge.core only)")
+                found.append(f"{imp.path.relative_to(root)}:{imp.line}: {imp.importer} imports {imp.target} (the "
+                             "trainer uses edge.core only)")
     return found
 
 

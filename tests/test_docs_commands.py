@@ -313,7 +313,8 @@ def undocumented(tree: dict[str, Any], program: str) -> list[str]:
         command = " ".join(path)
         homes = [s for s in every if s[2].startswith(f"`{command}`")]
         if not homes:
-            problems.append(f"`{command}`: no heading starts with it (e.g. \"### `{command}`\" above a table of its flags); its flags: {', '.join(flags)}")
+            problems.append(f"`{command}`: no heading starts with it (e.g. \"### `{command}`\" above a table of its flags); its "
+                            f"flags: {', '.join(flags)}")
             continue
         text = "\n".join(s[3] for s in homes)
         missing = [f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]

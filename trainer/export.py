@@ -179,7 +179,8 @@ def quantize_int8(
                 reduce_range=reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[method],
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                                  "entropy": CalibrationMethod.Entropy}[method],
                 op_types_to_quantize=list(op_types) if op_types else None,
                 nodes_to_exclude=excluded or None,
                 extra_options=dict(extra_options or {}),
@@ -187,7 +188,8 @@ def quantize_int8(
     finally:
         root.setLevel(level)
     return {"format": fmt, "per_channel": per_channel, "reduce_range": reduce_range, "calibration": method,
-            "calibration_inputs": int(len(calibration)), "float_nodes": excluded, **({"extra_options": dict(extra_options)} if extra_options else {})}
+            "calibration_inputs": int(len(calibration)), "float_nodes": excluded,
+            **({"extra_options": dict(extra_options)} if extra_options else {})}
 
 
 def write_bundle(

@@ -149,7 +149,8 @@ def summary_table(report: dict[str, Any]) -> str:
     for label in report["labels"]:
         n = metrics[variants[0]]["support"].get(label, 0)
         lines.append(f"{label:<{width}} {n:>6} " + " ".join(f"{_pct(metrics[v]['per_class'].get(label)):>10}" for v in variants))
-    lines.append(f"{'overall':<{width}} {metrics[variants[0]]['n']:>6} " + " ".join(f"{_pct(metrics[v]['accuracy']):>10}" for v in variants))
+    lines.append(f"{'overall':<{width}} "
+                 f"{metrics[variants[0]]['n']:>6} " + " ".join(f"{_pct(metrics[v]['accuracy']):>10}" for v in variants))
     for variant, m in (report.get("test_metrics") or {}).items():
         lines.append(f"{'test split (' + variant + ')':<{width}} {m['n']:>6} {_pct(m['accuracy']):>10}")
     skipped = len(report["data"]["skipped"])

@@ -34,7 +34,9 @@ class LlmSettings(BaseModel):
     sensor_context: bool = Field(True, description="add the live classifier states to the system prompt by default")
     sensor_max_age_s: float = Field(600.0, gt=0, description="states older than this are left out of the sensor context")
     mqtt: bool = Field(True, description="also answer requests on <topic_prefix>/llm/request over MQTT")
-    mqtt_stream_interval_s: float = Field(0.1, ge=0.0, le=10.0, description="streamed MQTT answers: at most one chunk message per this many seconds (0 = one per token)")
+    mqtt_stream_interval_s: float = Field(0.1, ge=0.0, le=10.0,
+                                          description="streamed MQTT answers: at most one chunk message per this many "
+                                          "seconds (0 = one per token)")
 
     @field_validator("model_sha256")
     @classmethod

@@ -19,7 +19,8 @@ PROVIDERS = ("cpu", "cuda", "tensorrt")
 
 class SmoothingSettings(StrictModel):
     method: Literal["none", "moving_average", "n_of_m"] = Field(
-        "moving_average", description="none, moving_average (mean of the last `window` score vectors) or n_of_m (a label must win n of the last m readings)"
+        "moving_average",
+        description="none, moving_average (mean of the last `window` score vectors) or n_of_m (a label must win n of the last m readings)"
     )
     window: int = Field(3, ge=1, le=1000, description="readings averaged by moving_average")
     n: int = Field(3, ge=1, le=1000, description="n_of_m: readings that must agree")
@@ -47,13 +48,16 @@ class CameraSourceConfig(StrictModel):
         "rtsp://..., http(s)://..., file:///clip.mp4 or a path to a video file or a folder of images",
     )
     loop: bool = Field(False, description="video files and image folders: start again at the end without a restart")
-    realtime: bool = Field(True, description="video files and image folders: deliver frames at the file's own frame rate (as a camera would)")
+    realtime: bool = Field(True,
+                           description="video files and image folders: deliver frames at the file's own frame rate (as a camera would)")
     width: int | None = Field(None, ge=16, le=8192, description="requested capture width in pixels (camera default when empty)")
     height: int | None = Field(None, ge=16, le=8192, description="requested capture height in pixels")
     fps: float | None = Field(None, gt=0, le=1000, description="requested capture frame rate (also the pace of image folders)")
     backoff_initial_s: float = Field(0.5, gt=0, le=3600, description="first wait before restarting a source that failed or ended")
     backoff_max_s: float = Field(30.0, gt=0, le=86400, description="longest wait between restarts (the wait doubles up to this)")
-    healthy_after_s: float = Field(10.0, gt=0, le=86400, description="a source running this long counts as healthy and the backoff starts again from backoff_initial_s")
+    healthy_after_s: float = Field(10.0, gt=0, le=86400,
+                                   description="a source running this long counts as healthy and the backoff starts "
+                                   "again from backoff_initial_s")
     stall_timeout_s: float = Field(20.0, gt=0, le=3600, description="no frame for this long counts as a failure (network streams)")
 
     @field_validator("uri", mode="before")
@@ -63,8 +67,10 @@ class CameraSourceConfig(StrictModel):
 
 
 class MicrophoneSourceConfig(StrictModel):
-    device: int | str = Field("default", description="input device: 'default', an index or (part of) a name as `python -m sounddevice` lists")
-    sample_rate: int | None = Field(None, ge=4000, le=384000, description="capture rate in Hz; empty = the device's native rate (resampled to the model's)")
+    device: int | str = Field("default",
+                              description="input device: 'default', an index or (part of) a name as `python -m sounddevice` lists")
+    sample_rate: int | None = Field(None, ge=4000, le=384000,
+                                    description="capture rate in Hz; empty = the device's native rate (resampled to the model's)")
     channels: int = Field(1, ge=1, le=32, description="channels captured (mixed down to mono)")
     file: str | None = Field(None, description="read this WAV/FLAC file instead of a device (testing, demos)")
     loop: bool = Field(False, description="file: start again at the end without a restart")
@@ -83,14 +89,16 @@ class PipelineConfigBase(StrictModel):
     variant: Literal["fp32", "int8"] = Field("fp32", description="fp32 or int8 (smaller and faster on a Pi)")
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads; 0 = all cores")
     providers: list[Literal["cpu", "cuda", "tensorrt"]] = Field(
-        default_factory=lambda: ["cpu"], min_length=1, description="execution providers in order of preference (cuda/tensorrt on Jetson); CPU is always the fallback"
+        default_factory=lambda: ["cpu"], min_length=1,
+        description="execution providers in order of preference (cuda/tensorrt on Jetson); CPU is always the fallback"
     )
     threshold: float = Field(
         0.6, ge=0, le=1, description="a confidence; below it the decided label is `unknown_label`"
     )
     unknown_label: str = Field("unknown", min_length=1, description="label published when nothing is confident enough")
     smoothing: SmoothingSettings = Field(default_factory=SmoothingSettings)
-    min_hold_s: float = Field(1.0, ge=0, le=3600, description="a decided label is kept at least this many seconds, so a state does not flicker")
+    min_hold_s: float = Field(1.0, ge=0, le=3600,
+                              description="a decided label is kept at least this many seconds, so a state does not flicker")
     publish: PublishSettings = Field(default_factory=PublishSettings)
 
     @field_validator("name", mode="after")
@@ -108,7 +116,8 @@ class CameraPipelineConfig(PipelineConfigBase):
     kind: Literal["camera"] = "camera"
     source: CameraSourceConfig = Field(default_factory=CameraSourceConfig)
     mirror: bool = Field(False, description="flip frames left-right before classifying (as Teachable Machine's webcam)")
-    max_fps: float | None = Field(None, gt=0, le=1000, description="classify at most this many frames per second (saves CPU); empty = as fast as possible")
+    max_fps: float | None = Field(None, gt=0, le=1000,
+                                  description="classify at most this many frames per second (saves CPU); empty = as fast as possible")
 
 
 class MicrophonePipelineConfig(PipelineConfigBase):

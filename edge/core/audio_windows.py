@@ -198,5 +198,6 @@ def score_files(
 def bundle_scorer(clf: Classifier, samples: Sequence[Sample], batch_size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
     """`edge.core.evaluate`'s scorer for audio bundles: windows as the manifest says, one answer per file."""
     bundle = clf.bundle
-    kept, probs, skipped = score_files([s.path for s in samples], clf.run, bundle.sample_rate, bundle.window_samples, bundle.hop_samples, batch_size)
+    kept, probs, skipped = score_files([s.path for s in samples], clf.run, bundle.sample_rate, bundle.window_samples, bundle.hop_samples,
+                                       batch_size)
     return kept, probs, [s["path"] for s in skipped]

@@ -190,7 +190,8 @@ def scan_dataset(root: str | Path, task: str = "image") -> FolderDataset:
     return FolderDataset(root=root, task=task, layout="classes", labels=tuple(sorted(part.files)), parts={"all": part})
 
 
-def stratified_split(files: Mapping[str, Sequence[Path]], val_fraction: float, seed: int) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+def stratified_split(files: Mapping[str, Sequence[Path]], val_fraction: float, seed: int) -> tuple[dict[str, list[Path]], dict[str,
+                                                                                                                               list[Path]]]:
     """Per class: shuffle (seeded), hold out ceil(fraction * n), at least one and never all."""
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(f"validation fraction must be between 0 and 1 (exclusive), got {val_fraction}")

@@ -60,7 +60,8 @@ class HealthServer:
         try:
             self._server = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise OSError(f"health server cannot listen on {host}:{port} ({exc.strerror}); pick a free port in health.port or set health.enabled: false") from exc
+            raise OSError(f"health server cannot listen on {host}:{port} ({exc.strerror}); pick a free port in health.port or "
+                          "set health.enabled: false") from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.25}, name="health-http", daemon=True)
 

@@ -22,14 +22,16 @@ def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
         with socket.create_connection((settings.host, settings.port), timeout=timeout_s):
             pass
     except socket.gaierror as exc:
-        return CheckResult("mqtt", "fail", f"broker host {settings.host!r} not found ({exc})", "fix mqtt.host in the config (a hostname or IP this device can resolve)")
+        return CheckResult("mqtt", "fail", f"broker host {settings.host!r} not found ({exc})",
+                           "fix mqtt.host in the config (a hostname or IP this device can resolve)")
     except ConnectionRefusedError:
         local = settings.host in ("localhost", "127.0.0.1", "::1")
         fix = ("start the local broker: `sudo systemctl enable --now mosquitto` (or `sudo apt install mosquitto`)" if local
                else f"start the broker on {settings.host}, or fix mqtt.host/mqtt.port in the config")
         return CheckResult("mqtt", "fail", f"nothing listens on {where} (connection refused)", fix)
     except OSError as exc:
-        return CheckResult("mqtt", "fail", f"cannot reach {where} ({exc})", "check the network and firewall between this device and the broker, and mqtt.host/mqtt.port")
+        return CheckResult("mqtt", "fail", f"cannot reach {where} ({exc})",
+                           "check the network and firewall between this device and the broker, and mqtt.host/mqtt.port")
     quiet = logging.getLogger("edge.mqtt.connection")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the table reports the failure; the connection's own log lines would repeat it
@@ -41,7 +43,8 @@ def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
             return CheckResult("mqtt", "fail", str(exc), "fix the mqtt: section of the config")
         connection.start()
         if connection.wait_connected(timeout_s):
-            return CheckResult("mqtt", "ok", f"connected to {where}{who} (MQTT {settings.protocol}{', TLS' if settings.tls.enabled else ''})")
+            return CheckResult("mqtt", "ok",
+                               f"connected to {where}{who} (MQTT {settings.protocol}{', TLS' if settings.tls.enabled else ''})")
         error = connection.last_error or f"no CONNACK within {timeout_s:.0f} s"
         if "refused" in error or "authori" in error.lower() or "password" in error.lower():
             fix = ("check mqtt.username and mqtt.password/password_file against the broker's users "

@@ -26,4 +26,6 @@ def check_config(options: DoctorOptions) -> tuple[list[CheckResult], Any]:
             fix = f"run the doctor as the service user, who can read it: `sudo -u edgeteach {sys.argv[0] if sys.argv else 'edge'} doctor -c {path}`"
         return [CheckResult("config", "fail", "; ".join(exc.errors), fix)], None
     pipelines = active_pipelines(config)
-    return [CheckResult("config", "ok", f"{path}: device_id {config.device_id}, {len(pipelines)} active pipeline(s), llm {'on' if config.llm.enabled else 'off'}")], config
+    return [CheckResult("config", "ok",
+                        f"{path}: device_id {config.device_id}, {len(pipelines)} active pipeline(s), llm "
+                        f"{'on' if config.llm.enabled else 'off'}")], config

@@ -25,7 +25,8 @@ def _guard(name: str, fn: Callable[[], Iterable[CheckResult] | CheckResult]) -> 
     try:
         result = fn()
     except Exception as exc:  # a broken check must not hide the others
-        return [CheckResult(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}", "report this with the output of `edge doctor --json`")]
+        return [CheckResult(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}",
+                            "report this with the output of `edge doctor --json`")]
     return [result] if isinstance(result, CheckResult) else list(result)
 
 
@@ -103,7 +104,8 @@ def format_table(rows: list[CheckResult], color: bool = False) -> str:
     failures = sum(row.status == "fail" for row in rows)
     warnings = sum(row.status == "warn" for row in rows)
     if failures:
-        lines.append(f"\n{failures} problem(s) to fix (FAIL) and {warnings} warning(s): the service cannot work as configured until each FAIL is fixed.")
+        lines.append(f"\n{failures} problem(s) to fix (FAIL) and {warnings} warning(s): the service cannot work as configured "
+                     "until each FAIL is fixed.")
     elif warnings:
         lines.append(f"\nNo problems; {warnings} warning(s) worth a look.")
     else:

@@ -106,7 +106,8 @@ def resolve_formatter(chat_format: str | None, metadata: dict[str, str], eos: st
             raise ChatFormatError("llm.chat_format is 'template' but this GGUF has no chat template; name a format (chatml, gemma, ...)")
         arch = metadata.get("general.architecture", "")
         chosen = "gemma" if arch.startswith("gemma") else "chatml"
-        log.warning("the GGUF has no chat template; using the '%s' chat format (architecture %r). Set llm.chat_format to override.", chosen, arch or "unknown")
+        log.warning("the GGUF has no chat template; using the '%s' chat format (architecture %r). Set llm.chat_format to override.", chosen,
+                    arch or "unknown")
         return chosen, OWN_FORMATS[chosen]
     key = _normalise(chat_format)
     for name, fn in OWN_FORMATS.items():

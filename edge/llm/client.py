@@ -60,7 +60,8 @@ class HttpChat:
             conn.request("POST", f"{self.base_path}/v1/chat/completions", body=json.dumps(body), headers=headers)
             response = conn.getresponse()
         except OSError as exc:
-            raise ClientError(f"cannot reach the LLM server at {self.scheme}://{self.host}:{self.port} ({exc}); is `edge llm serve` running?") from None
+            raise ClientError(f"cannot reach the LLM server at {self.scheme}://{self.host}:{self.port} ({exc}); is "
+                              "`edge llm serve` running?") from None
         if response.status != 200:
             raw = response.read()
             try:

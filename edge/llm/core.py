@@ -39,8 +39,10 @@ class LlmCore:
         self.worker: Worker | None = None
         self.load_error: str | None = None
         self.loaded = threading.Event()  # set when the model is ready OR failed (see load_error)
-        self.metrics.gauges["edgeteach_llm_queue_depth"] = ("Requests waiting for the model.", lambda: self.worker.depth if self.worker else 0)
-        self.metrics.gauges["edgeteach_llm_busy"] = ("1 while a request is generating.", lambda: 1 if self.worker and self.worker.busy else 0)
+        self.metrics.gauges["edgeteach_llm_queue_depth"] = ("Requests waiting for the model.",
+                                                            lambda: self.worker.depth if self.worker else 0)
+        self.metrics.gauges["edgeteach_llm_busy"] = ("1 while a request is generating.",
+                                                     lambda: 1 if self.worker and self.worker.busy else 0)
         self.metrics.gauges["edgeteach_llm_model_loaded"] = ("1 once the model is loaded.", lambda: 1 if self.ready else 0)
 
     @property

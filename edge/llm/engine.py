@@ -169,7 +169,8 @@ class Engine:
 
     # -- worker thread only ------------------------------------------------------------------------
 
-    def generate(self, prepared: PreparedPrompt, params: SamplingParams, on_text: Callable[[str], None], should_stop: StopCheck) -> Generation:
+    def generate(self, prepared: PreparedPrompt, params: SamplingParams, on_text: Callable[[str], None],
+                 should_stop: StopCheck) -> Generation:
         from llama_cpp import Llama, StoppingCriteriaList
 
         llama = self.llama

@@ -95,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         if hmac.compare_digest(given.encode(), key.encode()):
             return True
         self.core.metrics.count_request("http", "unauthorized")
-        self._send_error(RequestError("missing or wrong API key: send `Authorization: Bearer <llm.api_key>`", status=401, code="invalid_api_key"))
+        self._send_error(RequestError("missing or wrong API key: send `Authorization: Bearer <llm.api_key>`", status=401,
+                                      code="invalid_api_key"))
         return False
 
     def _read_json(self) -> Any:
@@ -146,7 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
             states = [s.__dict__ for s in sensors.states()] if sensors else []
             self._send_json(200, {"enabled": sensors is not None, "states": states, "summary": self.core.sensor_summary()})
         else:
-            self._send_json(404, RequestError(f"no route GET {path}; try /v1/chat/completions, /v1/models, /health, /metrics, /edgeteach/sensors", 404, "not_found").as_json())
+            self._send_json(404,
+                            RequestError(f"no route GET {path}; try /v1/chat/completions, /v1/models, /health, "
+                                         "/metrics, /edgeteach/sensors", 404, "not_found").as_json())
 
     def do_POST(self) -> None:
         if not self._authorised():

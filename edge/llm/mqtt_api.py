@@ -65,13 +65,16 @@ class MqttLlmApi:
         request_id: Any = None
         if len(msg.payload) > self.max_payload_bytes:
             self.core.metrics.count_request("mqtt", "bad_request")
-            self._error(reply, None, RequestError(f"payload of {len(msg.payload)} bytes is over mqtt.max_payload_bytes ({self.max_payload_bytes})", code="too_large"))
+            self._error(reply, None,
+                        RequestError(f"payload of {len(msg.payload)} bytes is over mqtt.max_payload_bytes ({self.max_payload_bytes})",
+                                     code="too_large"))
             return
         try:
             body = json.loads(msg.payload)
         except (ValueError, UnicodeDecodeError) as exc:
             self.core.metrics.count_request("mqtt", "bad_request")
-            self._error(reply, None, RequestError(f"the payload is not valid JSON ({exc}); send e.g. {{\"prompt\": \"Hello\"}}", code="invalid_json"))
+            self._error(reply, None, RequestError(f"the payload is not valid JSON ({exc}); send e.g. {{\"prompt\": \"Hello\"}}",
+                                                  code="invalid_json"))
             return
         if isinstance(body, dict):
             request_id = body.get("id")
@@ -79,7 +82,8 @@ class MqttLlmApi:
             if reply_to is not None:
                 if not isinstance(reply_to, str) or not reply_to or any(c in reply_to for c in "+#\0"):
                     self.core.metrics.count_request("mqtt", "bad_request")
-                    self._error(reply, request_id, RequestError(f"'reply_to' must be a topic name without wildcards, got {reply_to!r}", param="reply_to"))
+                    self._error(reply, request_id, RequestError(f"'reply_to' must be a topic name without wildcards, got {reply_to!r}",
+                                                                param="reply_to"))
                     return
                 reply = self._replier(msg, reply_to)  # the MQTT 5 response topic still wins when both are given
         try:

@@ -65,7 +65,8 @@ def _content_text(content: Any, index: int) -> str:
             if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
             else:
-                raise RequestError(f"messages[{index}].content: only text parts ({{'type': 'text', 'text': ...}}) are supported", param="messages")
+                raise RequestError(f"messages[{index}].content: only text parts ({{'type': 'text', 'text': ...}}) are supported",
+                                   param="messages")
         return "".join(texts)
     raise RequestError(f"messages[{index}].content must be a string, got {type(content).__name__}", param="messages")
 

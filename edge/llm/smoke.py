@@ -119,11 +119,14 @@ def _child(model: Path, tokens: int, threads: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.llm.smoke", description="Generate a few tokens in a child process to prove the llama.cpp build runs on this CPU.")
-    parser.add_argument("--model", required=True, type=Path, help="a GGUF file (the test model: .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf)")
+    parser = argparse.ArgumentParser(prog="python -m edge.llm.smoke",
+                                     description="Generate a few tokens in a child process to prove the llama.cpp build runs on this CPU.")
+    parser.add_argument("--model", required=True, type=Path,
+                        help="a GGUF file (the test model: .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf)")
     parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help=f"tokens to generate (default {DEFAULT_TOKENS})")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help=f"seconds before giving up (default {DEFAULT_TIMEOUT_S:.0f})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds before giving up (default {DEFAULT_TIMEOUT_S:.0f})")
     parser.add_argument("--lib-path", type=Path, help="another build's shared libraries (LLAMA_CPP_LIB_PATH)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -51,7 +51,8 @@ class QueueFullError(RequestError):
     """The queue is full (or the worker is stopping): HTTP 429, or an MQTT error reply, with a Retry-After."""
 
     def __init__(self, retry_after_s: int, queue_size: int) -> None:
-        super().__init__(f"the LLM is busy: {queue_size} request(s) already wait for the model (llm.queue_size); retry in about {retry_after_s} s",
+        super().__init__(f"the LLM is busy: {queue_size} request(s) already wait for the model (llm.queue_size); retry "
+                         f"in about {retry_after_s} s",
                          status=429, code="queue_full")
         self.retry_after_s = retry_after_s
 
@@ -162,7 +163,9 @@ class Worker:
             return
         if job.started_at >= job.deadline:
             self.metrics.count_request(job.api, "timeout")
-            self._safe_sink(job, ErrorEvent("timeout", f"waited {queue_ms / 1000:.1f} s in the queue, past llm.request_timeout_s ({job.timeout_s:g} s); retry later"))
+            self._safe_sink(job, ErrorEvent("timeout",
+                                            f"waited {queue_ms / 1000:.1f} s in the queue, past llm.request_timeout_s "
+                                            f"({job.timeout_s:g} s); retry later"))
             return
 
         def should_stop() -> str | None:

@@ -109,7 +109,9 @@ class AudioPipeline(BasePipeline):
 
     def _make_supervisor(self) -> SourceSupervisor:
         src = self.cfg.source
-        return SourceSupervisor(self.name, self._source_factory, self._on_block, self._relay_status, Backoff(src.backoff_initial_s, src.backoff_max_s, src.healthy_after_s))
+        return SourceSupervisor(self.name, self._source_factory, self._on_block, self._relay_status, Backoff(src.backoff_initial_s,
+                                                                                                             src.backoff_max_s,
+                                                                                                             src.healthy_after_s))
 
     def _on_block(self, block: AudioBlock) -> None:
         # Capture thread: copy into the ring and return.

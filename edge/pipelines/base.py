@@ -137,7 +137,8 @@ class BasePipeline:
     kind = ""
     extra_params: tuple[str, ...] = ()
 
-    def __init__(self, cfg: Any, on_decision: DecisionCallback | None = None, on_status: StatusCallback | None = None, classifier: Classifier | None = None) -> None:
+    def __init__(self, cfg: Any, on_decision: DecisionCallback | None = None, on_status: StatusCallback | None = None,
+                 classifier: Classifier | None = None) -> None:
         self.cfg = cfg
         self.name: str = cfg.name
         self.on_decision = on_decision
@@ -275,7 +276,8 @@ class BasePipeline:
         return None
 
     # -- decisions -----------------------------------------------------------------------------------
-    def _decide(self, probs: np.ndarray, capture_ts: float, inference_ms: float, classifier: Classifier, extra: dict[str, Any] | None = None) -> Decision:
+    def _decide(self, probs: np.ndarray, capture_ts: float, inference_ms: float, classifier: Classifier, extra: dict[str,
+                                                                                                                     Any] | None = None) -> Decision:
         now = time.time()
         with self._lock:
             outcome = self.post.update(probs, capture_ts)

@@ -31,11 +31,14 @@ class VisionPipeline(BasePipeline):
 
     def _source_factory(self) -> Any:
         src = self.cfg.source
-        return open_camera_source(src.uri, src.width, src.height, src.fps, loop=src.loop, realtime=src.realtime, stall_timeout_s=src.stall_timeout_s)
+        return open_camera_source(src.uri, src.width, src.height, src.fps, loop=src.loop, realtime=src.realtime,
+                                  stall_timeout_s=src.stall_timeout_s)
 
     def _make_supervisor(self) -> SourceSupervisor:
         src = self.cfg.source
-        return SourceSupervisor(self.name, self._source_factory, self._on_frame, self._relay_status, Backoff(src.backoff_initial_s, src.backoff_max_s, src.healthy_after_s))
+        return SourceSupervisor(self.name, self._source_factory, self._on_frame, self._relay_status, Backoff(src.backoff_initial_s,
+                                                                                                             src.backoff_max_s,
+                                                                                                             src.healthy_after_s))
 
     def _on_frame(self, frame: Frame) -> None:
         # Capture thread: O(1), never blocks on inference.

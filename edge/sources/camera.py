@@ -162,7 +162,8 @@ class OpenCvSource(FrameSource):
                 raise SourceError(f"{self.description}: no such file; check the path (relative paths are relative to the config file)")
             return cv2.VideoCapture(str(value), cv2.CAP_FFMPEG)
         if kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(self.stall_timeout_s, 60) * 1000)]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(self.stall_timeout_s,
+                                                                                                                 60) * 1000)]
             return cv2.VideoCapture(str(value), cv2.CAP_FFMPEG, params)
         if kind == "device":
             if not os.path.exists(value):
@@ -299,7 +300,8 @@ class Picamera2Source(FrameSource):
             camera.configure(config)
             camera.start()
         except Exception as exc:  # libcamera raises RuntimeError, IndexError (no camera) and more
-            raise SourceError(f"{self.description}: cannot start ({exc}); is the ribbon cable seated and the camera enabled? `rpicam-hello --list-cameras` lists cameras") from exc
+            raise SourceError(f"{self.description}: cannot start ({exc}); is the ribbon cable seated and the camera enabled? `rpicam-hello "
+                              "--list-cameras` lists cameras") from exc
         self.camera = camera
 
     def read(self) -> Frame:

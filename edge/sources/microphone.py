@@ -48,7 +48,8 @@ class SoundDeviceSource(AudioSource):
     """A PortAudio input stream at the device's native rate. The PortAudio callback only copies the block
     into a queue, so audio is never lost while the pipeline is busy (the queue is bounded; overflow counted)."""
 
-    def __init__(self, device: int | str = "default", sample_rate: int | None = None, channels: int = 1, block_s: float = 0.1, stall_timeout_s: float = 5.0, max_queue: int = 100) -> None:
+    def __init__(self, device: int | str = "default", sample_rate: int | None = None, channels: int = 1, block_s: float = 0.1,
+                 stall_timeout_s: float = 5.0, max_queue: int = 100) -> None:
         self.device = device
         self.requested_rate = sample_rate
         self.channels = channels
@@ -81,10 +82,12 @@ class SoundDeviceSource(AudioSource):
         self.sample_rate = rate
         self._queue = queue.Queue(maxsize=self._queue.maxsize)
         try:
-            stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32", blocksize=max(1, int(rate * self.block_s)), callback=self._callback)
+            stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32", blocksize=max(1,
+                                                                                                                     int(rate * self.block_s)), callback=self._callback)
             stream.start()
         except Exception as exc:  # PortAudioError, ValueError for an unsupported rate
-            raise SourceError(f"{self.description}: cannot start capture at {rate} Hz, {channels} channel(s) ({exc}); try another sample_rate or device") from exc
+            raise SourceError(f"{self.description}: cannot start capture at {rate} Hz, {channels} channel(s) ({exc}); try "
+                              "another sample_rate or device") from exc
         self._stream = stream
 
     def read(self) -> AudioBlock:
@@ -94,7 +97,8 @@ class SoundDeviceSource(AudioSource):
             return self._queue.get(timeout=self.stall_timeout_s)
         except queue.Empty:
             active = bool(getattr(self._stream, "active", False))
-            raise SourceError(f"{self.description}: no audio for {self.stall_timeout_s:.0f} s (stream {'active' if active else 'stopped'}); unplugged or taken by another program?") from None
+            raise SourceError(f"{self.description}: no audio for {self.stall_timeout_s:.0f} s (stream "
+                              f"{'active' if active else 'stopped'}); unplugged or taken by another program?") from None
 
     def close(self) -> None:
         stream, self._stream = self._stream, None

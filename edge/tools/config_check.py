@@ -174,5 +174,6 @@ def summary(config: EdgeConfig) -> str:
     for p in config.pipelines:
         where = p.source.uri if p.kind == "camera" else (p.source.file or f"device {p.source.device}")
         state = "" if p.enabled else " (disabled)"
-        lines.append(f"  - {p.name}: {p.kind} {where} -> {p.bundle} [{p.variant}], threshold {p.threshold}, smoothing {p.smoothing.method}{state}")
+        lines.append(f"  - {p.name}: {p.kind} {where} -> {p.bundle} [{p.variant}], threshold {p.threshold}, smoothing "
+                     f"{p.smoothing.method}{state}")
     return "\n".join(lines)

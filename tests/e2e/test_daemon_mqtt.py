@@ -92,7 +92,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     pipelines = [
         camera_pipeline("cam", bundle, str(video)),
         camera_pipeline("broken", bundle, "rtsp://127.0.0.1:9/no-camera-here"),  # port 9: connection refused at once
-        camera_pipeline("once", bundle, str(short), source={"uri": str(short), "loop": False, "realtime": True, "backoff_initial_s": 0.5, "backoff_max_s": 1}),
+        camera_pipeline("once", bundle, str(short), source={"uri": str(short), "loop": False, "realtime": True, "backoff_initial_s": 0.5,
+                                                            "backoff_max_s": 1}),
         mic_cfg,
         camera_pipeline("nobundle", root / "not-trained-yet", str(video)),  # fails at start; the rest runs
         # the label changes 10 times a second, 5 times the state rate allowed: the limiter must bite
@@ -167,7 +168,8 @@ def _stats_window(s: Setup, seconds: float) -> tuple[dict[str, Any], dict[str, A
 def test_state_rate_never_exceeds_max_rate_hz_while_the_label_changes_on_every_frame(setup: Setup) -> None:
     s = setup
     first, last, span = _stats_window(s, 4.0)
-    delta = {key: last["pipelines"]["flicker"][key] - first["pipelines"]["flicker"][key] for key in ("states_published", "events_published", "frames_classified")}
+    delta = {key: last["pipelines"]["flicker"][key] - first["pipelines"]["flicker"][key] for key in ("states_published", "events_published",
+                                                                                                     "frames_classified")}
     states, changes = delta["states_published"], delta["events_published"]
     # "flicker" changes its label on (nearly) every frame: far more often than its 2 states a second ...
     assert changes > 2 * 2 * span, (delta, span)
@@ -179,7 +181,8 @@ def test_state_rate_never_exceeds_max_rate_hz_while_the_label_changes_on_every_f
     seqs = [m.json()["seq"] for m in s.listener.on(f"{PREFIX}/flicker/state")]
     assert seqs == sorted(seqs) and seqs[-1] - seqs[0] > 2 * (len(seqs) - 1), "every classification was published"
     # "cam" (one change a second, heartbeat 2 s) publishes only on changes and heartbeats, not per frame
-    cam = {key: last["pipelines"]["cam"][key] - first["pipelines"]["cam"][key] for key in ("states_published", "events_published", "frames_classified")}
+    cam = {key: last["pipelines"]["cam"][key] - first["pipelines"]["cam"][key] for key in ("states_published", "events_published",
+                                                                                           "frames_classified")}
     assert cam["states_published"] <= cam["events_published"] + span / 2 + 2, (cam, span)
     assert cam["frames_classified"] >= 3 * cam["states_published"], (cam, span)
 
@@ -188,7 +191,8 @@ def test_stats_message_fields(setup: Setup) -> None:
     s = setup
     stats = s.listener.wait_topic(f"{PREFIX}/stats", count=2)[-1].json()
     cam = stats["pipelines"]["cam"]
-    for key in ("frames_in", "frames_classified", "frames_dropped", "fps", "latency_p50_ms", "latency_p95_ms", "queue_size", "source_state"):
+    for key in ("frames_in", "frames_classified", "frames_dropped", "fps", "latency_p50_ms", "latency_p95_ms", "queue_size",
+                "source_state"):
         assert key in cam, (key, cam)
     assert cam["frames_classified"] > 0 and cam["source_state"] == "running"
     assert stats["pipelines"]["broken"]["source_state"] != "running"
@@ -318,7 +322,8 @@ def test_ping_status_set_pause_resume_and_snapshot_commands(setup: Setup) -> Non
     # classifying before (if any) is counted; ten more skipped frames are the marker after which
     # "nothing more was classified" means something.
     first = wait_for(lambda: (c := cam())["frames_skipped_paused"] > skipped and c, 10, "a frame skipped while paused")
-    after = wait_for(lambda: (c := cam())["frames_skipped_paused"] >= first["frames_skipped_paused"] + 10 and c, 10, "ten more frames skipped while paused")
+    after = wait_for(lambda: (c := cam())["frames_skipped_paused"] >= first["frames_skipped_paused"] + 10 and c, 10,
+                     "ten more frames skipped while paused")
     frames = first["frames_classified"]
     assert after["paused"] is True and after["frames_classified"] == frames
     assert s.listener.wait_topic(f"{PREFIX}/cam/status", where=lambda m: m.json().get("paused") is True)

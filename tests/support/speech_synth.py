@@ -161,9 +161,11 @@ def make_background(kind: str, out_path: Path, seconds: float = 20.0, rate: int 
     if kind == "brown_noise":
         _run([*base, "synth", length, "brownnoise", "vol", "0.5"])
     elif kind == "pink_noise_hum":
-        _run([*base, "synth", length, "pinknoise", "synth", length, "sine", "mix", "50", "synth", length, "sine", "mix", "150", "vol", "0.25"])
+        _run([*base, "synth", length, "pinknoise", "synth", length, "sine", "mix", "50", "synth", length, "sine", "mix", "150", "vol",
+              "0.25"])
     elif kind == "fan":
-        _run([*base, "synth", length, "brownnoise", "synth", length, "sine", "amod", "30", "lowpass", "600", "tremolo", "3", "30", "vol", "0.6"])
+        _run([*base, "synth", length, "brownnoise", "synth", length, "sine", "amod", "30", "lowpass", "600", "tremolo", "3", "30", "vol",
+              "0.6"])
     elif kind == "running_tap":
         _run([*base, "synth", length, "whitenoise", "bandpass", "2500", "1.5q", "tremolo", "11", "40", "vol", "0.3"])
     elif kind == "white_noise_hiss":

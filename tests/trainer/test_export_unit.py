@@ -184,7 +184,8 @@ def test_extra_options_reach_the_quantizer_and_the_report(conv_model: Path, tmp_
     assert "extra_options" not in quantize_int8(conv_model, tmp_path / "n.onnx", CALIBRATION, float_first_convs=1, extra_options={})
 
 
-def test_the_quantizer_chatter_is_silenced_and_the_log_level_restored(conv_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_quantizer_chatter_is_silenced_and_the_log_level_restored(conv_model: Path, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     root = logging.getLogger()
     with caplog.at_level(logging.DEBUG):
         quantize_int8(conv_model, tmp_path / "l.onnx", CALIBRATION, float_first_convs=1)
@@ -318,7 +319,8 @@ def test_ort_predict_concatenates_batches(conv_model: Path, monkeypatch: pytest.
     whole = ort_predict(conv_model, CALIBRATION, batch_size=16)
     parts = ort_predict(conv_model, CALIBRATION, batch_size=5, threads=2)
     assert whole.shape == (16, 2) and whole.dtype == np.float32 and np.allclose(whole, parts, atol=1e-6)
-    assert np.allclose(ort_predict(conv_model, CALIBRATION[:, :, ::-1]), ort_predict(conv_model, np.ascontiguousarray(CALIBRATION[:, :, ::-1])))
+    assert np.allclose(ort_predict(conv_model, CALIBRATION[:, :, ::-1]), ort_predict(conv_model, np.ascontiguousarray(CALIBRATION[:, :,
+                                                                                                                                  ::-1])))
     assert made == [0, 2, 0, 0]
 
 
@@ -375,7 +377,9 @@ def test_parity_refuses_a_different_model(tmp_path: Path) -> None:
     swapped = tiny_classifier([[-1.0, 1.0], [1.0, -1.0]])
     x = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     # ONNX: softmax(1, -1) = (0.881, 0.119); the model: (0.119, 0.881) -> |diff| 0.762, both rows flip
-    with pytest.raises(ParityError, match=r"m.onnx: ONNX Runtime and PyTorch disagree on 2 validation inputs: max \|diff\| of probabilities 0.762 > tolerance 0.001 \(2 top-1 changes\)\. The export is broken"):
+    with pytest.raises(ParityError,
+                       match=r"m.onnx: ONNX Runtime and PyTorch disagree on 2 validation inputs: max \|diff\| of probabilities 0.762 > "
+                       r"tolerance 0.001 \(2 top-1 changes\)\. The export is broken"):
         check_parity(swapped, path, x)
     slightly = tiny_classifier([[1.0, -1.0], [-1.0, 1.001]])
     with pytest.raises(ParityError, match=r"\(0 top-1 changes\)"):
@@ -408,7 +412,8 @@ def test_parity_refuses_nan(tmp_path: Path) -> None:
 def test_write_bundle_names_the_variants_that_exist(tmp_path: Path) -> None:
     (tmp_path / "model.onnx").write_bytes(b"fp32")
     path = write_bundle(tmp_path, task="image", labels=["cat", "dog", "owl"], input_spec={"name": "image"},
-                        preprocessing={"resize": "stretch"}, metrics={"fp32": {"accuracy": 1.0}}, extra={"backbone": "tiny", "task": "image"})
+                        preprocessing={"resize": "stretch"}, metrics={"fp32": {"accuracy": 1.0}}, extra={"backbone": "tiny",
+                                                                                                         "task": "image"})
     assert path == tmp_path / "manifest.json"
     assert (tmp_path / "labels.txt").read_text() == "cat\ndog\nowl\n"
     m = json.loads(path.read_text())
@@ -421,7 +426,8 @@ def test_write_bundle_names_the_variants_that_exist(tmp_path: Path) -> None:
     assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
     assert set(m["files"]) == {"model.onnx", "labels.txt"}
     (tmp_path / "model.int8.onnx").write_bytes(b"int8")
-    m = json.loads(write_bundle(tmp_path, task="audio", labels=["a", "b"], input_spec={}, preprocessing={}, metrics={}, extra={}).read_text())
+    m = json.loads(write_bundle(tmp_path, task="audio", labels=["a", "b"], input_spec={}, preprocessing={}, metrics={},
+                                extra={}).read_text())
     assert m["variants"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"} and m["task"] == "audio"
 
 

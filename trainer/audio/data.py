@@ -122,7 +122,8 @@ class Augment:
 
     @staticmethod
     def off() -> Augment:
-        return Augment(shift=False, speed=(1.0, 1.0), freq_warp=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0, freq_masks=0)
+        return Augment(shift=False, speed=(1.0, 1.0), freq_warp=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0,
+                       freq_masks=0)
 
 
 def _colored_noise(n: int, tilt: float, rng: np.random.Generator) -> np.ndarray:
@@ -148,7 +149,8 @@ def noise_pool(windows: WindowSet, background_label: int | None, rate: int, rng:
     return np.concatenate(parts), "synthetic coloured noise"
 
 
-def augment_waveforms(batch: np.ndarray, is_background: np.ndarray, pool: np.ndarray, aug: Augment, rng: np.random.Generator) -> torch.Tensor:
+def augment_waveforms(batch: np.ndarray, is_background: np.ndarray, pool: np.ndarray, aug: Augment,
+                      rng: np.random.Generator) -> torch.Tensor:
     """Speed, gain and background mixing on a [n, window] batch (shift is applied when cutting)."""
     n, window = batch.shape
     out = torch.from_numpy(batch)

@@ -107,7 +107,10 @@ def _place_background_parts(splits: Splits, parts: tuple[Path, Path]) -> None:
     splits.val = [Sample(tail, s.label) if s.path in parts else s for s in splits.val]
 
 
-def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings, clips: dict[Path, np.ndarray]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings, clips: dict[Path,
+                                                                                                            np.ndarray]) -> tuple[dict[str,
+                                                                                                                                       Any],
+                                                                                                                                       list[dict[str, str]]]:
     """Per-file metrics of one exported variant, windows cut and averaged exactly as `trainer evaluate` does."""
     session = make_session(path)
     name = session.get_inputs()[0].name
@@ -162,7 +165,8 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         rng = np.random.default_rng(opts.seed)
         pick = np.sort(rng.permutation(len(result.train))[:CALIBRATION_WINDOWS])
         calibration = result.train.windows(pick, settings.window)
-        quantization = quantize_int8(fp32_path, out_dir / VARIANT_FILES["int8"], calibration, nodes_to_exclude=_front_end_nodes(fp32_path), float_first_convs=0)
+        quantization = quantize_int8(fp32_path, out_dir / VARIANT_FILES["int8"], calibration, nodes_to_exclude=_front_end_nodes(fp32_path),
+                                     float_first_convs=0)
         quantization["float_nodes"] = "log-mel front end (" + str(len(quantization["float_nodes"])) + " nodes)"
         variants["int8"] = out_dir / VARIANT_FILES["int8"]
         timing["quantize"] = time.perf_counter() - t

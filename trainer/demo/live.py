@@ -62,7 +62,8 @@ class LiveDemoResult:
     offline_seen: bool = False
 
 
-def render_video(path: Path, classes: tuple[str, ...] = SHAPES, seconds_per_class: float = 2.0, fps: float = 15.0, size: int = 224, seed: int = 7) -> Path:
+def render_video(path: Path, classes: tuple[str, ...] = SHAPES, seconds_per_class: float = 2.0, fps: float = 15.0, size: int = 224,
+                 seed: int = 7) -> Path:
     """A video cycling through freshly drawn examples of each class (new ones, not the training images)."""
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
@@ -88,7 +89,8 @@ class LocalBroker:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
         if binary is None:
-            raise LiveDemoError("mosquitto is not installed: `sudo apt install mosquitto` (or run scripts/setup.sh), or name a broker with --mqtt-host")
+            raise LiveDemoError("mosquitto is not installed: `sudo apt install mosquitto` (or run scripts/setup.sh), or name "
+                                "a broker with --mqtt-host")
         self.port = free_port()
         conf = workdir / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
@@ -168,7 +170,8 @@ def describe(topic: str, payload: bytes, prefix: str) -> str:
         extra = f"  (was {data['previous']})" if data.get("previous") else ""
         return f"{short:<22} {data['label']:<10} {data['confidence']:.2f}  [{scores}]  {data['latency_ms']:.0f} ms{extra}"
     if short == "stats" and isinstance(data, dict):
-        parts = [f"{name}: {p.get('fps', 0):.1f} fps, {p.get('frames_classified', 0)} classified" for name, p in data.get("pipelines", {}).items()]
+        parts = [f"{name}: {p.get('fps', 0):.1f} fps, {p.get('frames_classified', 0)} classified" for name, p in data.get("pipelines",
+                                                                                                                          {}).items()]
         rss = data.get("process", {}).get("rss_bytes", 0) / 2**20
         return f"{short:<22} {'; '.join(parts)}; RSS {rss:.0f} MB"
     if isinstance(data, dict) and "state" in data:
@@ -176,7 +179,8 @@ def describe(topic: str, payload: bytes, prefix: str) -> str:
     return f"{short:<22} {json.dumps(data)[:100]}"
 
 
-def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message: Callable[[str, bytes], None] | None = None) -> LiveDemoResult:
+def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message: Callable[[str, bytes],
+                                                                                           None] | None = None) -> LiveDemoResult:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -228,9 +232,11 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
         try:
             subscriber.connect(host, port, keepalive=30)
         except OSError as exc:
-            raise LiveDemoError(f"cannot reach the MQTT broker at {host}:{port} ({exc}); start it or leave out --mqtt-host to use a private one") from exc
+            raise LiveDemoError(f"cannot reach the MQTT broker at {host}:{port} ({exc}); start it or leave out "
+                                "--mqtt-host to use a private one") from exc
         subscriber.loop_start()
-        print(f"live demo: running `edge run -c {config}` for {options.seconds:g} s; MQTT messages under {prefix}/ (log: {log_path})\n", file=out)
+        print(f"live demo: running `edge run -c {config}` for {options.seconds:g} s; MQTT messages under {prefix}/ (log: {log_path})\n",
+              file=out)
         with open(log_path, "wb") as log:
             daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + options.seconds

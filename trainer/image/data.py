@@ -81,7 +81,8 @@ def _decode_one(path: Path, size: tuple[int, int], policy: str) -> DecodedImage 
     except ImageDecodeError as exc:
         return exc
     square_size = (size[0] * 3 // 2, size[1] * 3 // 2)
-    return DecodedImage(path=path, sha1=file_sha1(path), fitted=fit_image(rgb, size, policy), square=fit_image(rgb, square_size, RESIZE_POLICY))
+    return DecodedImage(path=path, sha1=file_sha1(path), fitted=fit_image(rgb, size, policy), square=fit_image(rgb, square_size,
+                                                                                                               RESIZE_POLICY))
 
 
 def decode_images(

@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cam = sub.add_parser("camera", help="save N frames at an interval after a countdown")
     cam.add_argument("dataset", help="data set folder (created if needed)")
     cam.add_argument("--class", dest="label", required=True, help="class name = the folder the images go to")
-    cam.add_argument("--source", default=None, help="camera URI: 0, /dev/video0, csi://0, picamera2://0, rtsp://..., a video file (default 0)")
+    cam.add_argument("--source", default=None,
+                     help="camera URI: 0, /dev/video0, csi://0, picamera2://0, rtsp://..., a video file (default 0)")
     cam.add_argument("--count", type=int, default=30, help="images to save (default 30)")
     cam.add_argument("--interval", type=float, default=0.5, help="seconds between images (default 0.5)")
     cam.add_argument("--countdown", type=float, default=3.0, help="seconds before the first image (default 3)")
@@ -60,7 +61,8 @@ def _pipeline_from_config(args: argparse.Namespace, kind: str) -> Any | None:
         if p.kind == kind and (args.pipeline is None or p.name == args.pipeline):
             return p
     names = ", ".join(p.name for p in config.pipelines if p.kind == kind) or "none"
-    raise CollectError(f"{args.config}: no {kind} pipeline{' named ' + repr(args.pipeline) if args.pipeline else ''} (the {kind} pipelines there: {names})")
+    raise CollectError(f"{args.config}: no {kind} pipeline{' named ' + repr(args.pipeline) if args.pipeline else ''} (the {kind} "
+                       f"pipelines there: {names})")
 
 
 def _say(text: str) -> None:
@@ -95,7 +97,8 @@ def run_microphone(args: argparse.Namespace) -> int:
         p = _pipeline_from_config(args, "microphone")
         device = args.device if args.device is not None else (p.source.device if p else "default")
         rate = args.sample_rate or (p.source.sample_rate if p else None)
-        result = collect_audio(args.dataset, label, seconds=args.seconds, clip_s=args.clip, device=device, sample_rate=rate, countdown_s=args.countdown, say=_say)
+        result = collect_audio(args.dataset, label, seconds=args.seconds, clip_s=args.clip, device=device, sample_rate=rate,
+                               countdown_s=args.countdown, say=_say)
     except (CollectError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

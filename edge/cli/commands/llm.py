@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--threads", type=int, default=0, help="with --model: CPU threads (0 = all cores)")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--max-tokens", type=int, default=256, help="longest answer in tokens (default 256; the server may lower it)")
-    chat.add_argument("--temperature", type=float, help="sampling temperature; 0 = always the most likely token (default: the server's llm.temperature)")
+    chat.add_argument("--temperature", type=float,
+                      help="sampling temperature; 0 = always the most likely token (default: the server's llm.temperature)")
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable answers (default: random)")
     chat.add_argument("--no-sensors", action="store_true", help="do not add the live sensor states to the prompt")
     chat.add_argument("--stats", action="store_true", help="print tokens, speed and time to first token after each answer")

@@ -96,7 +96,8 @@ class FakeImageClassifier:
     """Answers by the dominant colour channel of each fitted image; records every batch."""
 
     def __init__(self, labels=("red", "green", "blue"), size=(8, 8), preprocessing=None, task="image") -> None:
-        self.bundle = SimpleNamespace(task=task, labels=tuple(labels), image_size=size, preprocessing=preprocessing if preprocessing is not None else {})
+        self.bundle = SimpleNamespace(task=task, labels=tuple(labels), image_size=size,
+                                      preprocessing=preprocessing if preprocessing is not None else {})
         self.variant = "fake"
         self.batches: list[np.ndarray] = []
 

@@ -29,9 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=["image", "audio"], default=None, help="default: detected from the files")
     p.add_argument("--backbone", choices=sorted(BUILDERS) + list(AUDIO_BACKBONES), default=None,
                    help=f"default: {DEFAULT_BACKBONE} for images, {AUDIO_DEFAULTS['backbone']} for sound")
-    p.add_argument("--weights", type=Path, default=None, metavar="PATH", help="backbone weights file (.pth) instead of the built-in/cached ones")
-    p.add_argument("--epochs", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['epochs']} for images, {AUDIO_DEFAULTS['epochs']} for sound")
-    p.add_argument("--batch-size", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['batch_size']} for images, {AUDIO_DEFAULTS['batch_size']} for sound")
+    p.add_argument("--weights", type=Path, default=None, metavar="PATH",
+                   help="backbone weights file (.pth) instead of the built-in/cached ones")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default: {IMAGE_DEFAULTS['epochs']} for images, {AUDIO_DEFAULTS['epochs']} for sound")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"default: {IMAGE_DEFAULTS['batch_size']} for images, {AUDIO_DEFAULTS['batch_size']} for sound")
     p.add_argument("--lr", type=float, default=None, help=f"default: {IMAGE_DEFAULTS['lr']} for images, {AUDIO_DEFAULTS['lr']} for sound")
     p.add_argument("--fine-tune", type=int, default=0, metavar="N", help="also train the backbone's last N blocks (default 0: head only)")
     p.add_argument("--seed", type=int, default=0)

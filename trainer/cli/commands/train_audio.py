@@ -21,9 +21,11 @@ AUDIO_DEFAULTS = {"backbone": "compact_cnn", "epochs": 45, "batch_size": 32, "lr
 
 def add_audio_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sound (--task audio)")
-    group.add_argument("--sample-rate", type=int, default=16000, metavar="HZ", help="model sample rate; files of any rate are resampled to it (default 16000)")
+    group.add_argument("--sample-rate", type=int, default=16000, metavar="HZ",
+                       help="model sample rate; files of any rate are resampled to it (default 16000)")
     group.add_argument("--window", type=float, default=1.0, metavar="SECONDS", help="length of one model input (default 1.0)")
-    group.add_argument("--hop", type=float, default=0.5, metavar="SECONDS", help="step between windows of long recordings and of the live microphone (default 0.5)")
+    group.add_argument("--hop", type=float, default=0.5, metavar="SECONDS",
+                       help="step between windows of long recordings and of the live microphone (default 0.5)")
     group.add_argument("--no-audio-augment", action="store_true", help="train without shift/speed/gain/noise/SpecAugment (for comparison)")
 
 
@@ -43,7 +45,8 @@ def run_audio(args: argparse.Namespace) -> int:
     fill_audio_defaults(args)
     try:
         if args.backbone not in AUDIO_BACKBONES:
-            raise DatasetError(f"--backbone {args.backbone} is an image backbone; for sound use one of {', '.join(AUDIO_BACKBONES)} (default compact_cnn)")
+            raise DatasetError(f"--backbone {args.backbone} is an image backbone; for sound use one of "
+                               f"{', '.join(AUDIO_BACKBONES)} (default compact_cnn)")
         if getattr(args, "fine_tune", 0):
             log.warning("--fine-tune applies to image backbones; sound models train end to end and ignore it")
         report = train_audio_classifier(
