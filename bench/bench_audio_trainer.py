@@ -1,12 +1,13 @@
 """Sound trainer benchmark: accuracy on seen and unseen speakers per backbone, training time, and
 inference time per 1 s window (1 thread, fp32 and int8), all in one run.
 
-    .venv/bin/python bench/bench_audio_trainer.py [--data DIR] [--backbones compact_cnn,efficientnet_lite0] [--splits unseen,seen,few] [--label L]
+    .venv/bin/python bench/bench_audio_trainer.py [--data DIR] [--backbones compact_cnn,efficientnet_lite0]
+        [--splits unseen,seen,few] [--label L]
 
 The data is the espeak-ng spoken-digit set of bench/make_speech_dataset.py (made on first use, ~2 min):
 2,700 8 kHz clips, 18 synthetic speakers. "seen": every speaker in training, held-out takes in val;
-"unseen": 6 speakers never heard in training; "few": only 5 training speakers, same unseen val. Each run is the default `trainer train` pipeline
-(decode, train, export, parity, int8, score through ONNX Runtime). Writes
+"unseen": 6 speakers never heard in training; "few": only 5 training speakers, same unseen val. Each run is the default `trainer train`
+pipeline (decode, train, export, parity, int8, score through ONNX Runtime). Writes
 bench/results/audio_trainer_<backbones>_<splits>_<label>.json (label: the UTC date and time unless --label is
 given; --out names the file); an existing results file is never overwritten without --force. The trainer's
 epochs are recorded per row.

@@ -323,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = args.bundle or make_color_bundle(work / "tiny-image")
     audio_bundle = args.audio_bundle or make_audio_bundle(work / "tiny-audio", sample_rate=16000)
     manifest = load_bundle(bundle).manifest
-    which = f"trained {manifest.get('backbone', '?')} bundle {bundle}" if args.bundle else "TINY generated bundle (mean colour -> linear): model cost ~0, ratio bound by video decoding"
+    which = (f"trained {manifest.get('backbone', '?')} bundle {bundle}" if args.bundle
+             else "TINY generated bundle (mean colour -> linear): model cost ~0, ratio bound by video decoding")
     video = write_shapes_video(work / "shapes.avi", seconds=6)
     print(f"image bundle: {which} ({args.variant}, {args.threads} ORT thread(s)); audio bundle: "
           f"{'given: ' + str(args.audio_bundle) if args.audio_bundle else 'tiny generated'}")

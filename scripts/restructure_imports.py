@@ -505,7 +505,8 @@ def _sort_import_runs(text: str) -> str:
         for line in run:  # two imports from one module (a name moved next to others) become one
             module = FIRST_PARTY_FROM.match(line.rstrip("\n")).group(2)
             last = merged_run[-1] if merged_run else ""
-            if last and FIRST_PARTY_FROM.match(last.rstrip("\n")).group(2) == module and "#" not in last + line and " as " not in last + line:
+            if (last and FIRST_PARTY_FROM.match(last.rstrip("\n")).group(2) == module
+                    and "#" not in last + line and " as " not in last + line):
                 names = [n.strip() for n in last.split(" import ", 1)[1].split(",") + line.split(" import ", 1)[1].split(",")]
                 unique = sorted(dict.fromkeys(names), key=_isort_key)
                 merged_run[-1] = f"{match.group(1)}from {module} import {', '.join(unique)}\n"

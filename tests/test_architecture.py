@@ -65,7 +65,8 @@ def imports_of(path: Path, root: Path) -> Iterator[Import]:
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                is_module = (root / Path(*candidate.split("."))).with_suffix(".py").exists() or (root / Path(*candidate.split("."))).is_dir()
+                as_path = root / Path(*candidate.split("."))
+                is_module = as_path.with_suffix(".py").exists() or as_path.is_dir()
                 yield Import(path, node.lineno, importer, candidate if is_module else base)
 
 
@@ -108,7 +109,8 @@ def violations(root: Path) -> list[str]:
 def test_every_edge_module_is_in_a_layer() -> None:
     packages = {p.name for p in (REPO / "edge").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     modules = {p.stem for p in (REPO / "edge").glob("*.py")} - {"__init__"}
-    assert packages == set(ALLOWED), f"edge/ packages {sorted(packages)} vs layers {sorted(ALLOWED)}: update ALLOWED and docs/architecture.md"
+    assert packages == set(ALLOWED), (f"edge/ packages {sorted(packages)} vs layers {sorted(ALLOWED)}: "
+                                      "update ALLOWED and docs/architecture.md")
     assert not modules, f"modules at edge/'s root belong in a layer: {sorted(modules)}"
 
 

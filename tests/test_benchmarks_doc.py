@@ -18,7 +18,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Union
+from typing import Any
 
 from tests.support.paths import REPO
 
@@ -130,7 +130,7 @@ class Has:
     text: str
 
 
-Check = Union[list, Text, Has]
+Check = list | Text | Has
 
 
 @dataclass
@@ -419,6 +419,7 @@ def text_figures() -> list[str]:
     old = {s: _audio_row("audio_trainer_before_perband.json", "compact_cnn", s) for s in ("unseen", "seen")}
     few45, few30 = _audio_row("audio_trainer_cnn45.json", "compact_cnn", "few"), _audio_row("audio_trainer_few.json", "compact_cnn", "few")
     un45, un30 = _audio_row("audio_trainer_cnn45.json", "compact_cnn", "unseen"), per_band["unseen"]
+    minutes = {epochs: [r["wall_seconds"] / 60 for r in big if r["epochs"] == epochs] for epochs in (45, 30)}
     out += [
         f"load average {span(min(r['load_average_at_start'] for r in rows), max(r['load_average_at_start'] for r in rows), 1)} (1 min) "
         "at the start of the rows",
@@ -429,8 +430,8 @@ def text_figures() -> list[str]:
         f"{span(min(100 * r['accuracy']['fp32'] for r in unseen_cnn), max(100 * r['accuracy']['fp32'] for r in unseen_cnn), 1)} % against "
         f"{pct(eff_unseen['accuracy']['fp32'])} % for frozen",
         f"lose {span(min(loss), max(loss), 1)} points in int8",
-        f"{span(min(r['wall_seconds'] for r in big if r['epochs'] == 45) / 60, max(r['wall_seconds'] for r in big if r['epochs'] == 45) / 60, 1)} min end to end",
-        f"({span(min(r['wall_seconds'] for r in big if r['epochs'] == 30) / 60, max(r['wall_seconds'] for r in big if r['epochs'] == 30) / 60, 1)} min with 30 epochs)",
+        f"{span(min(minutes[45]), max(minutes[45]), 1)} min end to end",
+        f"({span(min(minutes[30]), max(minutes[30]), 1)} min with 30 epochs)",
         f"{span(min(lat), max(lat), 2)} ms per 1 s window on one thread",
         f"96x96 takes {span(min(eff_lat), max(eff_lat), 2)} ms",
         f"max |diff| of probabilities {sci(min(r['parity_max_abs_diff'] for r in cnn))} to "
@@ -476,7 +477,8 @@ def text_figures() -> list[str]:
     five = [r for k in ("asl", "phone", "asl_seed1", "asl_seed2", "phone_seed1") for r in j(f"int8_study_{k}.json")["rows"]]
     ms = [r[k] for k2 in study for r in study[k2] for k in ("fp32_ms", "int8_ms")]
     by = {k: {r["setting"]: r for r in study[k]} for k in study}
-    pslow = [by[k][s]["quantize_s"] / by[k][INT8_SETTINGS["default"]]["quantize_s"] for k in by for s in by[k] if s.startswith("percentile")]
+    default = INT8_SETTINGS["default"]
+    pslow = [by[k][s]["quantize_s"] / by[k][default]["quantize_s"] for k in by for s in by[k] if s.startswith("percentile")]
     rr = [by[k]["reduce_range off"]["mean_abs_prob_diff"] / by[k][INT8_SETTINGS["default"]]["mean_abs_prob_diff"] for k in by]
     sym = [by[k]["activation symmetric"]["fp32_ms"] / by[k]["activation symmetric"]["int8_ms"] for k in by]
     pt = [by[k]["per-tensor weights"] for k in ("asl", "phone")]

@@ -63,7 +63,8 @@ def _edge_tree() -> dict[str, Any]:
 def _trainer_tree() -> dict[str, Any] | None:
     """trainer's parser imports torch (its --backbone choices come from the backbones), so it is built in a
     child process: this test stays light, and on a device-only install (no torch) it is None."""
-    code = "import json; from tests.test_docs_commands import parser_tree; from trainer.cli import build_parser; print(json.dumps(parser_tree(build_parser())))"
+    code = ("import json; from tests.test_docs_commands import parser_tree; from trainer.cli import build_parser; "
+            "print(json.dumps(parser_tree(build_parser())))")
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     if run.returncode != 0:
         if "No module named 'torch'" in run.stderr:

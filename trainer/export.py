@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -21,6 +21,9 @@ import torch
 from torch import nn
 
 from edge.core.bundle import LABELS_NAME, VARIANT_FILES, write_labels, write_manifest
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 log = logging.getLogger(__name__)
 

@@ -102,10 +102,9 @@ def _field_at(root: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[t
 def _bounds(info: FieldInfo) -> tuple[Any, Any]:
     low = high = None
     for meta in info.metadata:
-        low = getattr(meta, "ge", None) if getattr(meta, "ge", None) is not None else (getattr(meta, "gt", None) if getattr(meta, "gt",
-                                                                                                                            None) is not None else low)
-        high = getattr(meta, "le", None) if getattr(meta, "le", None) is not None else (getattr(meta, "lt", None) if getattr(meta, "lt",
-                                                                                                                             None) is not None else high)
+        ge, gt, le, lt = (getattr(meta, key, None) for key in ("ge", "gt", "le", "lt"))
+        low = ge if ge is not None else (gt if gt is not None else low)
+        high = le if le is not None else (lt if lt is not None else high)
     return low, high
 
 

@@ -157,8 +157,8 @@ def score_files(
     """Per file: cut into windows as the trainer does, predict every window, average the probabilities.
 
     `predict` maps a float32 [n, window] batch to probabilities [n, classes] (an ONNX Runtime session
-    on the device and in `trainer evaluate`); `preloaded` supplies clips already decoded at `rate`. Returns (indices of scored files, their probabilities,
-    skipped files as {path, reason}); unreadable, too-short and silent files are skipped with a warning."""
+    on the device and in `trainer evaluate`); `preloaded` supplies clips already decoded at `rate`. Returns (indices of scored files,
+    their probabilities, skipped files as {path, reason}); unreadable, too-short and silent files are skipped with a warning."""
     kept: list[int] = []
     probs: list[np.ndarray] = []
     skipped: list[dict[str, str]] = []

@@ -83,8 +83,8 @@ class CommandHandler:
         try:
             args = self._parse(message.payload)
             request_id = args.pop("id", None)
-            if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id,
-                                                                                                bool) or len(str(request_id)) > MAX_ID_CHARS):
+            if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
+                                           or len(str(request_id)) > MAX_ID_CHARS):
                 request_id = None
                 raise CommandError(f'"id" must be a string or integer of at most {MAX_ID_CHARS} characters')
             command = self._commands.get(name)

@@ -50,7 +50,8 @@ def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
             fix = ("check mqtt.username and mqtt.password/password_file against the broker's users "
                    "(`sudo mosquitto_passwd /etc/mosquitto/passwd USER`), and its acl_file")
         elif settings.tls.enabled:
-            fix = "check mqtt.tls (ca_certs must have signed the broker's certificate; the host name must match it) and that this port speaks TLS"
+            fix = ("check mqtt.tls (ca_certs must have signed the broker's certificate; the host name must match it) "
+                   "and that this port speaks TLS")
         else:
             fix = "the port answers but not as an MQTT broker: check mqtt.port (1883 plain, 8883 TLS) and mqtt.tls"
         return CheckResult("mqtt", "fail", f"{where}{who}: {error}", fix)

@@ -23,7 +23,8 @@ def check_config(options: DoctorOptions) -> tuple[list[CheckResult], Any]:
     except ConfigError as exc:
         fix = f"edit {path} and run `edge config check {path}` until it passes"
         if any("Permission denied" in line for line in exc.errors):
-            fix = f"run the doctor as the service user, who can read it: `sudo -u edgeteach {sys.argv[0] if sys.argv else 'edge'} doctor -c {path}`"
+            fix = ("run the doctor as the service user, who can read it: "
+                   f"`sudo -u edgeteach {sys.argv[0] if sys.argv else 'edge'} doctor -c {path}`")
         return [CheckResult("config", "fail", "; ".join(exc.errors), fix)], None
     pipelines = active_pipelines(config)
     return [CheckResult("config", "ok",

@@ -49,7 +49,8 @@ def _check_generation(model: Path) -> CheckResult:
     result = smoke_generate(model, tokens=4, timeout_s=180)
     if result.ok:
         return CheckResult("llm generation", "ok", f"{result.tokens} tokens at {result.tokens_per_s:.1f} tokens/s on 1 thread")
-    cause = f"crashed with {result.signal_name}" if result.signal_name else f"failed: {result.detail.splitlines()[-1] if result.detail else '?'}"
+    cause = (f"crashed with {result.signal_name}" if result.signal_name
+             else f"failed: {result.detail.splitlines()[-1] if result.detail else '?'}")
     return CheckResult("llm generation", "fail", f"llama.cpp {cause}", PORTABLE_FLAGS_HINT)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from edge.doctor.base import CheckResult, active_pipelines
 
 JETSON_ORT_INDEX = "https://pypi.jetson-ai-lab.io/jp6/cu126"
-REINSTALL_FIX = "reinstall the environment: `sudo deploy/install.sh` from the EdgeTeach source (or `pip install 'edgeteach[edge]'` in your venv)"
+REINSTALL_FIX = ("reinstall the environment: `sudo deploy/install.sh` from the EdgeTeach source "
+                 "(or `pip install 'edgeteach[edge]'` in your venv)")
 
 
 def device_model() -> str:
@@ -32,7 +33,7 @@ def is_jetson() -> bool:
 
 def check_python() -> list[CheckResult]:
     version = platform.python_version()
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 -- the doctor reports an old interpreter instead of failing on it
         return [CheckResult("python", "fail", f"Python {version} at {sys.executable}",
                             "EdgeTeach needs Python 3.10 or later: use Raspberry Pi OS bookworm, JetPack 6 or Debian 12")]
     return [CheckResult("python", "ok", f"{version} ({sys.executable})")]

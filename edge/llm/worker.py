@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from edge.llm.engine import Engine, Generation, PreparedPrompt, SamplingParams
 from edge.llm.metrics import LlmMetrics
@@ -41,7 +41,7 @@ class ErrorEvent:
     message: str
 
 
-Event = Union[TextEvent, DoneEvent, ErrorEvent]
+Event = TextEvent | DoneEvent | ErrorEvent
 Sink = Callable[[Event], None]
 
 _ids = itertools.count(1)

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -50,7 +50,7 @@ from edge.config.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
 
-Payload = Union[bytes, bytearray, str, None]
+Payload = bytes | bytearray | str | None
 
 ESSENTIAL_RESERVE = 64  # room above queue_limit for essential messages (see module doc)
 

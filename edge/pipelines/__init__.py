@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from edge.pipelines.base import Decision, DecisionCallback, Pipeline
 from edge.sources.base import StatusCallback

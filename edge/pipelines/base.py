@@ -276,8 +276,8 @@ class BasePipeline:
         return None
 
     # -- decisions -----------------------------------------------------------------------------------
-    def _decide(self, probs: np.ndarray, capture_ts: float, inference_ms: float, classifier: Classifier, extra: dict[str,
-                                                                                                                     Any] | None = None) -> Decision:
+    def _decide(self, probs: np.ndarray, capture_ts: float, inference_ms: float, classifier: Classifier,
+                extra: dict[str, Any] | None = None) -> Decision:
         now = time.time()
         with self._lock:
             outcome = self.post.update(probs, capture_ts)

@@ -82,8 +82,8 @@ class SoundDeviceSource(AudioSource):
         self.sample_rate = rate
         self._queue = queue.Queue(maxsize=self._queue.maxsize)
         try:
-            stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32", blocksize=max(1,
-                                                                                                                     int(rate * self.block_s)), callback=self._callback)
+            stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32",
+                                    blocksize=max(1, int(rate * self.block_s)), callback=self._callback)
             stream.start()
         except Exception as exc:  # PortAudioError, ValueError for an unsupported rate
             raise SourceError(f"{self.description}: cannot start capture at {rate} Hz, {channels} channel(s) ({exc}); try "

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 from edge.sources.base import AudioSource, FrameSource, SourceEnded, SourceError, StatusCallback
 
@@ -21,7 +21,7 @@ FAILED = "failed"  # could not open, read error or stall (a restart follows)
 RESTARTING = "restarting"  # waiting out the backoff before the next open
 STOPPED = "stopped"  # stopped on request
 
-Source = Union[FrameSource, AudioSource]
+Source = FrameSource | AudioSource
 
 
 class Backoff:

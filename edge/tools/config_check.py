@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -32,7 +32,7 @@ from edge.config import (
 )
 
 STDIN = "-"
-Pipeline = Union[CameraPipelineConfig, MicrophonePipelineConfig]
+Pipeline = CameraPipelineConfig | MicrophonePipelineConfig
 
 
 @dataclass
@@ -97,7 +97,8 @@ def open_bundle(pipeline: Pipeline, path: str) -> tuple[str, str] | None:
     except BundleError as exc:
         return "bundle", str(exc)
     except Exception as exc:  # onnxruntime raises private exception types when a graph fails to run
-        return "bundle", f"{bundle.model_path(pipeline.variant)}: ONNX Runtime cannot run it ({type(exc).__name__}: {exc}); re-export it with `trainer train`"
+        return "bundle", (f"{bundle.model_path(pipeline.variant)}: ONNX Runtime cannot run it ({type(exc).__name__}: {exc}); "
+                          "re-export it with `trainer train`")
     return None
 
 
@@ -134,7 +135,8 @@ def shared_device_warnings(config: EdgeConfig) -> list[str]:
         except SourceError:
             continue
         if target.kind in ("index", "device", "csi", "picamera2"):
-            key = f"/dev/video{target.value}" if target.kind == "index" else f"{target.kind}:{target.value}" if target.kind != "device" else str(target.value)
+            key = (f"/dev/video{target.value}" if target.kind == "index"
+                   else f"{target.kind}:{target.value}" if target.kind != "device" else str(target.value))
             users.setdefault(key, []).append(p.name)
     return [
         f"pipelines {', '.join(names)} all open camera {device}; a camera serves one reader, so all but one will fail — "
@@ -167,7 +169,7 @@ def summary(config: EdgeConfig) -> str:
     lines = [
         f"device_id: {config.device_id}",
         f"mqtt: {config.mqtt.host}:{config.mqtt.port} prefix {config.mqtt.topic_prefix or 'edgeteach/' + config.device_id}",
-        f"health: {'http://%s:%d' % (config.health.host, config.health.port) if config.health.enabled else 'off'}",
+        f"health: {f'http://{config.health.host}:{config.health.port}' if config.health.enabled else 'off'}",
         f"llm: {'on (' + str(config.llm.model) + ')' if config.llm.enabled else 'off'}",
         f"pipelines: {len(config.pipelines)}",
     ]

@@ -408,11 +408,11 @@ def test_a_thousand_random_command_payloads_leave_the_daemon_running(setup: Setu
     start = reply_count()
     sent = 0
     try:
-        for batch in range(20):  # paced in batches so the bounded handler queue is never the limit
+        for _batch in range(20):  # paced in batches so the bounded handler queue is never the limit
             for _ in range(50):
                 client.publish(f"{PREFIX}/cmd/{rng.choice(names)}", _random_payload(rng), qos=1)
                 sent += 1
-            wait_until(lambda: reply_count() - start >= sent, 30, f"replies to {sent} commands")
+            wait_until(lambda sent=sent: reply_count() - start >= sent, 30, f"replies to {sent} commands")
     finally:
         client.loop_stop()
         client.disconnect()

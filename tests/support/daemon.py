@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0), "black": (0, 0, 0)}
 
 
-def write_color_video(path: Path, colors: Sequence[str], seconds_each: float = 1.0, fps: float = 10.0, size: tuple[int, int] = (64,
-                                                                                                                                48)) -> Path:
+def write_color_video(path: Path, colors: Sequence[str], seconds_each: float = 1.0, fps: float = 10.0,
+                      size: tuple[int, int] = (64, 48)) -> Path:
     """An MJPG .avi cycling through solid colours (with some noise, as a camera would deliver)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     if not writer.isOpened():

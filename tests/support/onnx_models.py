@@ -193,8 +193,8 @@ def tone(freq_hz: float, seconds: float, rate: int, amplitude: float = 0.5) -> n
     return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 
-def color_video(path: Path, colors: Sequence[tuple[int, int, int]], frames_each: int = 10, fps: float = 30.0, size: tuple[int, int] = (64,
-                                                                                                                                       48)) -> Path:
+def color_video(path: Path, colors: Sequence[tuple[int, int, int]], frames_each: int = 10, fps: float = 30.0,
+                size: tuple[int, int] = (64, 48)) -> Path:
     """Writes a real video file with cv2.VideoWriter: `frames_each` frames of each BGR colour in turn."""
     import cv2
 

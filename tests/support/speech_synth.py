@@ -233,7 +233,7 @@ def generate_words(
         return clip
 
     with ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1))) as pool:
-        for done in pool.map(one, jobs):
+        for _done in pool.map(one, jobs):
             if progress is not None:
                 progress(1)
     return jobs

@@ -82,7 +82,8 @@ def conv_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def graph(path: Path) -> tuple[dict[str, np.ndarray], list[str], list[onnx.NodeProto]]:
     model = onnx.load(str(path))
-    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}, [n.op_type for n in model.graph.node], list(model.graph.node)
+    initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return initializers, [n.op_type for n in model.graph.node], list(model.graph.node)
 
 
 # -- quantize_int8 --------------------------------------------------------------------------------------

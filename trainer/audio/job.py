@@ -107,10 +107,8 @@ def _place_background_parts(splits: Splits, parts: tuple[Path, Path]) -> None:
     splits.val = [Sample(tail, s.label) if s.path in parts else s for s in splits.val]
 
 
-def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings, clips: dict[Path,
-                                                                                                            np.ndarray]) -> tuple[dict[str,
-                                                                                                                                       Any],
-                                                                                                                                       list[dict[str, str]]]:
+def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings,
+           clips: dict[Path, np.ndarray]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Per-file metrics of one exported variant, windows cut and averaged exactly as `trainer evaluate` does."""
     session = make_session(path)
     name = session.get_inputs()[0].name

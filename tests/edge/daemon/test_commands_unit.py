@@ -181,8 +181,8 @@ def test_payload_size_limit_is_inclusive() -> None:
     reply = send(handler, conn, "ping", raw=at_limit)
     assert reply["ok"] is False and "id" in reply["error"]  # parsed (the id is too long), not refused for size
     over = b" " * (MAX_PAYLOAD + 1)
-    assert error_of(handler, conn, "ping",
-                    raw=over) == f"payload is {MAX_PAYLOAD + 1} bytes, more than mqtt.max_payload_bytes ({MAX_PAYLOAD}); send a smaller request"
+    assert error_of(handler, conn, "ping", raw=over) == (
+        f"payload is {MAX_PAYLOAD + 1} bytes, more than mqtt.max_payload_bytes ({MAX_PAYLOAD}); send a smaller request")
 
 
 @pytest.mark.parametrize("raw", [b"", b"  \n\t "])
@@ -305,8 +305,8 @@ def test_set_passes_the_settings_to_the_pipeline() -> None:
 
 def test_set_with_nothing_to_set() -> None:
     handler, conn, _ = setup()
-    assert error_of(handler, conn, "set",
-                    {"pipeline": "door"}) == 'nothing to set; send e.g. {"threshold": 0.8} or {"smoothing": {"method": "n_of_m", "n": 2, "m": 3}}'
+    assert error_of(handler, conn, "set", {"pipeline": "door"}) == (
+        'nothing to set; send e.g. {"threshold": 0.8} or {"smoothing": {"method": "n_of_m", "n": 2, "m": 3}}')
 
 
 @pytest.mark.parametrize("exc", [ValueError("threshold must be between 0 and 1"), TypeError("threshold must be between 0 and 1")])

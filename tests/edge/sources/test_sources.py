@@ -236,7 +236,8 @@ try:
 except SourceError as e:
     err = str(e)
 print(json.dumps({"rate": src.sample_rate, "n": int(x.size), "peak": float(np.abs(x).max()),
-    "crossings": int(np.sum(np.diff(np.signbit(h[h != 0]).astype(int)) != 0)) if (h := x[x.size // 2:]).size else 0, "seconds": float(x.size / src.sample_rate),
+    "crossings": int(np.sum(np.diff(np.signbit(h[h != 0]).astype(int)) != 0)) if (h := x[x.size // 2:]).size else 0,
+    "seconds": float(x.size / src.sample_rate),
     "span": blocks[-1].ts - blocks[0].ts, "error": err, "name": src.description}))
 """
 
