@@ -1,12 +1,13 @@
 """Sound trainer benchmark: accuracy on seen and unseen speakers per backbone, training time, and
 inference time per 1 s window (1 thread, fp32 and int8), all in one run.
 
-    .venv/bin/python bench/bench_audio_trainer.py [--data DIR] [--backbones compact_cnn,efficientnet_lite0] [--splits unseen,seen,few] [--label L]
+    .venv/bin/python bench/bench_audio_trainer.py [--data DIR] [--backbones compact_cnn,efficientnet_lite0]
+        [--splits unseen,seen,few] [--label L]
 
 The data is the espeak-ng spoken-digit set of bench/make_speech_dataset.py (made on first use, ~2 min):
 2,700 8 kHz clips, 18 synthetic speakers. "seen": every speaker in training, held-out takes in val;
-"unseen": 6 speakers never heard in training; "few": only 5 training speakers, same unseen val. Each run is the default `trainer train` pipeline
-(decode, train, export, parity, int8, score through ONNX Runtime). Writes
+"unseen": 6 speakers never heard in training; "few": only 5 training speakers, same unseen val. Each run is the default `trainer train`
+pipeline (decode, train, export, parity, int8, score through ONNX Runtime). Writes
 bench/results/audio_trainer_<backbones>_<splits>_<label>.json (label: the UTC date and time unless --label is
 given; --out names the file); an existing results file is never overwritten without --force. The trainer's
 epochs are recorded per row.
@@ -31,10 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
 from edge.core.session import make_session  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -84,13 +84,14 @@ def run_one(data: Path, split: str, backbone: str, out_root: Path) -> dict[str, 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = (f"| backbone | speakers in val | fp32 acc | int8 acc | training (s) | whole run wall / CPU (s) | "
-            f"fp32 ms / 1 s window | int8 ms / 1 s window |")
+    head = ("| backbone | speakers in val | fp32 acc | int8 acc | training (s) | whole run wall / CPU (s) | "
+            "fp32 ms / 1 s window | int8 ms / 1 s window |")
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         lat = r["latency_1s_window_1_thread"]
         lines.append(
-            f"| {r['backbone']} | {r['split']} | {100 * r['accuracy']['fp32']:.1f} % | {100 * r['accuracy'].get('int8', float('nan')):.1f} % | "
+            f"| {r['backbone']} | {r['split']} | {100 * r['accuracy']['fp32']:.1f} % | "
+            f"{100 * r['accuracy'].get('int8', float('nan')):.1f} % | "
             f"{r['timing']['train']:.0f} | {r['wall_seconds']:.0f} / {r['cpu_seconds']:.0f} | "
             f"{lat['fp32']['median_ms']:.2f} | {lat.get('int8', {}).get('median_ms', float('nan')):.2f} |"
         )

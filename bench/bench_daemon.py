@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.config import CameraPipelineConfig  # noqa: E402
 from edge.config.mqtt import MqttSettings  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
@@ -54,8 +54,6 @@ from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.daemon import camera_pipeline, microphone_pipeline, write_config, write_loud_quiet_wav  # noqa: E402
 from tests.support.mqtt_listener import Listener  # noqa: E402
 from tests.support.onnx_models import make_audio_bundle, make_color_bundle  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 
 def write_shapes_video(path: Path, seconds: float, fps: float = 30.0, size: tuple[int, int] = (640, 480)) -> Path:
@@ -184,8 +182,10 @@ def bench_mqtt(broker: Broker, count: int) -> dict[str, Any]:
     subscriber does not compete with the publisher for this process's GIL)."""
     import shutil
 
-    payload = json.dumps({"pipeline": "cam", "label": "circle", "confidence": 0.98, "scores": {"circle": 0.98, "square": 0.01, "triangle": 0.01},
-                          "ts": time.time(), "seq": 1, "model": "/opt/models/shapes", "model_sha256": "0" * 64, "latency_ms": 12.3}).encode()
+    payload = json.dumps({"pipeline": "cam", "label": "circle", "confidence": 0.98, "scores": {"circle": 0.98, "square": 0.01,
+                                                                                               "triangle": 0.01},
+                          "ts": time.time(), "seq": 1, "model": "/opt/models/shapes", "model_sha256": "0" * 64,
+                          "latency_ms": 12.3}).encode()
     out: dict[str, Any] = {"payload_bytes": len(payload), "sent_each": count}
     sub_binary = shutil.which("mosquitto_sub")
     if sub_binary is None:
@@ -230,7 +230,8 @@ def _first_per_seq(messages: list[Any]) -> list[Any]:
     return out
 
 
-def bench_daemon_process(broker: Broker, bundle: Path, audio_bundle: Path, video: Path, variant: str, threads: int, seconds: float, work: Path) -> dict[str, Any]:
+def bench_daemon_process(broker: Broker, bundle: Path, audio_bundle: Path, video: Path, variant: str, threads: int, seconds: float,
+                         work: Path) -> dict[str, Any]:
     every = {"heartbeat_s": 0.001, "max_rate_hz": 1000}  # publish every classification as a state
     cam = camera_pipeline("cam", bundle, str(video), variant=variant, threads=threads, publish=every)
     cam["source"].update({"realtime": True, "loop": True})
@@ -255,7 +256,8 @@ def bench_daemon_process(broker: Broker, bundle: Path, audio_bundle: Path, video
     listener = Listener(broker.host, broker.port, ("edgeteach/testdev/+/state",))
     env = dict(mic_env) if mic_env else None
     log = open(work / "daemon.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "-c", str(config)], cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "-c", str(config)], cwd=str(REPO), env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
     rss_peak = 0
     try:
         ps = psutil.Process(process.pid)
@@ -300,7 +302,8 @@ def bench_daemon_process(broker: Broker, bundle: Path, audio_bundle: Path, video
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, help="a trained IMAGE bundle (e.g. demo-out/bundle from `trainer demo`); default: a tiny generated one")
+    parser.add_argument("--bundle", type=Path,
+                        help="a trained IMAGE bundle (e.g. demo-out/bundle from `trainer demo`); default: a tiny generated one")
     parser.add_argument("--audio-bundle", type=Path, help="an AUDIO bundle for the microphone pipeline; default: a tiny generated one")
     parser.add_argument("--variant", default="fp32", choices=["fp32", "int8"])
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for both the bare model and the pipeline")
@@ -320,9 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     bundle = args.bundle or make_color_bundle(work / "tiny-image")
     audio_bundle = args.audio_bundle or make_audio_bundle(work / "tiny-audio", sample_rate=16000)
     manifest = load_bundle(bundle).manifest
-    which = f"trained {manifest.get('backbone', '?')} bundle {bundle}" if args.bundle else "TINY generated bundle (mean colour -> linear): model cost ~0, ratio bound by video decoding"
+    which = (f"trained {manifest.get('backbone', '?')} bundle {bundle}" if args.bundle
+             else "TINY generated bundle (mean colour -> linear): model cost ~0, ratio bound by video decoding")
     video = write_shapes_video(work / "shapes.avi", seconds=6)
-    print(f"image bundle: {which} ({args.variant}, {args.threads} ORT thread(s)); audio bundle: {'given: ' + str(args.audio_bundle) if args.audio_bundle else 'tiny generated'}")
+    print(f"image bundle: {which} ({args.variant}, {args.threads} ORT thread(s)); audio bundle: "
+          f"{'given: ' + str(args.audio_bundle) if args.audio_bundle else 'tiny generated'}")
 
     throughput = bench_throughput(bundle, args.variant, args.threads, video, args.seconds, args.rounds, work)
     broker = Broker(workdir=work, port=free_port()).start()
@@ -356,14 +361,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = [
         ("bare model", f"{throughput['bare_model_fps']} frames/s", ""),
-        ("camera pipeline", f"{throughput['pipeline_fps']} frames/s", f"camera at {throughput['camera_fps']:g} fps; {throughput['ratio']}x bare (target >= 0.9) {'OK' if targets['throughput_ok'] else 'MISSED'}"),
-        ("CPU per classified frame", f"{throughput['bare_cpu_ms_per_frame']} / {throughput['pipeline_cpu_ms_per_frame']} ms", "bare / pipeline (incl. capture decoding)"),
-        ("capture -> publish p50 / p99", f"{daemon['capture_to_publish_p50_ms']} / {daemon['capture_to_publish_p99_ms']} ms", "camera, seen by a subscriber"),
-        ("mic capture -> publish p50 / p99", f"{daemon['mic_capture_to_publish_p50_ms']} / {daemon['mic_capture_to_publish_p99_ms']} ms", daemon["microphone"]),
+        ("camera pipeline", f"{throughput['pipeline_fps']} frames/s",
+         f"camera at {throughput['camera_fps']:g} fps; {throughput['ratio']}x bare (target >= 0.9) "
+         f"{'OK' if targets['throughput_ok'] else 'MISSED'}"),
+        ("CPU per classified frame", f"{throughput['bare_cpu_ms_per_frame']} / {throughput['pipeline_cpu_ms_per_frame']} ms",
+         "bare / pipeline (incl. capture decoding)"),
+        ("capture -> publish p50 / p99", f"{daemon['capture_to_publish_p50_ms']} / {daemon['capture_to_publish_p99_ms']} ms",
+         "camera, seen by a subscriber"),
+        ("mic capture -> publish p50 / p99", f"{daemon['mic_capture_to_publish_p50_ms']} / {daemon['mic_capture_to_publish_p99_ms']} ms",
+         daemon["microphone"]),
         ("MQTT QoS 0", f"{mqtt['qos0_msgs_per_s']:.0f} msgs/s", f"{mqtt['payload_bytes']} B state JSON, local mosquitto"),
         ("MQTT QoS 1", f"{mqtt['qos1_msgs_per_s']:.0f} msgs/s", ""),
-        ("daemon classifications published", f"{daemon['cam_states_per_s']} + {daemon['mic_states_per_s']} /s", "camera + microphone, each one as a state"),
-        ("daemon RSS (peak)", f"{daemon['daemon_rss_peak_mb']} MB", f"1 camera + 1 microphone, no LLM (target < 250) {'OK' if targets['rss_ok'] else 'MISSED'}"),
+        ("daemon classifications published", f"{daemon['cam_states_per_s']} + {daemon['mic_states_per_s']} /s",
+         "camera + microphone, each one as a state"),
+        ("daemon RSS (peak)", f"{daemon['daemon_rss_peak_mb']} MB",
+         f"1 camera + 1 microphone, no LLM (target < 250) {'OK' if targets['rss_ok'] else 'MISSED'}"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure'.ljust(width)}  {'value':<24} note")

@@ -30,14 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.image_data import build_asl_dataset, build_phone_sized  # noqa: E402
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.core.bundle import load_bundle  # noqa: E402
 from edge.core.evaluate import evaluate_bundle  # noqa: E402
 from edge.core.session import Classifier  # noqa: E402
 from trainer.head import make_head  # noqa: E402
 from trainer.image.backbones import ImageProbabilityModel, build_backbone  # noqa: E402
 from trainer.image.job import ImageTrainOptions, train_image_classifier  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 DEFAULT_CLASSES = ["again", "book", "sister", "walk"]
 
@@ -102,7 +101,8 @@ def main() -> int:
         if args.phone_photos:
             photos = build_phone_sized(tmp / "phone")
             t = time.perf_counter()
-            report = train_image_classifier(ImageTrainOptions(data_dir=photos, out_dir=tmp / "phone-bundle", cache_dir=tmp / "phone-cache", progress=False))
+            report = train_image_classifier(ImageTrainOptions(data_dir=photos, out_dir=tmp / "phone-bundle", cache_dir=tmp / "phone-cache",
+                                                              progress=False))
             phone = {"images": sum(sum(c.values()) for c in report["data"]["counts"].values()), "megapixels": 12.2,
                      "wall_s": time.perf_counter() - t, "timing": report["timing"],
                      "fp32_val": report["metrics"]["fp32"]["accuracy"], "int8_val": report["metrics"]["int8"]["accuracy"]}
@@ -120,7 +120,8 @@ def main() -> int:
         # "load_avg_1min", read after the run)
         "machine": {"cpu_count": os.cpu_count(), "load_avg_before_run": load_at_start, "load_avg_after_run": load_average()},
         "train_cold": first["timing"],
-        "retrain_cached": {**retrain["timing"], "wall": retrain_wall, "cache_hits": retrain["data"]["embedding_cache_hits"], "epochs": 30, "lr": 0.003},
+        "retrain_cached": {**retrain["timing"], "wall": retrain_wall, "cache_hits": retrain["data"]["embedding_cache_hits"], "epochs": 30,
+                           "lr": 0.003},
         "accuracy": {
             "fp32_val": first["metrics"]["fp32"]["accuracy"],
             "int8_val": first["metrics"]["int8"]["accuracy"],
@@ -151,7 +152,8 @@ def main() -> int:
     for name, ms in lat.items():
         print(f"  {name:<32}{ms:>10.1f}")
     for tag, r in result["ratios"].items():
-        print(f"  {tag}: ORT fp32 {r['ort_fp32_speedup_vs_eager']:.1f}x faster than eager; int8 {r['int8_speedup_vs_fp32']:.2f}x faster than fp32")
+        print(f"  {tag}: ORT fp32 {r['ort_fp32_speedup_vs_eager']:.1f}x faster than eager; int8 "
+              f"{r['int8_speedup_vs_fp32']:.2f}x faster than fp32")
     if phone:
         print(f"cold default training on {phone['images']} 12-MP JPEGs: {phone['wall_s']:.1f} s "
               f"(reading {phone['timing']['decode']:.1f}, embedding {phone['timing']['embed']:.1f}); "

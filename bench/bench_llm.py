@@ -38,8 +38,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,12 +50,11 @@ import psutil  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.config.llm import LlmSettings  # noqa: E402
 from edge.llm.engine import Engine  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.gguf_models import ALL, missing_reason, model_path  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 PROMPT = "Write a 300-word story about a robot who learns to paint."
 TARGET = 0.95
@@ -155,7 +155,8 @@ def start_server(model: Path, broker: Broker, threads: int, max_tokens: int, wor
                       f"llm:\n  model: {model}\n  port: {port}\n  threads: {threads}\n  context_size: {CONTEXT}\n"
                       f"  max_tokens: {max_tokens}\n  sensor_context: false\n")
     log = (workdir / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "llm", "serve", "-c", str(config)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "llm", "serve", "-c", str(config)], cwd=REPO, stdout=log,
+                               stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -214,7 +215,8 @@ def bench_model(name: str, path: Path, rounds: int, max_tokens: int, threads: in
             broker.stop()
     summary: dict[str, Any] = {"model": path.name, "chat_format": engine.chat_format}
     for key, items in runs.items():
-        summary[key] = {"tps_median": statistics.median(r["tps"] for r in items), "ttft_ms_median": statistics.median(r["ttft_ms"] for r in items),
+        summary[key] = {"tps_median": statistics.median(r["tps"] for r in items),
+                        "ttft_ms_median": statistics.median(r["ttft_ms"] for r in items),
                         "gen_cpu_ms_per_token_median": statistics.median(r["gen_cpu_ms_per_token"] for r in items),
                         "overhead_cpu_ms_per_token_median": statistics.median(r["overhead_cpu_ms_per_token"] for r in items), "runs": items}
         gen, over = summary[key]["gen_cpu_ms_per_token_median"], summary[key]["overhead_cpu_ms_per_token_median"]
@@ -263,7 +265,8 @@ def main() -> int:
     }
     out = write_results(out, report, args.force)
     print()
-    print("| model | path | generation tok/s (median) | vs direct (median of per-round ratios) | serving CPU ms/token (median) | vs direct (CPU-bound speed) | time to first token (median) | TTFT vs direct (median of per-round differences) |")
+    print("| model | path | generation tok/s (median) | vs direct (median of per-round ratios) | serving CPU ms/token (median) | vs direct "
+          "(CPU-bound speed) | time to first token (median) | TTFT vs direct (median of per-round differences) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         for key in ("direct", "http", "mqtt"):
@@ -271,10 +274,12 @@ def main() -> int:
             ratio = "1.000" if key == "direct" else f"{r[f'{key}_vs_direct_tps']:.3f}"
             cpu_ratio = "1.000" if key == "direct" else f"{r[f'{key}_cpu_ratio']:.3f}"
             extra = "" if key == "direct" else f"{r[f'{key}_ttft_overhead_ms']:+.0f} ms"
-            print(f"| {r['name']} | {key} | {r[key]['tps_median']:.1f} | {ratio} | {r[key]['overhead_cpu_ms_per_token_median']:.3f} | {cpu_ratio} "
+            print(f"| {r['name']} | {key} | {r[key]['tps_median']:.1f} | {ratio} | "
+                  f"{r[key]['overhead_cpu_ms_per_token_median']:.3f} | {cpu_ratio} "
                   f"| {r[key]['ttft_ms_median']:.0f} ms | {extra} |")
     print(f"\nload average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"target: HTTP and MQTT >= {TARGET:.2f}x direct: wall clock {'PASS' if ok else 'FAIL'}, CPU-bound {'PASS' if cpu_ok else 'FAIL'}; wrote {out}")
+    print(f"target: HTTP and MQTT >= {TARGET:.2f}x direct: wall clock {'PASS' if ok else 'FAIL'}, CPU-bound "
+          f"{'PASS' if cpu_ok else 'FAIL'}; wrote {out}")
     return 0 if ok else 1
 
 

@@ -97,7 +97,8 @@ def main() -> int:
             ratio = round(median / base, 3) if base else None
             summary.setdefault(model_name, {})[name] = {"median_tokens_per_s": round(float(median), 2), "vs_portable": ratio,
                                                         "runs": len(speeds), "crashed": failed}
-            print(f"{model_name:<14} {name:<10} {median:>16.2f} {ratio if ratio is not None else '-':>12}  {len(speeds)} ok, {failed} crashed")
+            print(f"{model_name:<14} {name:<10} {median:>16.2f} {ratio if ratio is not None else '-':>12}  "
+                  f"{len(speeds)} ok, {failed} crashed")
 
     out = write_results(out, {
         "script": "bench/bench_llm_build.py", "when": time.strftime("%Y-%m-%d %H:%M"), "label": args.label, "load": args.load,

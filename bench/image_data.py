@@ -14,7 +14,8 @@ import cv2
 ASL_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "video" / "asl_gestures"
 
 
-def build_asl_dataset(out: Path, classes: tuple[str, ...] = ("again", "book", "sister", "walk"), every: int = 1, train_fraction: float = 0.7) -> Path:
+def build_asl_dataset(out: Path, classes: tuple[str, ...] = ("again", "book", "sister", "walk"), every: int = 1,
+                      train_fraction: float = 0.7) -> Path:
     """out/train/<sign>/*.jpg and out/val/<sign>/*.jpg; returns out."""
     if not ASL_DIR.is_dir():
         raise SystemExit(f"{ASL_DIR}: the shared fixtures are missing; they live beside the checkout")
@@ -36,7 +37,8 @@ def build_asl_dataset(out: Path, classes: tuple[str, ...] = ("again", "book", "s
     return out
 
 
-def build_phone_sized(out: Path, pairs: dict[str, tuple[str, ...]] | None = None, size: tuple[int, int] = (4032, 3024), every: int = 1) -> Path:
+def build_phone_sized(out: Path, pairs: dict[str, tuple[str, ...]] | None = None, size: tuple[int, int] = (4032, 3024),
+                      every: int = 1) -> Path:
     """A two-class set of phone-camera-sized JPEGs (12 MP by default) from the clips' frames, to time
     decoding the way a maker's photo folder costs it. Classes merge signs: a = again+book, b = sister+walk."""
     pairs = pairs or {"a": ("again", "book"), "b": ("sister", "walk")}

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.speech_synth import BACKGROUNDS, COMMANDS, DIGITS, Clip, generate_words, make_background, make_speakers  # noqa: E402
 
-
 FEW_SPEAKERS = 5  # like a small real recording set: a handful of people
 
 

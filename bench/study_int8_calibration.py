@@ -28,12 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.image_data import build_asl_dataset, build_phone_sized  # noqa: E402
+from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.core.images import RESIZE_POLICY  # noqa: E402
 from trainer.export import FLOAT_FIRST_CONVS, batch_session, ort_predict, quantize_int8  # noqa: E402
 from trainer.image.data import augmented_views, decode_images, view_seed  # noqa: E402
 from trainer.image.job import CALIBRATION_IMAGES, ImageTrainOptions, train_image_classifier  # noqa: E402
-
-from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 
 # name -> (quantize_int8 keyword arguments, calibration source)
 SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
@@ -103,13 +102,15 @@ def main() -> int:
     calib = {
         "128": train_x[pick],
         "all": train_x,
-        "aug": np.concatenate([train_x[pick], np.stack([v for i in pick for v in augmented_views(train_dec[i].square, size, 2, view_seed(train_dec[i].sha1, 0))])]),
+        "aug": np.concatenate([train_x[pick], np.stack([v for i in pick for v in augmented_views(train_dec[i].square, size, 2,
+                                                                                                 view_seed(train_dec[i].sha1, 0))])]),
     }
     import onnx
 
     convs = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv"]
     rows = []
-    print(f"{args.data}: {len(train_x)} train, {len(val_x)} val; fp32 accuracy {100 * float(np.mean(p32.argmax(-1) == val_y)):.1f} %", flush=True)
+    print(f"{args.data}: {len(train_x)} train, {len(val_x)} val; fp32 accuracy {100 * float(np.mean(p32.argmax(-1) == val_y)):.1f} %",
+          flush=True)
     for name, (kwargs, source) in SETTINGS.items():
         if args.only and name not in args.only:
             continue
@@ -131,7 +132,8 @@ def main() -> int:
             "fp32_ms": ms32, "int8_ms": ms8,
         }
         rows.append(row)
-        print(f"{name:<50} agree {row['agree']}/{row['n']}  |diff| {row['mean_abs_prob_diff']:.4f}  int8 acc {100 * row['int8_acc']:.1f} %  "
+        print(f"{name:<50} agree {row['agree']}/{row['n']}  |diff| {row['mean_abs_prob_diff']:.4f}  int8 acc "
+              f"{100 * row['int8_acc']:.1f} %  "
               f"fp32 {ms32:.1f} ms int8 {ms8:.1f} ms ({ms32 / ms8:.2f}x)  quantize {q_s:.0f} s", flush=True)
     # Only reached with --force when the file exists (results_path stopped the script otherwise).
     old = json.loads(path.read_text()) if path.is_file() and args.only else {"rows": []}

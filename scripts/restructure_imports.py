@@ -46,9 +46,9 @@ import re
 import subprocess
 import sys
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,12 +205,13 @@ TEST_MOVES: dict[str, str] = {
 }
 
 
-def merged(groups: Optional[Iterable[str]] = None) -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
+def merged(groups: Iterable[str] | None = None) -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
     """The module and name tables of the given groups (all when None)."""
     wanted = set(groups) if groups else set(MODULE_GROUPS) | set(NAME_GROUPS)
     unknown = wanted - set(MODULE_GROUPS) - set(NAME_GROUPS)
     if unknown:
-        raise SystemExit(f"unknown group(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(set(MODULE_GROUPS) | set(NAME_GROUPS)))}")
+        raise SystemExit(f"unknown group(s): {', '.join(sorted(unknown))}; known: "
+                         f"{', '.join(sorted(set(MODULE_GROUPS) | set(NAME_GROUPS)))}")
     modules: dict[str, str] = {}
     names: dict[tuple[str, str], tuple[str, str]] = {}
     for group in MODULE_GROUPS:
@@ -289,7 +290,7 @@ class NewTree:
             self._scan(module)
         return name in self._bound[module]
 
-    def definer(self, package: str, name: str) -> Optional[str]:
+    def definer(self, package: str, name: str) -> str | None:
         """The one module at or under `package` that defines `name` (def, class or assignment)."""
         found = []
         for module in sorted(self.modules):
@@ -483,7 +484,8 @@ def _sort_import_runs(text: str) -> str:
     """Keeps runs of one-line first-party `from` imports sorted by module after a rename moved one."""
     lines = text.splitlines(keepends=True)
     try:  # only real import statements: code inside strings (a child process's script) is left alone
-        statements = {node.lineno for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ImportFrom) and node.lineno == node.end_lineno}
+        statements = {node.lineno for node in ast.walk(ast.parse(text)) if isinstance(node,
+                                                                                      ast.ImportFrom) and node.lineno == node.end_lineno}
     except SyntaxError:
         return text
     i = 0
@@ -503,7 +505,8 @@ def _sort_import_runs(text: str) -> str:
         for line in run:  # two imports from one module (a name moved next to others) become one
             module = FIRST_PARTY_FROM.match(line.rstrip("\n")).group(2)
             last = merged_run[-1] if merged_run else ""
-            if last and FIRST_PARTY_FROM.match(last.rstrip("\n")).group(2) == module and "#" not in last + line and " as " not in last + line:
+            if (last and FIRST_PARTY_FROM.match(last.rstrip("\n")).group(2) == module
+                    and "#" not in last + line and " as " not in last + line):
                 names = [n.strip() for n in last.split(" import ", 1)[1].split(",") + line.split(" import ", 1)[1].split(",")]
                 unique = sorted(dict.fromkeys(names), key=_isort_key)
                 merged_run[-1] = f"{match.group(1)}from {module} import {', '.join(unique)}\n"
@@ -666,7 +669,7 @@ def _add_import(text: str, module: str, names: list[str]) -> str:
     tree = ast.parse(text)
     lines = text.splitlines(keepends=True)
     last = 0
-    last_module: Optional[str] = None
+    last_module: str | None = None
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == module and node.lineno == node.end_lineno:
             have = [alias.name for alias in node.names]
@@ -746,7 +749,7 @@ def move_tests(root: Path, check: bool) -> list[tuple[str, str]]:
     return moved
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("targets", nargs="*", help="files or folders to rewrite in place")
@@ -776,7 +779,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"resolved the import conflicts of {path}", file=sys.stderr)
     modules, names = merged(args.group)
     rw = Rewriter(modules, names, NewTree(root))
-    changed = [path for path in iter_files(args.targets) if path.resolve() != Path(__file__).resolve() and rewrite_file(path, rw, args.check, args.paths)]
+    changed = [path for path in iter_files(args.targets) if path.resolve() != Path(__file__).resolve() and rewrite_file(path, rw,
+                                                                                                                        args.check,
+                                                                                                                        args.paths)]
     for path in changed:
         print(f"{'would rewrite' if args.check else 'rewrote'} {path}", file=sys.stderr)
     return 1 if args.check and changed else 0

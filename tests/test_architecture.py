@@ -8,9 +8,9 @@ functions and TYPE_CHECKING ones included) points down the layers, never up:
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from tests.support.paths import REPO
 
@@ -65,7 +65,8 @@ def imports_of(path: Path, root: Path) -> Iterator[Import]:
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                is_module = (root / Path(*candidate.split("."))).with_suffix(".py").exists() or (root / Path(*candidate.split("."))).is_dir()
+                as_path = root / Path(*candidate.split("."))
+                is_module = as_path.with_suffix(".py").exists() or as_path.is_dir()
                 yield Import(path, node.lineno, importer, candidate if is_module else base)
 
 
@@ -100,14 +101,16 @@ def violations(root: Path) -> list[str]:
     for path in python_files(root, "trainer"):
         for imp in imports_of(path, root):
             if imp.target.split(".")[0] == "edge" and layer_of(imp.target) not in TRAINER_MAY_USE | {""}:
-                found.append(f"{imp.path.relative_to(root)}:{imp.line}: {imp.importer} imports {imp.target} (the trainer uses edge.core only)")
+                found.append(f"{imp.path.relative_to(root)}:{imp.line}: {imp.importer} imports {imp.target} (the "
+                             "trainer uses edge.core only)")
     return found
 
 
 def test_every_edge_module_is_in_a_layer() -> None:
     packages = {p.name for p in (REPO / "edge").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     modules = {p.stem for p in (REPO / "edge").glob("*.py")} - {"__init__"}
-    assert packages == set(ALLOWED), f"edge/ packages {sorted(packages)} vs layers {sorted(ALLOWED)}: update ALLOWED and docs/architecture.md"
+    assert packages == set(ALLOWED), (f"edge/ packages {sorted(packages)} vs layers {sorted(ALLOWED)}: "
+                                      "update ALLOWED and docs/architecture.md")
     assert not modules, f"modules at edge/'s root belong in a layer: {sorted(modules)}"
 
 

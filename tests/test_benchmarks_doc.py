@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable, Union
+from typing import Any
 
 from tests.support.paths import REPO
 
@@ -129,13 +130,13 @@ class Has:
     text: str
 
 
-Check = Union[list, Text, Has]
+Check = list | Text | Has
 
 
 @dataclass
 class Spec:
     label_cols: int  # columns holding labels: their numbers are not required to be checked
-    rows: dict[Union[str, int], dict[int, Check]]  # row: first cell's prefix (bold removed) or row index
+    rows: dict[str | int, dict[int, Check]]  # row: first cell's prefix (bold removed) or row index
 
 
 def target(ok: bool) -> str:
@@ -157,7 +158,8 @@ def daemon_quiet() -> Spec:
                             2: Text(f">= {tg['throughput_ratio_min']:g}: {target(t['ratio'] >= tg['throughput_ratio_min'])}")},
         "CPU per classified frame": {1: [f(t["bare_cpu_ms_per_frame"], 1), f(t["pipeline_cpu_ms_per_frame"], 1)]},
         "capture -> publish p50 / p99, camera": {1: [f(dm["capture_to_publish_p50_ms"], 0), f(dm["capture_to_publish_p99_ms"], 0)]},
-        "capture -> publish p50 / p99, microphone": {1: [f(dm["mic_capture_to_publish_p50_ms"], 0), f(dm["mic_capture_to_publish_p99_ms"], 0)]},
+        "capture -> publish p50 / p99, microphone": {1: [f(dm["mic_capture_to_publish_p50_ms"], 0), f(dm["mic_capture_to_publish_p99_ms"],
+                                                                                                      0)]},
         "MQTT QoS 0 / QoS 1": {0: Has(f"{m['payload_bytes']} B JSON"), 1: [hundreds(m["qos0_msgs_per_s"]), hundreds(m["qos1_msgs_per_s"])]},
         "daemon RSS peak": {1: [f(dm["daemon_rss_peak_mb"], 1)],
                             2: Text(f"< {tg['rss_mb_max']:g} MB: {target(dm['daemon_rss_peak_mb'] < tg['rss_mb_max'])}")},
@@ -183,13 +185,17 @@ def daemon_loaded() -> Spec:
     tmin = a["targets"]["throughput_ratio_min"]
     rss_max = a["targets"]["rss_mb_max"]
     return Spec(1, {
-        "bare model": {0: Has(f"median of {len(a['throughput']['bare_rounds'])}"), **per(lambda d: [f(d["throughput"]["bare_model_fps"], 1)])},
+        "bare model": {0: Has(f"median of {len(a['throughput']['bare_rounds'])}"), **per(lambda d: [f(d["throughput"]["bare_model_fps"],
+                                                                                                      1)])},
         "camera pipeline": {0: Has(f"{a['throughput']['camera_fps']:g} / {b['throughput']['camera_fps']:g} fps"),
                             **per(lambda d: [f(d["throughput"]["pipeline_fps"], 1)])},
         "pipeline / bare": {**per(ratio), 3: Text(f">= {tmin:g}: {verdict([d['throughput']['ratio'] >= tmin for d in both])}")},
-        "process CPU per classified frame": per(lambda d: [f(d["throughput"]["bare_cpu_ms_per_frame"], 1), f(d["throughput"]["pipeline_cpu_ms_per_frame"], 1)]),
-        "capture -> publish p50 / p99 (camera": per(lambda d: [f(d["daemon"]["capture_to_publish_p50_ms"], 0), f(d["daemon"]["capture_to_publish_p99_ms"], 0)]),
-        "capture -> publish p50 / p99, microphone": per(lambda d: [f(d["daemon"]["mic_capture_to_publish_p50_ms"], 0), f(d["daemon"]["mic_capture_to_publish_p99_ms"], 0)]),
+        "process CPU per classified frame": per(lambda d: [f(d["throughput"]["bare_cpu_ms_per_frame"], 1),
+                                                           f(d["throughput"]["pipeline_cpu_ms_per_frame"], 1)]),
+        "capture -> publish p50 / p99 (camera": per(lambda d: [f(d["daemon"]["capture_to_publish_p50_ms"], 0),
+                                                               f(d["daemon"]["capture_to_publish_p99_ms"], 0)]),
+        "capture -> publish p50 / p99, microphone": per(lambda d: [f(d["daemon"]["mic_capture_to_publish_p50_ms"], 0),
+                                                                   f(d["daemon"]["mic_capture_to_publish_p99_ms"], 0)]),
         "MQTT": {0: Has(f"{a['mqtt']['payload_bytes']} / {b['mqtt']['payload_bytes']} B JSON"),
                  **per(lambda d: [hundreds(d["mqtt"]["qos0_msgs_per_s"]), hundreds(d["mqtt"]["qos1_msgs_per_s"])])},
         "daemon RSS peak": {**per(lambda d: [f(d["daemon"]["daemon_rss_peak_mb"], 1)]),
@@ -230,7 +236,7 @@ def image_steps() -> Spec:
     def row(key: str) -> dict[int, Check]:
         return {1: [f(cold[key], 1)], 2: [f(warm[key], 1)] if key in warm else Text("-"), 3: [f(t[key], 1)]}
 
-    spec: dict[Union[str, int], dict[int, Check]] = {
+    spec: dict[str | int, dict[int, Check]] = {
         "read + decode": row("decode"),
         "embed": {0: Has(f"{d['data']['training_views']} training views + {d['data']['val_images']} val"), **row("embed")},
         "head epochs": row("train"),
@@ -248,7 +254,8 @@ def image_accuracy() -> Spec:
     a, p = d["accuracy"], d["phone_photos_cold_train"]
     assert a["fp32_val"] == a["fp32_val_trainer_evaluate"] and a["int8_val"] == a["int8_val_trainer_evaluate"]
     return Spec(1, {
-        "ASL frames": {0: Has(f"{len(d['data']['classes'])} classes, {d['data']['val_images']} val"), 1: [pct(a["fp32_val"])], 2: [pct(a["int8_val"])]},
+        "ASL frames": {0: Has(f"{len(d['data']['classes'])} classes, {d['data']['val_images']} val"), 1: [pct(a["fp32_val"])],
+                       2: [pct(a["int8_val"])]},
         "12-MP JPEGs": {1: [pct(p["fp32_val"])], 2: [pct(p["int8_val"])]},
     })
 
@@ -285,7 +292,7 @@ def _study_row(name: str, setting: str) -> dict:
 
 def int8_study() -> Spec:
     asl, phone = j("int8_study_asl.json"), j("int8_study_phone.json")
-    spec: dict[Union[str, int], dict[int, Check]] = {}
+    spec: dict[str | int, dict[int, Check]] = {}
     for i, ra in enumerate(asl["rows"]):
         rp = _study_row("int8_study_phone.json", ra["setting"])
         cells: dict[int, Check] = {}
@@ -310,13 +317,14 @@ def int8_repeats() -> Spec:
         r = rows[0]
         return Text(f"{r['agree']}/{r['n']}, {r['mean_abs_prob_diff']:.4f}")
 
-    settings = {"default": INT8_SETTINGS["default"], "MinMax moving average": "minmax moving average", "percentile 99.99": "percentile 99.99"}
+    settings = {"default": INT8_SETTINGS["default"], "MinMax moving average": "minmax moving average",
+                "percentile 99.99": "percentile 99.99"}
     return Spec(1, {label: {1 + i: cell(name, setting) for i, name in enumerate(files)} for label, setting in settings.items()})
 
 
 def llm() -> Spec:
     d = j("llm.json")
-    spec: dict[Union[str, int], dict[int, Check]] = {}
+    spec: dict[str | int, dict[int, Check]] = {}
     names = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M"}
     for mi, m in enumerate(d["models"]):
         for pi, key in enumerate(("direct", "http", "mqtt")):
@@ -338,7 +346,7 @@ def llm() -> Spec:
 def llm_builds() -> Spec:
     d = j("llm_build_amd-epyc-zen4-loaded.json")
     names = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M"}
-    rows: dict[Union[str, int], dict[int, Check]] = {}
+    rows: dict[str | int, dict[int, Check]] = {}
     index = 0
     for model, label in names.items():
         for build in ("portable", "native", "avx512"):
@@ -386,7 +394,8 @@ def text_figures() -> list[str]:
         f"ranged from {min(at['pair_ratios']):.3f}x to {max(at['pair_ratios']):.3f}x",
         f"spends {at['pipeline_cpu_ms_per_frame'] - at['bare_cpu_ms_per_frame']:.1f} ms (fp32) / "
         f"{bt['pipeline_cpu_ms_per_frame'] - bt['bare_cpu_ms_per_frame']:.1f} ms (int8) more",
-        f"(camera at {at['camera_fps']:g} / {bt['camera_fps']:g} fps, pipeline classifying {at['pipeline_fps']:.1f} / {bt['pipeline_fps']:.1f} frames/s;",
+        f"(camera at {at['camera_fps']:g} / {bt['camera_fps']:g} fps, pipeline classifying {at['pipeline_fps']:.1f} / "
+        f"{bt['pipeline_fps']:.1f} frames/s;",
         f"reached {qt['ratio']:.3f}x with the same script",
         # verdicts in the text follow the files' targets: a miss is never written as a pass
         f"**RSS: {target(all(d['targets']['rss_ok'] for d in (a, b)))}**",
@@ -410,8 +419,10 @@ def text_figures() -> list[str]:
     old = {s: _audio_row("audio_trainer_before_perband.json", "compact_cnn", s) for s in ("unseen", "seen")}
     few45, few30 = _audio_row("audio_trainer_cnn45.json", "compact_cnn", "few"), _audio_row("audio_trainer_few.json", "compact_cnn", "few")
     un45, un30 = _audio_row("audio_trainer_cnn45.json", "compact_cnn", "unseen"), per_band["unseen"]
+    minutes = {epochs: [r["wall_seconds"] / 60 for r in big if r["epochs"] == epochs] for epochs in (45, 30)}
     out += [
-        f"load average {span(min(r['load_average_at_start'] for r in rows), max(r['load_average_at_start'] for r in rows), 1)} (1 min) at the start of the rows",
+        f"load average {span(min(r['load_average_at_start'] for r in rows), max(r['load_average_at_start'] for r in rows), 1)} (1 min) "
+        "at the start of the rows",
         f"spoken by {data['speakers']} synthetic espeak-ng speakers",
         f"{data['clips']:,} clips at 8 kHz",
         f"validation set ({un45['n_val_files']} files)",
@@ -419,15 +430,17 @@ def text_figures() -> list[str]:
         f"{span(min(100 * r['accuracy']['fp32'] for r in unseen_cnn), max(100 * r['accuracy']['fp32'] for r in unseen_cnn), 1)} % against "
         f"{pct(eff_unseen['accuracy']['fp32'])} % for frozen",
         f"lose {span(min(loss), max(loss), 1)} points in int8",
-        f"{span(min(r['wall_seconds'] for r in big if r['epochs'] == 45) / 60, max(r['wall_seconds'] for r in big if r['epochs'] == 45) / 60, 1)} min end to end",
-        f"({span(min(r['wall_seconds'] for r in big if r['epochs'] == 30) / 60, max(r['wall_seconds'] for r in big if r['epochs'] == 30) / 60, 1)} min with 30 epochs)",
+        f"{span(min(minutes[45]), max(minutes[45]), 1)} min end to end",
+        f"({span(min(minutes[30]), max(minutes[30]), 1)} min with 30 epochs)",
         f"{span(min(lat), max(lat), 2)} ms per 1 s window on one thread",
         f"96x96 takes {span(min(eff_lat), max(eff_lat), 2)} ms",
-        f"max |diff| of probabilities {sci(min(r['parity_max_abs_diff'] for r in cnn))} to {sci(max(r['parity_max_abs_diff'] for r in cnn))} (CNN rows), "
+        f"max |diff| of probabilities {sci(min(r['parity_max_abs_diff'] for r in cnn))} to "
+        f"{sci(max(r['parity_max_abs_diff'] for r in cnn))} (CNN rows), "
         f"{sci(min(r['parity_max_abs_diff'] for r in eff))} to {sci(max(r['parity_max_abs_diff'] for r in eff))} (EfficientNet rows)",
         f"split: {pct(few45['accuracy']['fp32'])} % vs {pct(few30['accuracy']['fp32'])} %",
         f"and {pct(un45['accuracy']['fp32'])} % vs {pct(un30['accuracy']['fp32'])} % on the unseen split",
-        f"load average {span(min(r['load_average_at_start'] for r in before), max(r['load_average_at_start'] for r in before), 1)} at the start of its rows",
+        f"load average {span(min(r['load_average_at_start'] for r in before), max(r['load_average_at_start'] for r in before), 1)} "
+        "at the start of its rows",
         f"gave {pct(old['unseen']['accuracy']['fp32'])} % unseen / {pct(old['seen']['accuracy']['fp32'])} % seen against "
         f"{pct(per_band['unseen']['accuracy']['fp32'])} % / {pct(per_band['seen']['accuracy']['fp32'])} % with per-band means",
     ]
@@ -452,7 +465,8 @@ def text_figures() -> list[str]:
         f"took {f(min(pctl), 0)}-{f(max(pctl), 0)} s to quantize against {f(min(default_q), 0)}-{f(max(default_q), 0)} s for the default",
         f"{im['retrain_cached']['train']:.1f} s for the head, {im['retrain_cached']['total']:.1f} s for the whole command",
         f"(embedding {im['retrain_cached']['embed']:.1f} s instead of {im['train_cold']['embed']:.1f} s)",
-        f"{im['train_cold']['total']:.1f} s cold for {im['data']['train_images'] + n} webcam frames and {ph['wall_s']:.1f} s for {ph['images']} twelve-megapixel JPEGs",
+        f"{im['train_cold']['total']:.1f} s cold for {im['data']['train_images'] + n} webcam frames and {ph['wall_s']:.1f} s for "
+        f"{ph['images']} twelve-megapixel JPEGs",
         f"took {im['train_cold']['total']:.1f} + {im['retrain_cached']['wall']:.1f} + {ph['wall_s']:.1f} s in the recorded run",
         f"**ORT fp32 >= 3x faster than PyTorch eager at batch 1: {target(r1['ort_fp32_speedup_vs_eager'] >= 3)}**",
         f"**int8 faster than fp32: {target(r1['int8_speedup_vs_fp32'] > 1)}**",
@@ -463,7 +477,8 @@ def text_figures() -> list[str]:
     five = [r for k in ("asl", "phone", "asl_seed1", "asl_seed2", "phone_seed1") for r in j(f"int8_study_{k}.json")["rows"]]
     ms = [r[k] for k2 in study for r in study[k2] for k in ("fp32_ms", "int8_ms")]
     by = {k: {r["setting"]: r for r in study[k]} for k in study}
-    pslow = [by[k][s]["quantize_s"] / by[k][INT8_SETTINGS["default"]]["quantize_s"] for k in by for s in by[k] if s.startswith("percentile")]
+    default = INT8_SETTINGS["default"]
+    pslow = [by[k][s]["quantize_s"] / by[k][default]["quantize_s"] for k in by for s in by[k] if s.startswith("percentile")]
     rr = [by[k]["reduce_range off"]["mean_abs_prob_diff"] / by[k][INT8_SETTINGS["default"]]["mean_abs_prob_diff"] for k in by]
     sym = [by[k]["activation symmetric"]["fp32_ms"] / by[k]["activation symmetric"]["int8_ms"] for k in by]
     pt = [by[k]["per-tensor weights"] for k in ("asl", "phone")]
@@ -472,13 +487,15 @@ def text_figures() -> list[str]:
     out += [
         f"absolute ms swung {min(ms):.0f}-{max(ms):.0f} ms",
         f"fp32 val accuracy: ASL {pct(study['asl'][0]['fp32_acc'])} %, phone {pct(study['phone'][0]['fp32_acc'])} %",
-        f"each {max(r['calibration_inputs'] for r in study['asl'] if r['setting'] == 'all training images')} train / {study['asl'][0]['n']} val",
+        f"each {max(r['calibration_inputs'] for r in study['asl'] if r['setting'] == 'all training images')} train / "
+        f"{study['asl'][0]['n']} val",
         f"takes {span(min(pslow), max(pslow), 1)}x longer to quantize ({f(min(pctl), 0)}-{f(max(pctl), 0)} s here)",
         f"(per-tensor: {pt[0]['n'] - pt[0]['agree']} and {pt[1]['n'] - pt[1]['agree']} flips, {pct(pt[0]['int8_acc'])} % on both sets)",
         f"raises |diff| {span(min(rr), max(rr), 1)}x",
         f"speed advantage ({span(min(sym), max(sym), 2)}x)",
         f"in every row of the five files ({span(min(speedups), max(speedups), 2)}x)",
-        f"quantizing alone took {sum(r['quantize_s'] for r in study['asl']) / 60:.1f} min for ASL and {sum(r['quantize_s'] for r in study['phone']) / 60:.1f} min for phone",
+        f"quantizing alone took {sum(r['quantize_s'] for r in study['asl']) / 60:.1f} min for ASL and "
+        f"{sum(r['quantize_s'] for r in study['phone']) / 60:.1f} min for phone",
     ]
     assert pct(pt[0]["int8_acc"]) == pct(pt[1]["int8_acc"])
     assert all(r["fp32_ms"] > r["int8_ms"] for r in five)
@@ -507,8 +524,10 @@ def text_figures() -> list[str]:
         f"load average of {loads(llm_d['machine']['load_avg'])} (1 / 5 / 15 min)",
         f"{llm_d['max_tokens']} answer tokens, {llm_d['threads']} llama.cpp thread everywhere, {llm_d['rounds']} rounds",
         f"bench/bench_llm.py --threads {llm_d['threads']} --rounds {llm_d['rounds']}`",
-        f"moved between {min(per_round):.3f} and {max(per_round):.3f} (interquartile ranges within {min(q[0] for q in quartiles):.3f}-{max(q[2] for q in quartiles):.3f})",
-        f"spend {smol['direct']['gen_cpu_ms_per_token_median']:.1f} ms of CPU per token against {smol['http']['gen_cpu_ms_per_token_median']:.1f} ms in the server",
+        f"moved between {min(per_round):.3f} and {max(per_round):.3f} (interquartile ranges within "
+        f"{min(q[0] for q in quartiles):.3f}-{max(q[2] for q in quartiles):.3f})",
+        f"spend {smol['direct']['gen_cpu_ms_per_token_median']:.1f} ms of CPU per token against "
+        f"{smol['http']['gen_cpu_ms_per_token_median']:.1f} ms in the server",
         f"10 ms clock ticks over {llm_d['max_tokens']} tokens, so {10 / llm_d['max_tokens']:.2f} ms steps",
         f"HTTP costs {http_over.pop()} ms per token",
         f"MQTT {span(min(mqtt_over), max(mqtt_over), 2)} ms",

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from tests.support.paths import REPO
 
-
 CRASHING_SUITE = '''
 import os
 import signal

@@ -14,9 +14,10 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -59,10 +60,11 @@ def _edge_tree() -> dict[str, Any]:
     return parser_tree(build_parser())
 
 
-def _trainer_tree() -> Optional[dict[str, Any]]:
+def _trainer_tree() -> dict[str, Any] | None:
     """trainer's parser imports torch (its --backbone choices come from the backbones), so it is built in a
     child process: this test stays light, and on a device-only install (no torch) it is None."""
-    code = "import json; from tests.test_docs_commands import parser_tree; from trainer.cli import build_parser; print(json.dumps(parser_tree(build_parser())))"
+    code = ("import json; from tests.test_docs_commands import parser_tree; from trainer.cli import build_parser; "
+            "print(json.dumps(parser_tree(build_parser())))")
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     if run.returncode != 0:
         if "No module named 'torch'" in run.stderr:
@@ -73,11 +75,11 @@ def _trainer_tree() -> Optional[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def trees() -> dict[str, Optional[dict[str, Any]]]:
+def trees() -> dict[str, dict[str, Any] | None]:
     return {"edge": _edge_tree(), "trainer": _trainer_tree()}
 
 
-def _require(trees: dict[str, Optional[dict[str, Any]]], program: str) -> dict[str, Any]:
+def _require(trees: dict[str, dict[str, Any] | None], program: str) -> dict[str, Any]:
     tree = trees[program]
     if tree is None:
         pytest.skip(f"{program}'s parser needs torch, which is not installed here (scripts/setup.sh trainer)")
@@ -119,7 +121,7 @@ def shell_blocks(text: str) -> Iterator[tuple[str, int, list[str]]]:
 
 def logical_lines(language: str, start: int, lines: list[str]) -> Iterator[tuple[int, str]]:
     """(line number, command) with backslash continuations joined; in `console` blocks only `$ ` lines."""
-    pending: Optional[tuple[int, str]] = None
+    pending: tuple[int, str] | None = None
     for offset, raw in enumerate(lines):
         number = start + offset
         if pending is None:
@@ -167,7 +169,7 @@ def simple_commands(tokens: list[str]) -> Iterator[list[str]]:
         yield current
 
 
-def _program(word: str) -> Optional[str]:
+def _program(word: str) -> str | None:
     """`edge`, `.venv/bin/edge`, `/usr/local/bin/edge`, ... -> "edge"; anything else -> None."""
     for program in PROGRAMS:
         if word == program or word.endswith(f"/bin/{program}"):
@@ -175,7 +177,7 @@ def _program(word: str) -> Optional[str]:
     return None
 
 
-def invocation(words: list[str]) -> Optional[tuple[str, tuple[str, ...]]]:
+def invocation(words: list[str]) -> tuple[str, tuple[str, ...]] | None:
     """(program, its arguments) when this simple command runs edge or trainer."""
     index = 0
     while index < len(words):
@@ -209,7 +211,7 @@ def doc_commands() -> list[DocCommand]:
     return found
 
 
-def drift(tree: dict[str, Any], program: str, args: tuple[str, ...]) -> Optional[str]:
+def drift(tree: dict[str, Any], program: str, args: tuple[str, ...]) -> str | None:
     """What is wrong with `program args` for the program's parser tree (None when nothing is)."""
     node, path = tree, [program]
     index = 0
@@ -261,7 +263,7 @@ def test_no_command_hides_in_an_untagged_block() -> None:
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_documented_commands_are_real(program: str, trees: dict[str, Optional[dict[str, Any]]]) -> None:
+def test_documented_commands_are_real(program: str, trees: dict[str, dict[str, Any] | None]) -> None:
     tree = _require(trees, program)
     problems = []
     for command in doc_commands():
@@ -312,7 +314,8 @@ def undocumented(tree: dict[str, Any], program: str) -> list[str]:
         command = " ".join(path)
         homes = [s for s in every if s[2].startswith(f"`{command}`")]
         if not homes:
-            problems.append(f"`{command}`: no heading starts with it (e.g. \"### `{command}`\" above a table of its flags); its flags: {', '.join(flags)}")
+            problems.append(f"`{command}`: no heading starts with it (e.g. \"### `{command}`\" above a table of its flags); its "
+                            f"flags: {', '.join(flags)}")
             continue
         text = "\n".join(s[3] for s in homes)
         missing = [f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
@@ -323,6 +326,6 @@ def undocumented(tree: dict[str, Any], program: str) -> list[str]:
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_every_flag_is_documented(program: str, trees: dict[str, Optional[dict[str, Any]]]) -> None:
+def test_every_flag_is_documented(program: str, trees: dict[str, dict[str, Any] | None]) -> None:
     problems = undocumented(_require(trees, program), program)
     assert not problems, "flags missing from README.md and docs/*.md:\n" + "\n".join(problems)

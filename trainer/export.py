@@ -10,9 +10,10 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -20,6 +21,9 @@ import torch
 from torch import nn
 
 from edge.core.bundle import LABELS_NAME, VARIANT_FILES, write_labels, write_manifest
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ def torch_predict(model: nn.Module, inputs: np.ndarray, batch_size: int = 32) ->
     return np.concatenate(outs).astype(np.float32)
 
 
-def batch_session(path: str | Path, threads: int = 0) -> "onnxruntime.InferenceSession":
+def batch_session(path: str | Path, threads: int = 0) -> onnxruntime.InferenceSession:
     """A session for bulk work on the workstation: all cores, but idle threads sleep instead of
     spinning. On a busy 2-core machine spinning threads made batch inference 30 % slower than one
     thread; without spinning two threads are never slower than one (bench/bench_image_trainer.py)."""
@@ -178,7 +182,8 @@ def quantize_int8(
                 reduce_range=reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[method],
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                                  "entropy": CalibrationMethod.Entropy}[method],
                 op_types_to_quantize=list(op_types) if op_types else None,
                 nodes_to_exclude=excluded or None,
                 extra_options=dict(extra_options or {}),
@@ -186,7 +191,8 @@ def quantize_int8(
     finally:
         root.setLevel(level)
     return {"format": fmt, "per_channel": per_channel, "reduce_range": reduce_range, "calibration": method,
-            "calibration_inputs": int(len(calibration)), "float_nodes": excluded, **({"extra_options": dict(extra_options)} if extra_options else {})}
+            "calibration_inputs": int(len(calibration)), "float_nodes": excluded,
+            **({"extra_options": dict(extra_options)} if extra_options else {})}
 
 
 def write_bundle(

@@ -155,7 +155,9 @@ def _train(
             optimizer.step()
         train_loss, train_acc = _evaluate(model, xt, yt, plain_loss)
         val_loss, val_acc = _evaluate(model, xv, yv, plain_loss)
-        history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc})
+        history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
+                        "val_accuracy": val_acc})
         bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
     model.eval()
-    return TrainResult(head=head.eval(), trainable=trainable.eval(), history=history, config=asdict(config), seconds=time.perf_counter() - started)
+    return TrainResult(head=head.eval(), trainable=trainable.eval(), history=history, config=asdict(config),
+                       seconds=time.perf_counter() - started)

@@ -3,8 +3,9 @@ models, then the report (JSON, plots, HTML) built from the same figures."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from trainer.export import write_bundle
 from trainer.report import write_report

@@ -104,15 +104,17 @@ def write_html(report: dict[str, Any], out_dir: Path, images: dict[str, Path]) -
         if test
         else ""
     )
+    backbone, total_s = html.escape(report['backbone']), report['timing'].get('total', 0)
+    confusion = ''.join(_img(p) for k, p in images.items() if k.startswith('confusion'))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>EdgeTeach training report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}img{{max-width:100%}}code{{font-size:90%}}</style></head><body>
 <h1>Training report</h1>
-<p>{report['task']} classifier, backbone <b>{html.escape(report['backbone'])}</b>, {len(report['labels'])} classes, trained in {report['timing'].get('total', 0):.1f} s.</p>
+<p>{report['task']} classifier, backbone <b>{backbone}</b>, {len(report['labels'])} classes, trained in {total_s:.1f} s.</p>
 <h2>Accuracy on the validation split (ONNX Runtime)</h2><table><tr><th>variant</th><th>accuracy</th><th>examples</th></tr>{variants}</table>
 <h2>Per class (fp32)</h2>{_class_table(best)}
 {test_html}
-<h2>Confusion matrix</h2><p>Rows: true class; columns: what the model said.</p>{''.join(_img(p) for k, p in images.items() if k.startswith('confusion'))}
+<h2>Confusion matrix</h2><p>Rows: true class; columns: what the model said.</p>{confusion}
 <h2>Accuracy and loss per epoch</h2>{_img(images['curves']) if 'curves' in images else ''}
 <h2>Data</h2><table><tr><th>class</th><th>train</th><th>val</th><th>test</th></tr>{count_rows}</table>
 <h3>Skipped files ({len(skipped)})</h3>{skipped_html}
@@ -149,7 +151,8 @@ def summary_table(report: dict[str, Any]) -> str:
     for label in report["labels"]:
         n = metrics[variants[0]]["support"].get(label, 0)
         lines.append(f"{label:<{width}} {n:>6} " + " ".join(f"{_pct(metrics[v]['per_class'].get(label)):>10}" for v in variants))
-    lines.append(f"{'overall':<{width}} {metrics[variants[0]]['n']:>6} " + " ".join(f"{_pct(metrics[v]['accuracy']):>10}" for v in variants))
+    lines.append(f"{'overall':<{width}} "
+                 f"{metrics[variants[0]]['n']:>6} " + " ".join(f"{_pct(metrics[v]['accuracy']):>10}" for v in variants))
     for variant, m in (report.get("test_metrics") or {}).items():
         lines.append(f"{'test split (' + variant + ')':<{width}} {m['n']:>6} {_pct(m['accuracy']):>10}")
     skipped = len(report["data"]["skipped"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -51,18 +51,18 @@ class EdgeConfig(StrictModel):
         return value.upper() if isinstance(value, str) else value
 
     @property
-    def active_pipelines(self) -> list[Union[CameraPipelineConfig, MicrophonePipelineConfig]]:
+    def active_pipelines(self) -> list[CameraPipelineConfig | MicrophonePipelineConfig]:
         return [p for p in self.pipelines if p.enabled]
 
 
-def validate_config(data: Any, text: str = "") -> tuple[Optional[EdgeConfig], list[str]]:
+def validate_config(data: Any, text: str = "") -> tuple[EdgeConfig | None, list[str]]:
     """(the config, []) for valid YAML data, else (None or a config, every problem as one friendly line)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         return None, [f"the top level must be a mapping of keys (device_id:, mqtt:, pipelines: ...), got a {type(data).__name__}"]
     lines = yaml_lines(text) if text else {}
-    config: Optional[EdgeConfig] = None
+    config: EdgeConfig | None = None
     problems: list[str] = []
     try:
         config = EdgeConfig.model_validate(data)

@@ -5,8 +5,9 @@ write instead; an unknown key gets a "did you mean" hint."""
 from __future__ import annotations
 
 import difflib
+import types
 import typing
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel
@@ -51,7 +52,7 @@ def _unwrap(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is Annotated:
         return _unwrap(typing.get_args(annotation)[0])
-    if origin is Union:
+    if origin is Union or origin is types.UnionType:  # Optional[X] / Union[X, Y] and X | Y
         out: list[Any] = []
         for arg in typing.get_args(annotation):
             out.extend(_unwrap(arg))
@@ -59,12 +60,12 @@ def _unwrap(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _field_at(root: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[Optional[type[BaseModel]], Optional[FieldInfo]]:
+def _field_at(root: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[type[BaseModel] | None, FieldInfo | None]:
     """Walks the models along an error location (using the input data to pick the union member) and
     returns (the model holding the last key, that key's FieldInfo)."""
     model: Any = root
     node: Any = data
-    info: Optional[FieldInfo] = None
+    info: FieldInfo | None = None
     for i, part in enumerate(loc):
         if isinstance(part, int):
             node = node[part] if isinstance(node, list) and part < len(node) else None
@@ -101,8 +102,9 @@ def _field_at(root: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[O
 def _bounds(info: FieldInfo) -> tuple[Any, Any]:
     low = high = None
     for meta in info.metadata:
-        low = getattr(meta, "ge", None) if getattr(meta, "ge", None) is not None else (getattr(meta, "gt", None) if getattr(meta, "gt", None) is not None else low)
-        high = getattr(meta, "le", None) if getattr(meta, "le", None) is not None else (getattr(meta, "lt", None) if getattr(meta, "lt", None) is not None else high)
+        ge, gt, le, lt = (getattr(meta, key, None) for key in ("ge", "gt", "le", "lt"))
+        low = ge if ge is not None else (gt if gt is not None else low)
+        high = le if le is not None else (lt if lt is not None else high)
     return low, high
 
 

@@ -4,7 +4,6 @@ service when `enabled`)."""
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,13 +12,13 @@ class LlmSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(False, description="start `edge llm serve` alongside `edge run`")
-    model: Optional[str] = Field(None, description="path to a GGUF file (relative paths: next to the config file)")
-    model_sha256: Optional[str] = Field(None, description="SHA-256 of the GGUF, checked at load when given (`edge llm pull` prints it)")
-    model_name: Optional[str] = Field(None, description="name shown in /v1/models and responses (default: the file name without .gguf)")
+    model: str | None = Field(None, description="path to a GGUF file (relative paths: next to the config file)")
+    model_sha256: str | None = Field(None, description="SHA-256 of the GGUF, checked at load when given (`edge llm pull` prints it)")
+    model_name: str | None = Field(None, description="name shown in /v1/models and responses (default: the file name without .gguf)")
     context_size: int = Field(2048, ge=128, description="tokens of context; a longer prompt is refused with HTTP 400")
     threads: int = Field(0, ge=0, description="CPU threads for generation; 0 = all cores")
     gpu_layers: int = Field(0, ge=-1, description="layers offloaded to the GPU (Jetson); -1 = all")
-    chat_format: Optional[str] = Field(
+    chat_format: str | None = Field(
         None,
         description="how chat messages become a prompt. Empty: the GGUF's own chat template; a GGUF without one gets "
         "'gemma' for Gemma models, else 'chatml'. Or a llama-cpp-python format name (chatml, gemma, llama-2, llama-3, "
@@ -27,7 +26,7 @@ class LlmSettings(BaseModel):
     )
     host: str = Field("127.0.0.1", description="HTTP listen address; 0.0.0.0 exposes the API to the network (set api_key then)")
     port: int = Field(8080, ge=1, le=65535)
-    api_key: Optional[str] = Field(None, description="when set, HTTP requests need `Authorization: Bearer <api_key>`")
+    api_key: str | None = Field(None, description="when set, HTTP requests need `Authorization: Bearer <api_key>`")
     queue_size: int = Field(4, ge=1, description="requests waiting behind the running one; beyond it: HTTP 429 / MQTT error")
     max_tokens: int = Field(512, ge=1, description="ceiling for any request's max_tokens (and the default)")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="default sampling temperature; 0 = always the most likely token")
@@ -35,11 +34,13 @@ class LlmSettings(BaseModel):
     sensor_context: bool = Field(True, description="add the live classifier states to the system prompt by default")
     sensor_max_age_s: float = Field(600.0, gt=0, description="states older than this are left out of the sensor context")
     mqtt: bool = Field(True, description="also answer requests on <topic_prefix>/llm/request over MQTT")
-    mqtt_stream_interval_s: float = Field(0.1, ge=0.0, le=10.0, description="streamed MQTT answers: at most one chunk message per this many seconds (0 = one per token)")
+    mqtt_stream_interval_s: float = Field(0.1, ge=0.0, le=10.0,
+                                          description="streamed MQTT answers: at most one chunk message per this many "
+                                          "seconds (0 = one per token)")
 
     @field_validator("model_sha256")
     @classmethod
-    def _sha256_hex(cls, value: Optional[str]) -> Optional[str]:
+    def _sha256_hex(cls, value: str | None) -> str | None:
         if value is None:
             return None
         value = value.strip().lower()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,9 +11,9 @@ class TlsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    ca_certs: Optional[str] = Field(None, description="CA certificate file (PEM) that signed the broker's certificate")
-    certfile: Optional[str] = Field(None, description="client certificate (PEM) for mutual TLS")
-    keyfile: Optional[str] = Field(None, description="client private key (PEM) for mutual TLS")
+    ca_certs: str | None = Field(None, description="CA certificate file (PEM) that signed the broker's certificate")
+    certfile: str | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    keyfile: str | None = Field(None, description="client private key (PEM) for mutual TLS")
     insecure: bool = Field(False, description="skip hostname verification (testing only)")
 
 
@@ -29,13 +29,13 @@ class MqttSettings(BaseModel):
 
     host: str = "localhost"
     port: int = Field(1883, ge=1, le=65535)
-    username: Optional[str] = None
-    password: Optional[str] = None
-    password_file: Optional[str] = Field(None, description="read the password from this file instead of the config")
-    client_id: Optional[str] = Field(None, description="default: edgeteach-<device_id>")
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = Field(None, description="read the password from this file instead of the config")
+    client_id: str | None = Field(None, description="default: edgeteach-<device_id>")
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive: int = Field(30, ge=5, le=3600)
-    topic_prefix: Optional[str] = Field(None, description="default: edgeteach/<device_id>")
+    topic_prefix: str | None = Field(None, description="default: edgeteach/<device_id>")
     tls: TlsSettings = TlsSettings()
     reconnect_min_delay: float = Field(1.0, gt=0)
     reconnect_max_delay: float = Field(30.0, gt=0)

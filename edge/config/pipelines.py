@@ -3,7 +3,7 @@ becomes a decision (smoothing, threshold, hold) and how decisions are published.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,14 +19,15 @@ PROVIDERS = ("cpu", "cuda", "tensorrt")
 
 class SmoothingSettings(StrictModel):
     method: Literal["none", "moving_average", "n_of_m"] = Field(
-        "moving_average", description="none, moving_average (mean of the last `window` score vectors) or n_of_m (a label must win n of the last m readings)"
+        "moving_average",
+        description="none, moving_average (mean of the last `window` score vectors) or n_of_m (a label must win n of the last m readings)"
     )
     window: int = Field(3, ge=1, le=1000, description="readings averaged by moving_average")
     n: int = Field(3, ge=1, le=1000, description="n_of_m: readings that must agree")
     m: int = Field(3, ge=1, le=1000, description="n_of_m: readings looked at")
 
     @model_validator(mode="after")
-    def _n_within_m(self) -> "SmoothingSettings":
+    def _n_within_m(self) -> SmoothingSettings:
         if self.n > self.m:
             raise ValueError(f"n ({self.n}) cannot exceed m ({self.m}): a label cannot win more readings than are looked at; set n <= m")
         return self
@@ -47,13 +48,16 @@ class CameraSourceConfig(StrictModel):
         "rtsp://..., http(s)://..., file:///clip.mp4 or a path to a video file or a folder of images",
     )
     loop: bool = Field(False, description="video files and image folders: start again at the end without a restart")
-    realtime: bool = Field(True, description="video files and image folders: deliver frames at the file's own frame rate (as a camera would)")
-    width: Optional[int] = Field(None, ge=16, le=8192, description="requested capture width in pixels (camera default when empty)")
-    height: Optional[int] = Field(None, ge=16, le=8192, description="requested capture height in pixels")
-    fps: Optional[float] = Field(None, gt=0, le=1000, description="requested capture frame rate (also the pace of image folders)")
+    realtime: bool = Field(True,
+                           description="video files and image folders: deliver frames at the file's own frame rate (as a camera would)")
+    width: int | None = Field(None, ge=16, le=8192, description="requested capture width in pixels (camera default when empty)")
+    height: int | None = Field(None, ge=16, le=8192, description="requested capture height in pixels")
+    fps: float | None = Field(None, gt=0, le=1000, description="requested capture frame rate (also the pace of image folders)")
     backoff_initial_s: float = Field(0.5, gt=0, le=3600, description="first wait before restarting a source that failed or ended")
     backoff_max_s: float = Field(30.0, gt=0, le=86400, description="longest wait between restarts (the wait doubles up to this)")
-    healthy_after_s: float = Field(10.0, gt=0, le=86400, description="a source running this long counts as healthy and the backoff starts again from backoff_initial_s")
+    healthy_after_s: float = Field(10.0, gt=0, le=86400,
+                                   description="a source running this long counts as healthy and the backoff starts "
+                                   "again from backoff_initial_s")
     stall_timeout_s: float = Field(20.0, gt=0, le=3600, description="no frame for this long counts as a failure (network streams)")
 
     @field_validator("uri", mode="before")
@@ -63,10 +67,12 @@ class CameraSourceConfig(StrictModel):
 
 
 class MicrophoneSourceConfig(StrictModel):
-    device: Union[int, str] = Field("default", description="input device: 'default', an index or (part of) a name as `python -m sounddevice` lists")
-    sample_rate: Optional[int] = Field(None, ge=4000, le=384000, description="capture rate in Hz; empty = the device's native rate (resampled to the model's)")
+    device: int | str = Field("default",
+                              description="input device: 'default', an index or (part of) a name as `python -m sounddevice` lists")
+    sample_rate: int | None = Field(None, ge=4000, le=384000,
+                                    description="capture rate in Hz; empty = the device's native rate (resampled to the model's)")
     channels: int = Field(1, ge=1, le=32, description="channels captured (mixed down to mono)")
-    file: Optional[str] = Field(None, description="read this WAV/FLAC file instead of a device (testing, demos)")
+    file: str | None = Field(None, description="read this WAV/FLAC file instead of a device (testing, demos)")
     loop: bool = Field(False, description="file: start again at the end without a restart")
     realtime: bool = Field(True, description="file: deliver samples at real-time pace")
     block_s: float = Field(0.1, gt=0, le=5, description="seconds of audio per block handed to the pipeline")
@@ -83,14 +89,16 @@ class PipelineConfigBase(StrictModel):
     variant: Literal["fp32", "int8"] = Field("fp32", description="fp32 or int8 (smaller and faster on a Pi)")
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads; 0 = all cores")
     providers: list[Literal["cpu", "cuda", "tensorrt"]] = Field(
-        default_factory=lambda: ["cpu"], min_length=1, description="execution providers in order of preference (cuda/tensorrt on Jetson); CPU is always the fallback"
+        default_factory=lambda: ["cpu"], min_length=1,
+        description="execution providers in order of preference (cuda/tensorrt on Jetson); CPU is always the fallback"
     )
     threshold: float = Field(
         0.6, ge=0, le=1, description="a confidence; below it the decided label is `unknown_label`"
     )
     unknown_label: str = Field("unknown", min_length=1, description="label published when nothing is confident enough")
     smoothing: SmoothingSettings = Field(default_factory=SmoothingSettings)
-    min_hold_s: float = Field(1.0, ge=0, le=3600, description="a decided label is kept at least this many seconds, so a state does not flicker")
+    min_hold_s: float = Field(1.0, ge=0, le=3600,
+                              description="a decided label is kept at least this many seconds, so a state does not flicker")
     publish: PublishSettings = Field(default_factory=PublishSettings)
 
     @field_validator("name", mode="after")
@@ -108,21 +116,22 @@ class CameraPipelineConfig(PipelineConfigBase):
     kind: Literal["camera"] = "camera"
     source: CameraSourceConfig = Field(default_factory=CameraSourceConfig)
     mirror: bool = Field(False, description="flip frames left-right before classifying (as Teachable Machine's webcam)")
-    max_fps: Optional[float] = Field(None, gt=0, le=1000, description="classify at most this many frames per second (saves CPU); empty = as fast as possible")
+    max_fps: float | None = Field(None, gt=0, le=1000,
+                                  description="classify at most this many frames per second (saves CPU); empty = as fast as possible")
 
 
 class MicrophonePipelineConfig(PipelineConfigBase):
     kind: Literal["microphone"] = "microphone"
     source: MicrophoneSourceConfig = Field(default_factory=MicrophoneSourceConfig)
-    hop_s: Optional[float] = Field(None, gt=0, le=60, description="seconds between classified windows; empty = the bundle's hop_samples")
+    hop_s: float | None = Field(None, gt=0, le=60, description="seconds between classified windows; empty = the bundle's hop_samples")
 
 
-PipelineConfig = Annotated[Union[CameraPipelineConfig, MicrophonePipelineConfig], Field(discriminator="kind")]
+PipelineConfig = Annotated[CameraPipelineConfig | MicrophonePipelineConfig, Field(discriminator="kind")]
 
 TASK_FOR_KIND = {"camera": "image", "microphone": "audio"}  # the bundle task each kind of pipeline runs
 
 
-def bundle_task_mismatch(kind: str, task: str) -> Optional[str]:
+def bundle_task_mismatch(kind: str, task: str) -> str | None:
     """The bundle task a `kind` pipeline needs when a bundle of `task` cannot drive it; None when it can.
     The one check behind `edge config check`, `edge doctor` and loading (start and reload)."""
     want = TASK_FOR_KIND[kind]

@@ -4,7 +4,7 @@ fixed the others, and `edge config check` promises every problem at once."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from edge.config.errors import LineMap, problem_at
 from edge.config.mqtt import MqttSettings
@@ -35,7 +35,7 @@ def duplicate_name_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
     return problems
 
 
-def _number(value: Any) -> Optional[float]:
+def _number(value: Any) -> float | None:
     """A YAML value as pydantic would read it into a float, or None (pydantic reports it)."""
     if isinstance(value, bool):
         return None

@@ -19,9 +19,10 @@ legitimate example and is kept.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -156,8 +157,8 @@ def score_files(
     """Per file: cut into windows as the trainer does, predict every window, average the probabilities.
 
     `predict` maps a float32 [n, window] batch to probabilities [n, classes] (an ONNX Runtime session
-    on the device and in `trainer evaluate`); `preloaded` supplies clips already decoded at `rate`. Returns (indices of scored files, their probabilities,
-    skipped files as {path, reason}); unreadable, too-short and silent files are skipped with a warning."""
+    on the device and in `trainer evaluate`); `preloaded` supplies clips already decoded at `rate`. Returns (indices of scored files,
+    their probabilities, skipped files as {path, reason}); unreadable, too-short and silent files are skipped with a warning."""
     kept: list[int] = []
     probs: list[np.ndarray] = []
     skipped: list[dict[str, str]] = []
@@ -194,8 +195,9 @@ def score_files(
     return kept, probs, skipped
 
 
-def bundle_scorer(clf: "Classifier", samples: Sequence["Sample"], batch_size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
+def bundle_scorer(clf: Classifier, samples: Sequence[Sample], batch_size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
     """`edge.core.evaluate`'s scorer for audio bundles: windows as the manifest says, one answer per file."""
     bundle = clf.bundle
-    kept, probs, skipped = score_files([s.path for s in samples], clf.run, bundle.sample_rate, bundle.window_samples, bundle.hop_samples, batch_size)
+    kept, probs, skipped = score_files([s.path for s in samples], clf.run, bundle.sample_rate, bundle.window_samples, bundle.hop_samples,
+                                       batch_size)
     return kept, probs, [s["path"] for s in skipped]

@@ -93,7 +93,8 @@ class Bundle:
 
 def _require(manifest: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Path) -> Any:
     if key not in manifest:
-        raise BundleError(f"{where}: manifest has no '{key}'; this is not an EdgeTeach bundle or it is damaged — re-export it with `trainer train`")
+        raise BundleError(f"{where}: manifest has no '{key}'; this is not an EdgeTeach bundle or it is damaged — "
+                          "re-export it with `trainer train`")
     value = manifest[key]
     if not isinstance(value, kind):
         raise BundleError(f"{where}: manifest '{key}' should be {getattr(kind, '__name__', kind)}, got {type(value).__name__}: {value!r}")
@@ -135,7 +136,8 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
     if not isinstance(manifest, dict):
         raise BundleError(f"{manifest_path}: expected a JSON object at the top level")
     if manifest.get("format") != FORMAT_NAME:
-        raise BundleError(f"{manifest_path}: 'format' is {manifest.get('format')!r}, expected {FORMAT_NAME!r}; this is not an EdgeTeach bundle")
+        raise BundleError(f"{manifest_path}: 'format' is {manifest.get('format')!r}, expected {FORMAT_NAME!r}; this "
+                          "is not an EdgeTeach bundle")
     version = _require(manifest, "format_version", int, manifest_path)
     if version > FORMAT_VERSION or version < 1:
         raise BundleError(
@@ -150,7 +152,8 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
         raise BundleError(f"{manifest_path}: 'labels' must list at least two non-empty names, got {labels!r}")
     labels_path = root / LABELS_NAME
     if labels_path.is_file() and read_labels(labels_path) != labels:
-        raise BundleError(f"{labels_path}: labels {read_labels(labels_path)} differ from the manifest's {labels}; the bundle was edited by hand — re-export it")
+        raise BundleError(f"{labels_path}: labels {read_labels(labels_path)} differ from the manifest's {labels}; the bundle was "
+                          "edited by hand — re-export it")
     spec = _require(manifest, "input", dict, manifest_path)
     try:
         input_spec = InputSpec(name=str(spec["name"]), dtype=str(spec["dtype"]), shape=tuple(int(d) for d in spec["shape"]))

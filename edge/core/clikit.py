@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def build_parser(prog: str, description: str, command_modules: Sequence[str]) -> argparse.ArgumentParser:

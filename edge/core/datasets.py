@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from edge.core.audio import AUDIO_SUFFIXES
 from edge.core.images import IMAGE_SUFFIXES
@@ -190,7 +190,8 @@ def scan_dataset(root: str | Path, task: str = "image") -> FolderDataset:
     return FolderDataset(root=root, task=task, layout="classes", labels=tuple(sorted(part.files)), parts={"all": part})
 
 
-def stratified_split(files: Mapping[str, Sequence[Path]], val_fraction: float, seed: int) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+def stratified_split(files: Mapping[str, Sequence[Path]], val_fraction: float, seed: int) -> tuple[dict[str, list[Path]], dict[str,
+                                                                                                                               list[Path]]]:
     """Per class: shuffle (seeded), hold out ceil(fraction * n), at least one and never all."""
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(f"validation fraction must be between 0 and 1 (exclusive), got {val_fraction}")

@@ -8,8 +8,9 @@ ONNX Runtime session.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,8 @@ def _image_batches(clf: Classifier, samples: Sequence[Sample], batch_size: int) 
 
     for i, sample in enumerate(samples):
         try:
-            batch.append(fit_image(decode_image(sample.path, min_side=model_min_side(clf.bundle.image_size)), clf.bundle.image_size, policy))
+            batch.append(fit_image(decode_image(sample.path, min_side=model_min_side(clf.bundle.image_size)), clf.bundle.image_size,
+                                   policy))
             batch_idx.append(i)
         except ImageDecodeError as exc:
             log.warning("skipping %s", exc)
@@ -105,7 +107,8 @@ def score_samples(clf: Classifier, samples: Sequence[Sample], sample_labels: Seq
     return metrics
 
 
-def evaluate_bundle(bundle: str | Path | Bundle, data_dir: str | Path, variant: str = "fp32", threads: int = 0, batch_size: int = 16) -> dict[str, Any]:
+def evaluate_bundle(bundle: str | Path | Bundle, data_dir: str | Path, variant: str = "fp32", threads: int = 0,
+                    batch_size: int = 16) -> dict[str, Any]:
     """`trainer evaluate`: a bundle variant on a folder data set (class folders, or the val/test split)."""
     loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     dataset = scan_dataset(data_dir, loaded.task)

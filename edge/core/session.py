@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -24,7 +24,8 @@ PROVIDER_NAMES = {
 
 # TensorRT compiles an engine per model the first time, which takes minutes on a Jetson: keep the
 # engines on disk, keyed by model, so a restart of the service does not pay that again.
-TRT_CACHE_DIR = os.environ.get("EDGETEACH_TRT_CACHE", os.path.join(os.environ.get("STATE_DIRECTORY", os.path.expanduser("~/.cache/edgeteach")), "trt-cache"))
+TRT_CACHE_DIR = os.environ.get("EDGETEACH_TRT_CACHE", os.path.join(os.environ.get("STATE_DIRECTORY",
+                                                                                  os.path.expanduser("~/.cache/edgeteach")), "trt-cache"))
 
 
 def _provider_entry(name: str) -> str | tuple[str, dict[str, str]]:
@@ -43,7 +44,8 @@ def resolve_providers(wanted: Sequence[str] | None) -> list[str]:
         if full in available:
             chosen.append(full)
         else:
-            log.warning("execution provider %s is not available in this onnxruntime build (have: %s); skipping it", name, ", ".join(sorted(available)))
+            log.warning("execution provider %s is not available in this onnxruntime build (have: %s); skipping it", name,
+                        ", ".join(sorted(available)))
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
     return chosen
@@ -61,7 +63,8 @@ def make_session(model_path: str | Path, threads: int = 0, providers: Sequence[s
             os.makedirs(TRT_CACHE_DIR, exist_ok=True)
         return ort.InferenceSession(str(model_path), sess_options=options, providers=[_provider_entry(p) for p in chosen])
     except Exception as exc:  # onnxruntime raises several private exception types
-        raise BundleError(f"{model_path}: ONNX Runtime cannot load this model ({exc}); the file is damaged or not ONNX — re-export it") from exc
+        raise BundleError(f"{model_path}: ONNX Runtime cannot load this model ({exc}); the file is damaged "
+                          "or not ONNX — re-export it") from exc
 
 
 class Classifier:
@@ -83,14 +86,16 @@ class Classifier:
             raise BundleError(f"{where}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
         want_type = {"uint8": "tensor(uint8)", "float32": "tensor(float)"}.get(self.bundle.input.dtype)
         if inputs[0].type != want_type:
-            raise BundleError(f"{where}: model input is {inputs[0].type} but the manifest promises {self.bundle.input.dtype}; the bundle is mismatched — re-export it")
+            raise BundleError(f"{where}: model input is {inputs[0].type} but the manifest promises {self.bundle.input.dtype}; the bundle "
+                              "is mismatched — re-export it")
         model_shape = inputs[0].shape
         for got, want in zip(model_shape[1:], self.bundle.input.shape[1:]):
             if isinstance(got, int) and want > 0 and got != want:
                 raise BundleError(f"{where}: model input shape {model_shape} does not match the manifest's {list(self.bundle.input.shape)}")
         n_out = outputs[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.bundle.labels):
-            raise BundleError(f"{where}: model has {n_out} outputs but the bundle lists {len(self.bundle.labels)} labels; the bundle is mismatched — re-export it")
+            raise BundleError(f"{where}: model has {n_out} outputs but the bundle lists {len(self.bundle.labels)} labels; the bundle is "
+                              "mismatched — re-export it")
 
     @property
     def providers(self) -> list[str]:

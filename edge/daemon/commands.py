@@ -22,7 +22,8 @@ import base64
 import json
 import logging
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from edge.daemon.publisher import to_json
 from edge.mqtt.connection import IncomingMessage, MqttConnection
@@ -82,7 +83,8 @@ class CommandHandler:
         try:
             args = self._parse(message.payload)
             request_id = args.pop("id", None)
-            if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool) or len(str(request_id)) > MAX_ID_CHARS):
+            if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
+                                           or len(str(request_id)) > MAX_ID_CHARS):
                 request_id = None
                 raise CommandError(f'"id" must be a string or integer of at most {MAX_ID_CHARS} characters')
             command = self._commands.get(name)
@@ -107,7 +109,8 @@ class CommandHandler:
 
     def _parse(self, payload: bytes) -> dict[str, Any]:
         if len(payload) > self._max_payload:
-            raise CommandError(f"payload is {len(payload)} bytes, more than mqtt.max_payload_bytes ({self._max_payload}); send a smaller request")
+            raise CommandError(f"payload is {len(payload)} bytes, more than mqtt.max_payload_bytes "
+                               f"({self._max_payload}); send a smaller request")
         if not payload.strip():
             return {}
         try:

@@ -44,7 +44,8 @@ STOP_BUDGET_S = 4.0  # a graceful stop must finish within 5 s (SIGTERM to the re
 
 
 class Daemon:
-    def __init__(self, config: EdgeConfig, config_path: str | Path | None = None, notifier: SystemdNotifier | None = None, tick_s: float = 0.2) -> None:
+    def __init__(self, config: EdgeConfig, config_path: str | Path | None = None, notifier: SystemdNotifier | None = None,
+                 tick_s: float = 0.2) -> None:
         self.config = config
         self.config_path = Path(config_path) if config_path else None
         self.notifier = notifier or SystemdNotifier()
@@ -58,7 +59,8 @@ class Daemon:
         )
         self.publisher = DecisionPublisher(self.connection, self.topics)
         self.commands = CommandHandler(self.connection, self.topics, self, config.mqtt.max_payload_bytes)
-        self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix, config.mqtt.discovery.enabled)
+        self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix,
+                                   config.mqtt.discovery.enabled)
         self.health: HealthServer | None = None
         self.llm: LlmChild | None = None
         self.registry = PipelineRegistry(self._build_pipeline, self.publisher)
@@ -116,7 +118,8 @@ class Daemon:
             else:
                 self.llm = LlmChild(self.config_path)
                 self.llm.start()
-                log.info("LLM: started `edge llm serve` (pid %s) on http://%s:%d", self.llm.process.pid if self.llm.process else "?", self.config.llm.host, self.config.llm.port)
+                log.info("LLM: started `edge llm serve` (pid %s) on http://%s:%d", self.llm.process.pid if self.llm.process else "?",
+                         self.config.llm.host, self.config.llm.port)
 
     def _build_pipeline(self, cfg: Any) -> Pipeline:
         from edge.pipelines import build_pipeline  # imported late: it pulls in OpenCV and ONNX Runtime

@@ -28,7 +28,8 @@ def object_id(*parts: str) -> str:
 
 
 class Discovery:
-    def __init__(self, connection: MqttConnection, topics: Topics, device_id: str, prefix: str = "homeassistant", enabled: bool = True) -> None:
+    def __init__(self, connection: MqttConnection, topics: Topics, device_id: str, prefix: str = "homeassistant",
+                 enabled: bool = True) -> None:
         self._conn = connection
         self._topics = topics
         self._device_id = device_id
@@ -80,7 +81,8 @@ class Discovery:
                 "state_topic": self._topics.state(pipeline),
                 "value_template": "{{ value_json.label }}",
                 "json_attributes_topic": self._topics.state(pipeline),
-                "json_attributes_template": "{{ {'scores': value_json.scores, 'confidence': value_json.confidence, 'model': value_json.model} | tojson }}",
+                "json_attributes_template": "{{ {'scores': value_json.scores, 'confidence': value_json.confidence, 'model': "
+                "value_json.model} | tojson }}",
                 "icon": "mdi:camera" if kind == "camera" else "mdi:microphone",
                 "device": self._device(),
                 **availability,

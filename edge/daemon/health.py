@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class HealthServer:
         try:
             self._server = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise OSError(f"health server cannot listen on {host}:{port} ({exc.strerror}); pick a free port in health.port or set health.enabled: false") from exc
+            raise OSError(f"health server cannot listen on {host}:{port} ({exc.strerror}); pick a free port in health.port or "
+                          "set health.enabled: false") from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.25}, name="health-http", daemon=True)
 
@@ -67,7 +69,7 @@ class HealthServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def start(self) -> "HealthServer":
+    def start(self) -> HealthServer:
         self._thread.start()
         return self
 

@@ -4,8 +4,9 @@ families `/metrics` serves (`render_metrics`), from the figures the daemon gathe
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Any, Container
+from typing import Any
 
 
 def _escape_label(value: str) -> str:
@@ -49,7 +50,8 @@ class MetricsText:
             lines.append(f"# TYPE {family.name} {family.kind}")
             for labels, value in family.samples:
                 label_text = ",".join(f'{key}="{_escape_label(str(val))}"' for key, val in sorted(labels.items()))
-                lines.append(f"{family.name}{{{label_text}}} {_format_value(value)}" if label_text else f"{family.name} {_format_value(value)}")
+                lines.append(f"{family.name}{{{label_text}}} {_format_value(value)}" if label_text else f"{family.name} "
+                             f"{_format_value(value)}")
         return "\n".join(lines) + "\n"
 
 

@@ -13,8 +13,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from edge.config import PublishSettings
 from edge.mqtt.connection import MqttConnection
@@ -136,7 +137,8 @@ class DecisionPublisher:
     def on_status(self, pipeline: str, state: str, detail: str) -> None:
         """A source's state (running, restarting, failed, ended, paused...), retained on `<pipeline>/status`."""
         with self._lock:
-            payload = {"pipeline": pipeline, "state": state, "detail": detail, "paused": pipeline in self.paused, "ts": round(time.time(), 3)}
+            payload = {"pipeline": pipeline, "state": state, "detail": detail, "paused": pipeline in self.paused, "ts": round(time.time(),
+                                                                                                                              3)}
             self._source_status[pipeline] = payload
         self._conn.publish(self._topics.source_status(pipeline), to_json(payload), qos=1, retain=True, essential=True)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edge.daemon.publisher import DecisionPublisher
 from edge.pipelines.base import Pipeline

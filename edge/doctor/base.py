@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
@@ -24,10 +24,10 @@ class CheckResult:
 
 @dataclass
 class DoctorOptions:
-    config_path: Optional[Path] = None
+    config_path: Path | None = None
     config_explicit: bool = False  # a config named on the command line must exist
     mqtt_timeout_s: float = 3.0
-    open_sources: Optional[bool] = None  # open cameras and grab a frame; None: yes unless edgeteach.service runs (it holds them)
+    open_sources: bool | None = None  # open cameras and grab a frame; None: yes unless edgeteach.service runs (it holds them)
     service_holds_sources: bool = False  # set by run_checks when it decided not to open them for that reason
     source_timeout_s: float = 8.0
 

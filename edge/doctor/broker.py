@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Optional
+from typing import Any
 
 from edge.doctor.base import CheckResult
 
@@ -22,18 +22,20 @@ def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
         with socket.create_connection((settings.host, settings.port), timeout=timeout_s):
             pass
     except socket.gaierror as exc:
-        return CheckResult("mqtt", "fail", f"broker host {settings.host!r} not found ({exc})", "fix mqtt.host in the config (a hostname or IP this device can resolve)")
+        return CheckResult("mqtt", "fail", f"broker host {settings.host!r} not found ({exc})",
+                           "fix mqtt.host in the config (a hostname or IP this device can resolve)")
     except ConnectionRefusedError:
         local = settings.host in ("localhost", "127.0.0.1", "::1")
         fix = ("start the local broker: `sudo systemctl enable --now mosquitto` (or `sudo apt install mosquitto`)" if local
                else f"start the broker on {settings.host}, or fix mqtt.host/mqtt.port in the config")
         return CheckResult("mqtt", "fail", f"nothing listens on {where} (connection refused)", fix)
     except OSError as exc:
-        return CheckResult("mqtt", "fail", f"cannot reach {where} ({exc})", "check the network and firewall between this device and the broker, and mqtt.host/mqtt.port")
+        return CheckResult("mqtt", "fail", f"cannot reach {where} ({exc})",
+                           "check the network and firewall between this device and the broker, and mqtt.host/mqtt.port")
     quiet = logging.getLogger("edge.mqtt.connection")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the table reports the failure; the connection's own log lines would repeat it
-    connection: Optional[MqttConnection] = None
+    connection: MqttConnection | None = None
     try:
         try:
             connection = MqttConnection(settings, client_id=f"edgeteach-doctor-{socket.gethostname()}-{os.getpid()}")
@@ -41,13 +43,15 @@ def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
             return CheckResult("mqtt", "fail", str(exc), "fix the mqtt: section of the config")
         connection.start()
         if connection.wait_connected(timeout_s):
-            return CheckResult("mqtt", "ok", f"connected to {where}{who} (MQTT {settings.protocol}{', TLS' if settings.tls.enabled else ''})")
+            return CheckResult("mqtt", "ok",
+                               f"connected to {where}{who} (MQTT {settings.protocol}{', TLS' if settings.tls.enabled else ''})")
         error = connection.last_error or f"no CONNACK within {timeout_s:.0f} s"
         if "refused" in error or "authori" in error.lower() or "password" in error.lower():
             fix = ("check mqtt.username and mqtt.password/password_file against the broker's users "
                    "(`sudo mosquitto_passwd /etc/mosquitto/passwd USER`), and its acl_file")
         elif settings.tls.enabled:
-            fix = "check mqtt.tls (ca_certs must have signed the broker's certificate; the host name must match it) and that this port speaks TLS"
+            fix = ("check mqtt.tls (ca_certs must have signed the broker's certificate; the host name must match it) "
+                   "and that this port speaks TLS")
         else:
             fix = "the port answers but not as an MQTT broker: check mqtt.port (1883 plain, 8883 TLS) and mqtt.tls"
         return CheckResult("mqtt", "fail", f"{where}{who}: {error}", fix)

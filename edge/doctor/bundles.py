@@ -20,7 +20,8 @@ def check_bundle(index: int, pipeline: Any) -> CheckResult:
     path = Path(pipeline.bundle)
     if not path.exists():
         return CheckResult(name, "fail", f"{path} does not exist",
-                           f"copy the folder `trainer train` made to {path} (e.g. `scp -r my-bundle pi@DEVICE:` then `sudo mv ~/my-bundle {path}` "
+                           f"copy the folder `trainer train` made to {path} (e.g. `scp -r my-bundle pi@DEVICE:` then "
+                           f"`sudo mv ~/my-bundle {path}` "
                            f"and `sudo chown -R edgeteach: {path}`), or fix pipelines[{index}].bundle")
     try:
         bundle = load_bundle(path)
@@ -34,9 +35,15 @@ def check_bundle(index: int, pipeline: Any) -> CheckResult:
         probabilities = classifier.run(np.zeros(shape, dtype=np.uint8 if bundle.input.dtype == "uint8" else np.float32))
         elapsed_ms = (time.perf_counter() - started) * 1000
     except BundleError as exc:
-        return CheckResult(name, "fail", str(exc), f"copy the bundle again from the trainer's output folder (or re-export it with `trainer train`); `edge config check` names the problem too")
+        return CheckResult(name, "fail", str(exc),
+                           "copy the bundle again from the trainer's output folder (or re-export it with `trainer train`); `edge config "
+                           "check` names the problem too")
     except Exception as exc:
-        return CheckResult(name, "fail", f"{path}: ONNX Runtime cannot run it ({type(exc).__name__}: {exc})", "re-export the bundle with `trainer train`; if it runs on the trainer, report it with this message")
+        return CheckResult(name, "fail", f"{path}: ONNX Runtime cannot run it ({type(exc).__name__}: {exc})",
+                           "re-export the bundle with `trainer train`; if it runs on the trainer, report it with this message")
     if probabilities.shape[-1] != len(bundle.labels):
-        return CheckResult(name, "fail", f"{path}: model gives {probabilities.shape[-1]} scores for {len(bundle.labels)} labels", "re-export the bundle with `trainer train`")
-    return CheckResult(name, "ok", f"{bundle.task}, {len(bundle.labels)} labels, {pipeline.variant} on {', '.join(classifier.providers)} (loaded and ran in {elapsed_ms:.0f} ms)")
+        return CheckResult(name, "fail", f"{path}: model gives {probabilities.shape[-1]} scores for {len(bundle.labels)} labels",
+                           "re-export the bundle with `trainer train`")
+    return CheckResult(name, "ok",
+                       f"{bundle.task}, {len(bundle.labels)} labels, {pipeline.variant} on {', '.join(classifier.providers)} (loaded and "
+                       f"ran in {elapsed_ms:.0f} ms)")

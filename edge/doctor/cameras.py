@@ -7,7 +7,8 @@ import glob
 import os
 import socket
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
@@ -41,7 +42,7 @@ def _video_devices() -> list[str]:
     return sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
 
 
-def _access_problem(path: str) -> Optional[str]:
+def _access_problem(path: str) -> str | None:
     if not os.access(path, os.R_OK | os.W_OK):
         return f"{path} exists but this user ({_user()}) may not open it"
     return None
@@ -69,22 +70,25 @@ def check_cameras(config: Any) -> list[CheckResult]:
             rows.append(CheckResult("cameras", "ok", f"found {', '.join(devices)}"))
     else:
         rows.append(CheckResult("cameras", "warn" if camera_pipelines else "skip", "no V4L2 camera (/dev/video*)",
-                                "plug in a USB camera or enable the Pi camera; files, streams and picamera2:// need none" if camera_pipelines else ""))
+                                "plug in a USB camera or enable the Pi camera; files, streams "
+                                "and picamera2:// need none" if camera_pipelines else ""))
     if is_raspberry_pi() or any(p.source.uri.startswith("picamera2://") for p in camera_pipelines):
         rows.append(_check_picamera2(required=any(p.source.uri.startswith("picamera2://") for p in camera_pipelines)))
     return rows
 
 
-def _check_picamera2(required: bool, camera_num: Optional[int] = None, name: str = "picamera2") -> CheckResult:
+def _check_picamera2(required: bool, camera_num: int | None = None, name: str = "picamera2") -> CheckResult:
     try:
         from picamera2 import Picamera2  # type: ignore[import-not-found]
     except Exception as exc:
         return CheckResult(name, "fail" if required else "warn", f"cannot import picamera2 ({exc})",
-                           "`sudo apt install python3-picamera2` and a venv made with --system-site-packages (deploy/install.sh does both on a Pi)")
+                           "`sudo apt install python3-picamera2` and a venv made with --system-site-packages "
+                           "(deploy/install.sh does both on a Pi)")
     try:
         cameras = list(Picamera2.global_camera_info())
     except Exception as exc:
-        return CheckResult(name, "fail" if required else "warn", f"libcamera cannot list cameras ({exc})", "check the ribbon cable and `rpicam-hello --list-cameras`")
+        return CheckResult(name, "fail" if required else "warn", f"libcamera cannot list cameras ({exc})",
+                           "check the ribbon cable and `rpicam-hello --list-cameras`")
     models = ", ".join(f"{i}: {c.get('Model', '?')}" for i, c in enumerate(cameras))
     if not cameras:
         return CheckResult(name, "fail" if required else "warn", "picamera2 found no camera",
@@ -119,7 +123,9 @@ def check_camera_source(index: int, pipeline: Any, options: DoctorOptions) -> Ch
                                f"plug the camera in and check `v4l2-ctl --list-devices`, or set {where} to a camera that exists")
         problem = _access_problem(path)
         if problem:
-            return CheckResult(name, "fail", problem, f"add the user to the video group: `sudo usermod -aG video {_user()}` (the service user edgeteach already is)")
+            return CheckResult(name, "fail", problem,
+                               f"add the user to the video group: `sudo usermod -aG video {_user()}` (the service "
+                               "user edgeteach already is)")
     elif target.kind in ("file", "folder"):
         if not os.path.exists(str(target.value)):
             return CheckResult(name, "fail", f"{target.value} does not exist", f"copy the video/images there or fix {where}")

@@ -4,7 +4,7 @@ tokens generated in a child process."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from edge.doctor.base import STATE_DIR, CheckResult
 from edge.doctor.machine import is_jetson
@@ -26,10 +26,13 @@ def check_llm(config: Any) -> list[CheckResult]:
         gpu = False
     backend = "GPU offload" if gpu else "CPU only"
     if settings.gpu_layers != 0 and not gpu:
-        rows.append(CheckResult("llm", "warn", f"llama-cpp-python {llama_cpp.__version__}, {backend}, but llm.gpu_layers is {settings.gpu_layers}: it will run on the CPU",
+        rows.append(CheckResult("llm", "warn",
+                                f"llama-cpp-python {llama_cpp.__version__}, {backend}, but llm.gpu_layers is "
+                                f"{settings.gpu_layers}: it will run on the CPU",
                                 "rebuild llama.cpp with CUDA: `sudo deploy/install.sh --cuda` (docs/jetson.md), or set llm.gpu_layers: 0"))
     elif is_jetson() and not gpu:
-        rows.append(CheckResult("llm", "warn", f"llama-cpp-python {llama_cpp.__version__}, {backend} on a Jetson", "rebuild with CUDA for a 3-10x faster LLM: `sudo deploy/install.sh --cuda`"))
+        rows.append(CheckResult("llm", "warn", f"llama-cpp-python {llama_cpp.__version__}, {backend} on a Jetson",
+                                "rebuild with CUDA for a 3-10x faster LLM: `sudo deploy/install.sh --cuda`"))
     else:
         rows.append(CheckResult("llm", "ok", f"llama-cpp-python {llama_cpp.__version__}, {backend}"))
     model_row = _check_gguf(settings.model)
@@ -46,11 +49,12 @@ def _check_generation(model: Path) -> CheckResult:
     result = smoke_generate(model, tokens=4, timeout_s=180)
     if result.ok:
         return CheckResult("llm generation", "ok", f"{result.tokens} tokens at {result.tokens_per_s:.1f} tokens/s on 1 thread")
-    cause = f"crashed with {result.signal_name}" if result.signal_name else f"failed: {result.detail.splitlines()[-1] if result.detail else '?'}"
+    cause = (f"crashed with {result.signal_name}" if result.signal_name
+             else f"failed: {result.detail.splitlines()[-1] if result.detail else '?'}")
     return CheckResult("llm generation", "fail", f"llama.cpp {cause}", PORTABLE_FLAGS_HINT)
 
 
-def _check_gguf(model: Optional[str]) -> CheckResult:
+def _check_gguf(model: str | None) -> CheckResult:
     if not model:
         return CheckResult("llm model", "fail", "llm.model is not set", "download a GGUF (`edge llm pull`) and set llm.model to its path")
     path = Path(model)
@@ -62,7 +66,8 @@ def _check_gguf(model: Optional[str]) -> CheckResult:
         return CheckResult("llm model", "fail", f"{path}: {exc.strerror or exc}",
                            f"put the GGUF at {path} readable by the service user (models live in {STATE_DIR}/models), or fix llm.model")
     if magic != b"GGUF":
-        return CheckResult("llm model", "fail", f"{path} is not a GGUF file (starts with {magic!r})", "download the model again (`edge llm pull`); llama.cpp reads .gguf files only")
+        return CheckResult("llm model", "fail", f"{path} is not a GGUF file (starts with {magic!r})",
+                           "download the model again (`edge llm pull`); llama.cpp reads .gguf files only")
     try:
         import psutil
 
@@ -71,5 +76,6 @@ def _check_gguf(model: Optional[str]) -> CheckResult:
         available = 0
     detail = f"{path} ({size / 1e6:.0f} MB)"
     if available and size > available:
-        return CheckResult("llm model", "warn", f"{detail} is larger than the free memory ({available / 1e6:.0f} MB)", "use a smaller or more quantised model (Q4_K_M), or stop other programs")
+        return CheckResult("llm model", "warn", f"{detail} is larger than the free memory ({available / 1e6:.0f} MB)",
+                           "use a smaller or more quantised model (Q4_K_M), or stop other programs")
     return CheckResult("llm model", "ok", detail)

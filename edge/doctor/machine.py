@@ -12,7 +12,8 @@ from typing import Any
 from edge.doctor.base import CheckResult, active_pipelines
 
 JETSON_ORT_INDEX = "https://pypi.jetson-ai-lab.io/jp6/cu126"
-REINSTALL_FIX = "reinstall the environment: `sudo deploy/install.sh` from the EdgeTeach source (or `pip install 'edgeteach[edge]'` in your venv)"
+REINSTALL_FIX = ("reinstall the environment: `sudo deploy/install.sh` from the EdgeTeach source "
+                 "(or `pip install 'edgeteach[edge]'` in your venv)")
 
 
 def device_model() -> str:
@@ -32,8 +33,9 @@ def is_jetson() -> bool:
 
 def check_python() -> list[CheckResult]:
     version = platform.python_version()
-    if sys.version_info < (3, 10):
-        return [CheckResult("python", "fail", f"Python {version} at {sys.executable}", "EdgeTeach needs Python 3.10 or later: use Raspberry Pi OS bookworm, JetPack 6 or Debian 12")]
+    if sys.version_info < (3, 10):  # noqa: UP036 -- the doctor reports an old interpreter instead of failing on it
+        return [CheckResult("python", "fail", f"Python {version} at {sys.executable}",
+                            "EdgeTeach needs Python 3.10 or later: use Raspberry Pi OS bookworm, JetPack 6 or Debian 12")]
     return [CheckResult("python", "ok", f"{version} ({sys.executable})")]
 
 
@@ -82,7 +84,8 @@ def check_packages(needs_portaudio: bool) -> list[CheckResult]:
     try:
         import sounddevice
 
-        rows.append(CheckResult("sounddevice", "ok", f"{sounddevice.__version__}, {str(sounddevice.get_portaudio_version()[1]).split(',')[0]}"))
+        rows.append(CheckResult("sounddevice", "ok",
+                                f"{sounddevice.__version__}, {str(sounddevice.get_portaudio_version()[1]).split(',')[0]}"))
     except OSError as exc:
         rows.append(CheckResult(
             "sounddevice", "fail" if needs_portaudio else "warn",
@@ -110,7 +113,8 @@ def check_providers(config: Any) -> list[CheckResult]:
             if full and full not in available:
                 wanted.setdefault(provider, []).append(pipeline.name)
     jetson_fix = (
-        f"install ONNX Runtime with GPU providers for JetPack 6: `sudo deploy/install.sh --onnxruntime-gpu --extra-index-url {JETSON_ORT_INDEX}` (docs/jetson.md)"
+        "install ONNX Runtime with GPU providers for JetPack 6: `sudo deploy/install.sh --onnxruntime-gpu --extra-index-url "
+        f"{JETSON_ORT_INDEX}` (docs/jetson.md)"
         if is_jetson()
         else "install onnxruntime-gpu matching your CUDA (`sudo deploy/install.sh --onnxruntime-gpu`), or set providers: [cpu]"
     )

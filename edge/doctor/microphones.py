@@ -14,7 +14,8 @@ def check_microphones(config: Any) -> list[CheckResult]:
 
         inputs = [f"{i}: {d['name']}" for i, d in enumerate(sd.query_devices()) if d.get("max_input_channels", 0) > 0]
     except Exception as exc:
-        return [CheckResult("microphones", "fail" if mic_pipelines else "warn", f"cannot list audio devices ({exc})", "install PortAudio: `sudo apt install libportaudio2`")]
+        return [CheckResult("microphones", "fail" if mic_pipelines else "warn", f"cannot list audio devices ({exc})",
+                            "install PortAudio: `sudo apt install libportaudio2`")]
     if not inputs:
         return [CheckResult("microphones", "fail" if mic_pipelines else "skip", "no audio input device",
                             "plug in a USB microphone and check `arecord -l`; the user needs the audio group" if mic_pipelines else "")]
@@ -30,7 +31,8 @@ def check_microphone_source(index: int, pipeline: Any) -> CheckResult:
 
             info = soundfile.info(source.file)
         except Exception as exc:
-            return CheckResult(name, "fail", f"{source.file}: cannot read it as sound ({exc})", f"fix pipelines[{index}].source.file (a WAV or FLAC file)")
+            return CheckResult(name, "fail", f"{source.file}: cannot read it as sound ({exc})",
+                               f"fix pipelines[{index}].source.file (a WAV or FLAC file)")
         return CheckResult(name, "ok", f"file {source.file}: {info.samplerate} Hz, {info.duration:.1f} s")
     from edge.sources.base import SourceError
     from edge.sources.microphone import resolve_input_device
@@ -39,5 +41,8 @@ def check_microphone_source(index: int, pipeline: Any) -> CheckResult:
         _, info = resolve_input_device(source.device)
     except SourceError as exc:
         return CheckResult(name, "fail", str(exc),
-                           f"plug in the microphone (`arecord -l` lists capture devices), add the user to the audio group, or set pipelines[{index}].source.device")
-    return CheckResult(name, "ok", f"{info.get('name', source.device)} ({int(info.get('max_input_channels', 0))} ch, {float(info.get('default_samplerate', 0)):.0f} Hz)")
+                           "plug in the microphone (`arecord -l` lists capture devices), add the user to the audio group, or set "
+                           f"pipelines[{index}].source.device")
+    return CheckResult(name, "ok",
+                       f"{info.get('name', source.device)} ({int(info.get('max_input_channels', 0))} ch, "
+                       f"{float(info.get('default_samplerate', 0)):.0f} Hz)")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.doctor.base import STATE_DIR, CheckResult
-from edge.host.procstats import hottest_thermal_zone
 from edge.doctor.machine import is_raspberry_pi
+from edge.host.procstats import hottest_thermal_zone
 
 
 def check_memory() -> CheckResult:
@@ -34,9 +34,11 @@ def check_disk() -> CheckResult:
     free_mb = usage.free / 2**20
     detail = f"{free_mb:.0f} MiB free on {target}"
     if free_mb < 100:
-        return CheckResult("disk", "fail", detail, "free space: `sudo journalctl --vacuum-size=100M`, remove old bundles from /var/lib/edgeteach/models")
+        return CheckResult("disk", "fail", detail,
+                           "free space: `sudo journalctl --vacuum-size=100M`, remove old bundles from /var/lib/edgeteach/models")
     if free_mb < 1024:
-        return CheckResult("disk", "warn", detail, "less than 1 GiB left: `sudo journalctl --vacuum-size=100M`, remove old bundles and models")
+        return CheckResult("disk", "warn", detail,
+                           "less than 1 GiB left: `sudo journalctl --vacuum-size=100M`, remove old bundles and models")
     return CheckResult("disk", "ok", detail)
 
 
@@ -76,7 +78,8 @@ def check_throttling() -> CheckResult:
         out = subprocess.run([binary, "get_throttled"], capture_output=True, text=True, timeout=5).stdout.strip()
         value = int(out.split("=", 1)[1], 16)
     except (OSError, subprocess.SubprocessError, IndexError, ValueError) as exc:
-        return CheckResult("throttling", "warn", f"cannot read `vcgencmd get_throttled` ({exc})", "add the user to the video group (vcgencmd needs /dev/vchiq)")
+        return CheckResult("throttling", "warn", f"cannot read `vcgencmd get_throttled` ({exc})",
+                           "add the user to the video group (vcgencmd needs /dev/vchiq)")
     problems = decode_throttled(value)
     if not problems:
         return CheckResult("throttling", "ok", f"none (get_throttled=0x{value:x})")
@@ -100,9 +103,12 @@ def check_services(config: Any = None) -> list[CheckResult]:
         if not enabled or enabled == "not-found":
             rows.append(CheckResult(unit, "skip", "not installed"))
         elif wanted and enabled != "enabled":
-            rows.append(CheckResult(unit, "warn", f"{enabled}, {active}: it will not start at boot", f"`sudo systemctl enable --now {unit}`"))
+            rows.append(CheckResult(unit, "warn", f"{enabled}, {active}: it will not start at boot",
+                                    f"`sudo systemctl enable --now {unit}`"))
         elif active == "failed":
-            rows.append(CheckResult(unit, "warn", f"{enabled}, failed", f"read why: `journalctl -u {unit.removesuffix('.service')} -b -n 50`; fix, then `sudo systemctl restart {unit}`"))
+            rows.append(CheckResult(unit, "warn", f"{enabled}, failed",
+                                    f"read why: `journalctl -u {unit.removesuffix('.service')} -b -n 50`; fix, then `sudo "
+                                    f"systemctl restart {unit}`"))
         else:
             rows.append(CheckResult(unit, "ok", f"{enabled}, {active}"))
     return rows

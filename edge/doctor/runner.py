@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
 from edge.doctor.broker import check_mqtt
@@ -24,7 +25,8 @@ def _guard(name: str, fn: Callable[[], Iterable[CheckResult] | CheckResult]) -> 
     try:
         result = fn()
     except Exception as exc:  # a broken check must not hide the others
-        return [CheckResult(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}", "report this with the output of `edge doctor --json`")]
+        return [CheckResult(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}",
+                            "report this with the output of `edge doctor --json`")]
     return [result] if isinstance(result, CheckResult) else list(result)
 
 
@@ -77,7 +79,7 @@ def exit_code(rows: list[CheckResult]) -> int:
     return 1 if any(row.status == "fail" for row in rows) else 0
 
 
-def as_json(rows: list[CheckResult], config_path: Optional[Path]) -> dict[str, Any]:
+def as_json(rows: list[CheckResult], config_path: Path | None) -> dict[str, Any]:
     return {
         "ok": exit_code(rows) == 0,
         "config": str(config_path) if config_path else None,
@@ -102,7 +104,8 @@ def format_table(rows: list[CheckResult], color: bool = False) -> str:
     failures = sum(row.status == "fail" for row in rows)
     warnings = sum(row.status == "warn" for row in rows)
     if failures:
-        lines.append(f"\n{failures} problem(s) to fix (FAIL) and {warnings} warning(s): the service cannot work as configured until each FAIL is fixed.")
+        lines.append(f"\n{failures} problem(s) to fix (FAIL) and {warnings} warning(s): the service cannot work as configured "
+                     "until each FAIL is fixed.")
     elif warnings:
         lines.append(f"\nNo problems; {warnings} warning(s) worth a look.")
     else:

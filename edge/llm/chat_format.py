@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def _llama_cpp_format(name: str) -> Optional[Formatter]:
+def _llama_cpp_format(name: str) -> Formatter | None:
     """llama-cpp-python's registered formats are module functions `format_<name>`; wrap one."""
     from llama_cpp import llama_chat_format
 
@@ -85,7 +86,7 @@ def _llama_cpp_format(name: str) -> Optional[Formatter]:
     return None
 
 
-def resolve_formatter(chat_format: Optional[str], metadata: dict[str, str], eos: str, bos: str) -> tuple[str, Formatter]:
+def resolve_formatter(chat_format: str | None, metadata: dict[str, str], eos: str, bos: str) -> tuple[str, Formatter]:
     """Returns (a name for logs and /v1/models, the formatter). `chat_format` None means: the GGUF's
     template, else a default chosen from the model's architecture."""
     template = metadata.get("tokenizer.chat_template")
@@ -105,7 +106,8 @@ def resolve_formatter(chat_format: Optional[str], metadata: dict[str, str], eos:
             raise ChatFormatError("llm.chat_format is 'template' but this GGUF has no chat template; name a format (chatml, gemma, ...)")
         arch = metadata.get("general.architecture", "")
         chosen = "gemma" if arch.startswith("gemma") else "chatml"
-        log.warning("the GGUF has no chat template; using the '%s' chat format (architecture %r). Set llm.chat_format to override.", chosen, arch or "unknown")
+        log.warning("the GGUF has no chat template; using the '%s' chat format (architecture %r). Set llm.chat_format to override.", chosen,
+                    arch or "unknown")
         return chosen, OWN_FORMATS[chosen]
     key = _normalise(chat_format)
     for name, fn in OWN_FORMATS.items():

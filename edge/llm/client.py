@@ -6,8 +6,9 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 from edge.llm.chat_format import Message
@@ -20,11 +21,11 @@ class ClientError(RuntimeError):
 @dataclass
 class Answer:
     text: str
-    finish_reason: Optional[str] = None
+    finish_reason: str | None = None
     timings: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
-    sensor_context: Optional[str] = None
-    ttft_s: Optional[float] = None  # measured by this client
+    sensor_context: str | None = None
+    ttft_s: float | None = None  # measured by this client
     total_s: float = 0.0
 
 
@@ -32,7 +33,7 @@ OnText = Callable[[str], None]
 
 
 class HttpChat:
-    def __init__(self, base_url: str, api_key: Optional[str] = None, timeout: float = 600.0) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 600.0) -> None:
         parts = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
         if parts.scheme not in ("http", "https"):
             raise ClientError(f"{base_url}: only http:// and https:// URLs are supported")
@@ -59,7 +60,8 @@ class HttpChat:
             conn.request("POST", f"{self.base_path}/v1/chat/completions", body=json.dumps(body), headers=headers)
             response = conn.getresponse()
         except OSError as exc:
-            raise ClientError(f"cannot reach the LLM server at {self.scheme}://{self.host}:{self.port} ({exc}); is `edge llm serve` running?") from None
+            raise ClientError(f"cannot reach the LLM server at {self.scheme}://{self.host}:{self.port} ({exc}); is "
+                              "`edge llm serve` running?") from None
         if response.status != 200:
             raw = response.read()
             try:
@@ -107,8 +109,8 @@ class LocalChat:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
 
-    def stream(self, messages: list[Message], on_text: OnText, max_tokens: Optional[int] = None,
-               temperature: Optional[float] = None, seed: Optional[int] = None, **_: Any) -> Answer:
+    def stream(self, messages: list[Message], on_text: OnText, max_tokens: int | None = None,
+               temperature: float | None = None, seed: int | None = None, **_: Any) -> Answer:
         from edge.llm.engine import SamplingParams
 
         settings = self.engine.settings

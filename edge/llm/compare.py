@@ -11,7 +11,6 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from edge.config.llm import LlmSettings
 from edge.llm.client import Answer, LocalChat
@@ -27,9 +26,9 @@ class CompareResult:
     answer: Answer
 
 
-def compare_models(models: list[str], prompt: str, system: Optional[str] = None, max_tokens: int = 128,
-                   temperature: float = 0.0, seed: Optional[int] = 0, threads: int = 0, context_size: int = 2048,
-                   chat_format: Optional[str] = None) -> list[CompareResult]:
+def compare_models(models: list[str], prompt: str, system: str | None = None, max_tokens: int = 128,
+                   temperature: float = 0.0, seed: int | None = 0, threads: int = 0, context_size: int = 2048,
+                   chat_format: str | None = None) -> list[CompareResult]:
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     results = []
     for path in models:
@@ -48,7 +47,7 @@ def compare_models(models: list[str], prompt: str, system: Optional[str] = None,
     return results
 
 
-def side_by_side(results: list[CompareResult], width: Optional[int] = None) -> str:
+def side_by_side(results: list[CompareResult], width: int | None = None) -> str:
     total = width or shutil.get_terminal_size((120, 40)).columns
     col = max(20, (total - 3 * (len(results) - 1)) // max(1, len(results)))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Optional
 
 from edge.config.llm import LlmSettings
 from edge.llm.engine import Engine, ModelLoadError, PromptTooLong, SamplingParams, model_display_name
@@ -27,21 +26,23 @@ class NotReadyError(RequestError):
 @dataclass
 class Admitted:
     job: Job
-    sensor_context: Optional[str]  # exactly what was added to the system prompt
+    sensor_context: str | None  # exactly what was added to the system prompt
 
 
 class LlmCore:
-    def __init__(self, settings: LlmSettings, sensors: Optional[SensorContext] = None) -> None:
+    def __init__(self, settings: LlmSettings, sensors: SensorContext | None = None) -> None:
         self.settings = settings
         self.sensors = sensors
         self.metrics = LlmMetrics()
         self.model_name = model_display_name(settings)
-        self.engine: Optional[Engine] = None
-        self.worker: Optional[Worker] = None
-        self.load_error: Optional[str] = None
+        self.engine: Engine | None = None
+        self.worker: Worker | None = None
+        self.load_error: str | None = None
         self.loaded = threading.Event()  # set when the model is ready OR failed (see load_error)
-        self.metrics.gauges["edgeteach_llm_queue_depth"] = ("Requests waiting for the model.", lambda: self.worker.depth if self.worker else 0)
-        self.metrics.gauges["edgeteach_llm_busy"] = ("1 while a request is generating.", lambda: 1 if self.worker and self.worker.busy else 0)
+        self.metrics.gauges["edgeteach_llm_queue_depth"] = ("Requests waiting for the model.",
+                                                            lambda: self.worker.depth if self.worker else 0)
+        self.metrics.gauges["edgeteach_llm_busy"] = ("1 while a request is generating.",
+                                                     lambda: 1 if self.worker and self.worker.busy else 0)
         self.metrics.gauges["edgeteach_llm_model_loaded"] = ("1 once the model is loaded.", lambda: 1 if self.ready else 0)
 
     @property
@@ -67,7 +68,7 @@ class LlmCore:
         if self.worker is not None:
             self.worker.stop()
 
-    def sensor_summary(self) -> Optional[str]:
+    def sensor_summary(self) -> str | None:
         return self.sensors.summary() if self.sensors is not None else None
 
     def admit(self, request: ChatRequest, api: str, sink: Sink) -> Admitted:

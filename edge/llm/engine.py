@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from edge.config.llm import LlmSettings
 from edge.core.bundle import sha256_file  # one SHA-256 of a file for bundles and GGUF models
@@ -39,7 +40,7 @@ class SamplingParams:
     max_tokens: int
     temperature: float = 0.7
     top_p: float = 0.95
-    seed: Optional[int] = None
+    seed: int | None = None
     stop: list[str] = field(default_factory=list)
 
 
@@ -75,13 +76,13 @@ class Timings:
 class Generation:
     text: str
     finish_reason: str  # "stop" | "length" (OpenAI's values)
-    stopped_by: Optional[str]  # None, "cancelled" (client went away) or "timeout"
+    stopped_by: str | None  # None, "cancelled" (client went away) or "timeout"
     prompt_tokens: int
     completion_tokens: int
     timings: Timings
 
 
-StopCheck = Callable[[], Optional[str]]  # returns a reason to stop now, or None
+StopCheck = Callable[[], str | None]  # returns a reason to stop now, or None
 
 
 def model_display_name(settings: LlmSettings) -> str:
@@ -102,7 +103,7 @@ class Engine:
         self._add_bos = bool(llama._model.add_bos_token()) and llama.token_bos() != -1
 
     @classmethod
-    def load(cls, settings: LlmSettings) -> "Engine":
+    def load(cls, settings: LlmSettings) -> Engine:
         if not settings.model:
             raise ModelLoadError("no model: set llm.model in the config (a .gguf file) or pass --model PATH")
         path = Path(settings.model).expanduser()
@@ -160,14 +161,15 @@ class Engine:
 
     # -- worker thread only ------------------------------------------------------------------------
 
-    def generate(self, prepared: PreparedPrompt, params: SamplingParams, on_text: Callable[[str], None], should_stop: StopCheck) -> Generation:
+    def generate(self, prepared: PreparedPrompt, params: SamplingParams, on_text: Callable[[str], None],
+                 should_stop: StopCheck) -> Generation:
         from llama_cpp import Llama, StoppingCriteriaList
 
         llama = self.llama
         sampled = 0
-        first_at: Optional[float] = None
-        last_at: Optional[float] = None
-        stopped_by: Optional[str] = None
+        first_at: float | None = None
+        last_at: float | None = None
+        stopped_by: str | None = None
 
         # Called by llama-cpp-python right after each token is sampled: our clock for time-to-first-token
         # and decode speed, our token counter, and the place a cancelled request stops between tokens.

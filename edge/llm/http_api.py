@@ -17,10 +17,19 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 from edge.llm.core import LlmCore, NotReadyError
-from edge.llm.requests import ChatRequest, RequestError, chunk_object, completion_object, edgeteach_meta, new_completion_id, parse_chat_request, usage
+from edge.llm.requests import (
+    ChatRequest,
+    RequestError,
+    chunk_object,
+    completion_object,
+    edgeteach_meta,
+    new_completion_id,
+    parse_chat_request,
+    usage,
+)
 from edge.llm.worker import DoneEvent, ErrorEvent, Event, QueueFullError, TextEvent
 
 log = logging.getLogger(__name__)
@@ -59,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
     def core(self) -> LlmCore:
         return self.server.core
 
-    def _send_json(self, status: int, body: Any, headers: Optional[dict[str, str]] = None) -> None:
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -86,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         if hmac.compare_digest(given.encode(), key.encode()):
             return True
         self.core.metrics.count_request("http", "unauthorized")
-        self._send_error(RequestError("missing or wrong API key: send `Authorization: Bearer <llm.api_key>`", status=401, code="invalid_api_key"))
+        self._send_error(RequestError("missing or wrong API key: send `Authorization: Bearer <llm.api_key>`", status=401,
+                                      code="invalid_api_key"))
         return False
 
     def _read_json(self) -> Any:
@@ -137,7 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
             states = [s.__dict__ for s in sensors.states()] if sensors else []
             self._send_json(200, {"enabled": sensors is not None, "states": states, "summary": self.core.sensor_summary()})
         else:
-            self._send_json(404, RequestError(f"no route GET {path}; try /v1/chat/completions, /v1/models, /health, /metrics, /edgeteach/sensors", 404, "not_found").as_json())
+            self._send_json(404,
+                            RequestError(f"no route GET {path}; try /v1/chat/completions, /v1/models, /health, "
+                                         "/metrics, /edgeteach/sensors", 404, "not_found").as_json())
 
     def do_POST(self) -> None:
         if not self._authorised():
@@ -183,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering ---------------------------------------------------------------------------------
 
-    def _next_event(self, events: "queue.Queue[Event]", job: Any) -> Optional[Event]:
+    def _next_event(self, events: queue.Queue[Event], job: Any) -> Event | None:
         """The job's next event, or None when the client hung up meanwhile (the job is then cancelled).
         The check runs every POLL_S even while events flow, so a non-streaming client that leaves
         mid-generation is noticed too (a streaming one is noticed by the failing write)."""
@@ -200,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
             except queue.Empty:
                 continue
 
-    def _complete(self, request: ChatRequest, job: Any, injected: Optional[str], events: "queue.Queue[Event]") -> None:
+    def _complete(self, request: ChatRequest, job: Any, injected: str | None, events: queue.Queue[Event]) -> None:
         while True:
             event = self._next_event(events, job)
             if event is None:
@@ -214,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(NotReadyError(event.message) if status == 503 else RequestError(event.message, 500, event.code))
                 return
 
-    def _stream(self, request: ChatRequest, job: Any, injected: Optional[str], events: "queue.Queue[Event]") -> None:
+    def _stream(self, request: ChatRequest, job: Any, injected: str | None, events: queue.Queue[Event]) -> None:
         cid, created, model = new_completion_id(), int(time.time()), self.core.model_name
         self.close_connection = True  # the stream's end is the connection's end (no chunked encoding)
         try:

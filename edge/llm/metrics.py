@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from edge.llm.engine import Generation
 
@@ -73,13 +73,16 @@ class LlmMetrics:
             )
             metric("edgeteach_llm_prompt_tokens_total", "counter", "Prompt tokens evaluated.", [(label, self.prompt_tokens)])
             metric("edgeteach_llm_prompt_seconds_total", "counter", "Seconds spent evaluating prompts.", [(label, self.prompt_seconds)])
-            metric("edgeteach_llm_generation_tokens_total", "counter", "Tokens generated after the first of each answer.", [(label, self.generation_tokens)])
-            metric("edgeteach_llm_generation_seconds_total", "counter", "Seconds spent generating those tokens.", [(label, self.generation_seconds)])
+            metric("edgeteach_llm_generation_tokens_total", "counter", "Tokens generated after the first of each answer.", [(label,
+                                                                                                                             self.generation_tokens)])
+            metric("edgeteach_llm_generation_seconds_total", "counter", "Seconds spent generating those tokens.", [(label,
+                                                                                                                    self.generation_seconds)])
             metric("edgeteach_llm_prompt_tokens_per_second", "gauge", "Average prompt throughput since start.",
                    [(label, self.prompt_tokens / self.prompt_seconds if self.prompt_seconds else 0.0)])
             metric("edgeteach_llm_generation_tokens_per_second", "gauge", "Average generation throughput since start.",
                    [(label, self.generation_tokens / self.generation_seconds if self.generation_seconds else 0.0)])
-            lines.append("# HELP edgeteach_llm_time_to_first_token_seconds Time from request accepted to first token (queue wait included).")
+            lines.append("# HELP edgeteach_llm_time_to_first_token_seconds Time from request accepted to first "
+                         "token (queue wait included).")
             lines.append("# TYPE edgeteach_llm_time_to_first_token_seconds histogram")
             # Already cumulative: an observation is counted in every bucket whose bound it is under.
             for bound, n in zip(TTFT_BUCKETS, self.ttft_bucket_counts):

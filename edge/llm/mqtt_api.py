@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from edge.llm.core import LlmCore, NotReadyError
 from edge.llm.requests import RequestError, parse_chat_request, usage
@@ -42,13 +43,13 @@ class MqttLlmApi:
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
 
-    def attach(self, sensors: Optional[SensorContext]) -> None:
+    def attach(self, sensors: SensorContext | None) -> None:
         """Subscribes (before or after `connection.start()`; subscriptions survive reconnects)."""
         self.conn.subscribe(self.topics.request, self._on_request, qos=1, worker="llm-requests")
         if sensors is not None:
             self.conn.subscribe(sensors.topic_filter, lambda msg: sensors.on_state(msg.topic, msg.payload), qos=0, worker="llm-sensors")
 
-    def _replier(self, msg: IncomingMessage, reply_to: Optional[str]) -> Reply:
+    def _replier(self, msg: IncomingMessage, reply_to: str | None) -> Reply:
         def reply(body: dict[str, Any], qos: int = 1) -> None:
             payload = json.dumps(body)
             if msg.response_topic:
@@ -64,13 +65,16 @@ class MqttLlmApi:
         request_id: Any = None
         if len(msg.payload) > self.max_payload_bytes:
             self.core.metrics.count_request("mqtt", "bad_request")
-            self._error(reply, None, RequestError(f"payload of {len(msg.payload)} bytes is over mqtt.max_payload_bytes ({self.max_payload_bytes})", code="too_large"))
+            self._error(reply, None,
+                        RequestError(f"payload of {len(msg.payload)} bytes is over mqtt.max_payload_bytes ({self.max_payload_bytes})",
+                                     code="too_large"))
             return
         try:
             body = json.loads(msg.payload)
         except (ValueError, UnicodeDecodeError) as exc:
             self.core.metrics.count_request("mqtt", "bad_request")
-            self._error(reply, None, RequestError(f"the payload is not valid JSON ({exc}); send e.g. {{\"prompt\": \"Hello\"}}", code="invalid_json"))
+            self._error(reply, None, RequestError(f"the payload is not valid JSON ({exc}); send e.g. {{\"prompt\": \"Hello\"}}",
+                                                  code="invalid_json"))
             return
         if isinstance(body, dict):
             request_id = body.get("id")
@@ -78,7 +82,8 @@ class MqttLlmApi:
             if reply_to is not None:
                 if not isinstance(reply_to, str) or not reply_to or any(c in reply_to for c in "+#\0"):
                     self.core.metrics.count_request("mqtt", "bad_request")
-                    self._error(reply, request_id, RequestError(f"'reply_to' must be a topic name without wildcards, got {reply_to!r}", param="reply_to"))
+                    self._error(reply, request_id, RequestError(f"'reply_to' must be a topic name without wildcards, got {reply_to!r}",
+                                                                param="reply_to"))
                     return
                 reply = self._replier(msg, reply_to)  # the MQTT 5 response topic still wins when both are given
         try:
@@ -120,7 +125,7 @@ class _StreamSink:
         self.interval_s = interval_s
         self.index = 0
         self._pending: list[str] = []
-        self._last_sent: Optional[float] = None
+        self._last_sent: float | None = None
 
     def _flush(self, now: float) -> None:
         if self._pending:

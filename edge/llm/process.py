@@ -13,8 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from edge.core.backoff import Backoff
 
@@ -23,7 +23,7 @@ def llm_serve_command(config_path: str | Path, extra_args: Sequence[str] = ()) -
     return [sys.executable, "-m", "edge.cli", "llm", "serve", "-c", str(config_path), *extra_args]
 
 
-def start_llm_server(config_path: str | Path, extra_args: Sequence[str] = (), log_file: Optional[str | Path] = None,
+def start_llm_server(config_path: str | Path, extra_args: Sequence[str] = (), log_file: str | Path | None = None,
                      nice: int = 0) -> subprocess.Popen[bytes]:
     """Starts `edge llm serve -c CONFIG` and returns at once (the model loads in the child; poll
     `wait_until_ready` or its /health). Output goes to `log_file` when given, else to ours. `nice` > 0
@@ -46,7 +46,7 @@ def _renice(increment: int) -> None:
     os.nice(increment)
 
 
-def wait_until_ready(host: str, port: int, timeout: float = 120.0, process: Optional[subprocess.Popen[bytes]] = None) -> bool:
+def wait_until_ready(host: str, port: int, timeout: float = 120.0, process: subprocess.Popen[bytes] | None = None) -> bool:
     """Polls GET /health until 200; False on timeout or when `process` exits first."""
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     deadline = time.monotonic() + timeout
@@ -79,16 +79,16 @@ class LlmChild:
     backoff when it dies (an out-of-memory kill, a crash), stopped with it. Polled from the daemon's main
     loop, so it needs no thread of its own."""
 
-    def __init__(self, config_path: str | Path, log_file: Optional[str | Path] = None, nice: int = 5,
+    def __init__(self, config_path: str | Path, log_file: str | Path | None = None, nice: int = 5,
                  initial_backoff_s: float = 5.0, max_backoff_s: float = 300.0) -> None:
         self.config_path = Path(config_path)
         self.log_file = log_file
         self.nice = nice
         self.backoff = Backoff(initial_backoff_s, max_backoff_s, healthy_after_s=60.0)  # ran fine a while: restart quickly
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
-        self.last_exit_code: Optional[int] = None
-        self._restart_at: Optional[float] = None
+        self.last_exit_code: int | None = None
+        self._restart_at: float | None = None
         self._started_at = 0.0
 
     @property
@@ -113,7 +113,7 @@ class LlmChild:
             self.restarts += 1
             self.start()
 
-    def stop(self, timeout: float = 3.0) -> Optional[int]:
+    def stop(self, timeout: float = 3.0) -> int | None:
         self._restart_at = None
         if self.process is None:
             return None

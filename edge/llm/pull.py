@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 from edge.core.bundle import sha256_file
 
@@ -22,7 +21,7 @@ def missing_hub_message() -> str:
             "(or download the .gguf yourself and set llm.model)")
 
 
-def pull(repo: str, filename: str, dest_dir: str = "models", revision: Optional[str] = None) -> tuple[Path, str]:
+def pull(repo: str, filename: str, dest_dir: str = "models", revision: str | None = None) -> tuple[Path, str]:
     if not filename.endswith(".gguf"):
         raise PullError(f"{filename}: llama.cpp loads .gguf files; pick a .gguf file from the repository's file list")
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from edge.config.llm import LlmSettings
 from edge.llm.chat_format import Message
@@ -18,7 +18,7 @@ ROLES = ("system", "user", "assistant")
 class RequestError(ValueError):
     """A request we refuse; `status` is the HTTP status, `code` a stable machine-readable name."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", param: Optional[str] = None) -> None:
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -36,7 +36,7 @@ class ChatRequest:
     max_tokens_capped: bool  # the client asked for more than llm.max_tokens
     temperature: float
     top_p: float
-    seed: Optional[int]
+    seed: int | None
     stop: list[str]
     stream: bool
     include_usage: bool
@@ -65,7 +65,8 @@ def _content_text(content: Any, index: int) -> str:
             if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
             else:
-                raise RequestError(f"messages[{index}].content: only text parts ({{'type': 'text', 'text': ...}}) are supported", param="messages")
+                raise RequestError(f"messages[{index}].content: only text parts ({{'type': 'text', 'text': ...}}) are supported",
+                                   param="messages")
         return "".join(texts)
     raise RequestError(f"messages[{index}].content must be a string, got {type(content).__name__}", param="messages")
 
@@ -140,7 +141,7 @@ def usage(result: Generation) -> dict[str, int]:
             "total_tokens": result.prompt_tokens + result.completion_tokens}
 
 
-def edgeteach_meta(request: ChatRequest, injected: Optional[str], result: Optional[Generation] = None) -> dict[str, Any]:
+def edgeteach_meta(request: ChatRequest, injected: str | None, result: Generation | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"sensor_context": injected, "max_tokens": request.max_tokens}
     if request.max_tokens_capped:
         meta["note"] = "max_tokens was lowered to the server's ceiling (llm.max_tokens)"
@@ -149,7 +150,7 @@ def edgeteach_meta(request: ChatRequest, injected: Optional[str], result: Option
     return meta
 
 
-def completion_object(cid: str, model: str, request: ChatRequest, injected: Optional[str], result: Generation) -> dict[str, Any]:
+def completion_object(cid: str, model: str, request: ChatRequest, injected: str | None, result: Generation) -> dict[str, Any]:
     return {
         "id": cid,
         "object": "chat.completion",
@@ -163,6 +164,6 @@ def completion_object(cid: str, model: str, request: ChatRequest, injected: Opti
     }
 
 
-def chunk_object(cid: str, model: str, created: int, delta: dict[str, Any], finish_reason: Optional[str] = None) -> dict[str, Any]:
+def chunk_object(cid: str, model: str, created: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
     return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 from edge.llm.chat_format import Message
 
@@ -31,15 +30,15 @@ VERBS = {"camera": "sees", "microphone": "hears"}
 class SensorState:
     pipeline: str
     label: str
-    confidence: Optional[float]
+    confidence: float | None
     ts: float  # Unix seconds of the reading (the payload's ts, else when it arrived)
-    kind: Optional[str] = None
+    kind: str | None = None
 
 
 class SensorContext:
     """Keeps the newest state per pipeline. `on_state` is an MQTT handler; the rest is thread-safe."""
 
-    def __init__(self, topic_prefix: str, max_age_s: float = 600.0, kinds: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, topic_prefix: str, max_age_s: float = 600.0, kinds: dict[str, str] | None = None) -> None:
         self.topic_prefix = topic_prefix.rstrip("/")
         self.max_age_s = max_age_s
         self.kinds = dict(kinds or {})  # pipeline name -> "camera" | "microphone", from the device config
@@ -78,7 +77,7 @@ class SensorContext:
         with self._lock:
             return sorted(self._states.values(), key=lambda s: s.pipeline)
 
-    def summary(self, now: Optional[float] = None) -> Optional[str]:
+    def summary(self, now: float | None = None) -> str | None:
         """A short, clearly delimited block, or None when no fresh state is known."""
         now = time.time() if now is None else now
         lines = []
@@ -94,7 +93,7 @@ class SensorContext:
         return "\n".join([BEGIN, *lines, END, INSTRUCTION])
 
 
-def with_sensor_context(messages: list[Message], summary: Optional[str]) -> list[Message]:
+def with_sensor_context(messages: list[Message], summary: str | None) -> list[Message]:
     """The messages with the summary appended to the system prompt (one is added when there is none).
     The caller's list is not modified."""
     if not summary:

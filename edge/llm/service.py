@@ -7,7 +7,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,15 +28,15 @@ class ServeConfigError(ValueError):
 @dataclass
 class ServeTarget:
     llm: LlmSettings
-    mqtt: Optional[MqttSettings]  # None: no MQTT interface, no sensor context
+    mqtt: MqttSettings | None  # None: no MQTT interface, no sensor context
     device_id: str
     topic_prefix: str
     client_id: str
     pipeline_kinds: dict[str, str] = field(default_factory=dict)  # name -> camera/microphone, for the sensor context
 
 
-def resolve_target(config_path: Optional[str], overrides: dict[str, Any], mqtt_host: Optional[str] = None,
-                   mqtt_port: Optional[int] = None, no_mqtt: bool = False) -> ServeTarget:
+def resolve_target(config_path: str | None, overrides: dict[str, Any], mqtt_host: str | None = None,
+                   mqtt_port: int | None = None, no_mqtt: bool = False) -> ServeTarget:
     """The `llm:` (and `mqtt:`, `device_id`) sections of the config file, with command-line overrides
     (None values are ignored). MQTT is used when the config file has an `mqtt:` section or --mqtt-host is
     given, unless llm.mqtt is false or --no-mqtt."""
@@ -44,7 +44,7 @@ def resolve_target(config_path: Optional[str], overrides: dict[str, Any], mqtt_h
     from edge.mqtt.topics import Topics
 
     llm_data: dict[str, Any] = {}
-    mqtt_settings: Optional[MqttSettings] = None
+    mqtt_settings: MqttSettings | None = None
     device_id = default_device_id()
     kinds: dict[str, str] = {}
     if config_path:
@@ -86,7 +86,7 @@ class LlmServer:
         self.target = target
         self.sensors = SensorContext(target.topic_prefix, target.llm.sensor_max_age_s, target.pipeline_kinds) if target.mqtt else None
         self.core = LlmCore(target.llm, self.sensors)
-        self.http: Optional[LlmHttpServer] = None
+        self.http: LlmHttpServer | None = None
         self.conn: Any = None
         self._topics: Any = None
 
@@ -99,9 +99,7 @@ class LlmServer:
         self.http.start()
         if self.target.mqtt is not None:
             from edge.llm.mqtt_api import LlmTopics, MqttLlmApi
-            from edge.mqtt.connection import MqttConnection, OutgoingMessage
-
-            from edge.mqtt.connection import MqttConfigError
+            from edge.mqtt.connection import MqttConfigError, MqttConnection, OutgoingMessage
 
             self._topics = LlmTopics(self.target.topic_prefix)
             try:

@@ -20,7 +20,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 PROMPT = "The capital of France is"
 DEFAULT_TOKENS = 8
@@ -42,7 +41,7 @@ class SmokeResult:
     tokens: int = 0
     seconds: float = 0.0
     text: str = ""
-    signal_name: Optional[str] = None  # e.g. SIGILL when the child was killed by a signal
+    signal_name: str | None = None  # e.g. SIGILL when the child was killed by a signal
     detail: str = ""  # the child's last output lines when it failed
 
     @property
@@ -50,7 +49,7 @@ class SmokeResult:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def _signal_name(returncode: int) -> Optional[str]:
+def _signal_name(returncode: int) -> str | None:
     if returncode >= 0:
         return None
     try:
@@ -66,7 +65,7 @@ def smoke_generate(
     tokens: int = DEFAULT_TOKENS,
     threads: int = 1,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    lib_path: Optional[Path] = None,
+    lib_path: Path | None = None,
 ) -> SmokeResult:
     """Generates `tokens` tokens from `model` in a child `python`; never raises for a crashed child.
 
@@ -119,12 +118,15 @@ def _child(model: Path, tokens: int, threads: int) -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.llm.smoke", description="Generate a few tokens in a child process to prove the llama.cpp build runs on this CPU.")
-    parser.add_argument("--model", required=True, type=Path, help="a GGUF file (the test model: .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf)")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.llm.smoke",
+                                     description="Generate a few tokens in a child process to prove the llama.cpp build runs on this CPU.")
+    parser.add_argument("--model", required=True, type=Path,
+                        help="a GGUF file (the test model: .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf)")
     parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help=f"tokens to generate (default {DEFAULT_TOKENS})")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help=f"seconds before giving up (default {DEFAULT_TIMEOUT_S:.0f})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds before giving up (default {DEFAULT_TIMEOUT_S:.0f})")
     parser.add_argument("--lib-path", type=Path, help="another build's shared libraries (LLAMA_CPP_LIB_PATH)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

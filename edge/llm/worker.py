@@ -13,8 +13,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 from edge.llm.engine import Engine, Generation, PreparedPrompt, SamplingParams
 from edge.llm.metrics import LlmMetrics
@@ -31,7 +32,7 @@ class TextEvent:
 @dataclass
 class DoneEvent:
     result: Generation
-    sensor_context: Optional[str] = None  # what was added to the system prompt, for the caller's reply
+    sensor_context: str | None = None  # what was added to the system prompt, for the caller's reply
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ErrorEvent:
     message: str
 
 
-Event = Union[TextEvent, DoneEvent, ErrorEvent]
+Event = TextEvent | DoneEvent | ErrorEvent
 Sink = Callable[[Event], None]
 
 _ids = itertools.count(1)
@@ -50,7 +51,8 @@ class QueueFullError(RequestError):
     """The queue is full (or the worker is stopping): HTTP 429, or an MQTT error reply, with a Retry-After."""
 
     def __init__(self, retry_after_s: int, queue_size: int) -> None:
-        super().__init__(f"the LLM is busy: {queue_size} request(s) already wait for the model (llm.queue_size); retry in about {retry_after_s} s",
+        super().__init__(f"the LLM is busy: {queue_size} request(s) already wait for the model (llm.queue_size); retry "
+                         f"in about {retry_after_s} s",
                          status=429, code="queue_full")
         self.retry_after_s = retry_after_s
 
@@ -64,9 +66,9 @@ class Job:
     timeout_s: float
     id: int = field(default_factory=lambda: next(_ids))
     accepted_at: float = field(default_factory=time.monotonic)
-    started_at: Optional[float] = None
-    sensor_context: Optional[str] = None
-    _cancel_reason: Optional[str] = None
+    started_at: float | None = None
+    sensor_context: str | None = None
+    _cancel_reason: str | None = None
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Thread-safe: the worker stops this job before its next token (or skips it if still queued)."""
@@ -74,7 +76,7 @@ class Job:
             self._cancel_reason = reason
 
     @property
-    def cancelled(self) -> Optional[str]:
+    def cancelled(self) -> str | None:
         return self._cancel_reason
 
     @property
@@ -87,8 +89,8 @@ class Worker:
         self.engine = engine
         self.metrics = metrics
         self.queue_size = queue_size
-        self._queue: queue.Queue[Optional[Job]] = queue.Queue(maxsize=queue_size)
-        self._current: Optional[Job] = None
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._current: Job | None = None
         self._thread = threading.Thread(target=self._run, name="llm-worker", daemon=True)
         self._stopping = False
 
@@ -161,10 +163,12 @@ class Worker:
             return
         if job.started_at >= job.deadline:
             self.metrics.count_request(job.api, "timeout")
-            self._safe_sink(job, ErrorEvent("timeout", f"waited {queue_ms / 1000:.1f} s in the queue, past llm.request_timeout_s ({job.timeout_s:g} s); retry later"))
+            self._safe_sink(job, ErrorEvent("timeout",
+                                            f"waited {queue_ms / 1000:.1f} s in the queue, past llm.request_timeout_s "
+                                            f"({job.timeout_s:g} s); retry later"))
             return
 
-        def should_stop() -> Optional[str]:
+        def should_stop() -> str | None:
             if job.cancelled:
                 return job.cancelled
             if time.monotonic() > job.deadline:

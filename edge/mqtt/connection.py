@@ -36,9 +36,10 @@ import queue
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -49,7 +50,7 @@ from edge.config.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
 
-Payload = Union[bytes, bytearray, str, None]
+Payload = bytes | bytearray | str | None
 
 ESSENTIAL_RESERVE = 64  # room above queue_limit for essential messages (see module doc)
 
@@ -112,7 +113,8 @@ def read_password(settings: MqttSettings) -> str | None:
         try:
             return path.read_text(encoding="utf-8").splitlines()[0].strip() if path.stat().st_size else ""
         except OSError as exc:
-            raise MqttConfigError(f"mqtt.password_file: cannot read {path} ({exc.strerror}); create it with the broker password on one line, readable by this user") from exc
+            raise MqttConfigError(f"mqtt.password_file: cannot read {path} ({exc.strerror}); create it with the broker password on one "
+                                  "line, readable by this user") from exc
     return settings.password
 
 
@@ -300,7 +302,8 @@ class MqttConnection:
     # -- publishing --------------------------------------------------------------------------------
 
     def publish(
-        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False, properties: Properties | None = None, essential: bool = False
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False, properties: Properties | None = None,
+        essential: bool = False
     ) -> bool:
         """Sends now, or queues (QoS >= 1) while disconnected. Returns False when the message was dropped:
         QoS 0 while offline, or QoS >= 1 with `queue_limit` messages pending (counted in
@@ -324,7 +327,8 @@ class MqttConnection:
                 self.counters.published += 1
                 return True
         if overflowed == 1 or overflowed % 100 == 0:
-            log.warning("MQTT queue full (%d messages pending, mqtt.queue_limit): dropped %d QoS 1 message(s) so far", self.pending(), overflowed)
+            log.warning("MQTT queue full (%d messages pending, mqtt.queue_limit): dropped %d QoS 1 message(s) so far", self.pending(),
+                        overflowed)
         return False
 
     def reply(self, request: IncomingMessage, payload: Payload, qos: int = 1) -> bool:
@@ -367,7 +371,8 @@ class MqttConnection:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if getattr(reason_code, "is_failure", False):
             self._last_error = f"broker refused the connection: {reason_code}"
-            log.error("MQTT %s:%s refused the connection: %s (check mqtt.username/password/tls)", self.settings.host, self.settings.port, reason_code)
+            log.error("MQTT %s:%s refused the connection: %s (check mqtt.username/password/tls)", self.settings.host, self.settings.port,
+                      reason_code)
             return
         with self._lock:
             self.counters.connects += 1

@@ -16,7 +16,7 @@ class Topics:
     prefix: str
 
     @classmethod
-    def for_device(cls, device_id: str, prefix: str | None = None) -> "Topics":
+    def for_device(cls, device_id: str, prefix: str | None = None) -> Topics:
         return cls((prefix or default_prefix(device_id)).rstrip("/"))
 
     @property

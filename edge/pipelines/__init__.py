@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from edge.pipelines.base import Decision, DecisionCallback, Pipeline
 from edge.sources.base import StatusCallback
 
 
-def build_pipeline(pipeline_cfg: Any, on_decision: Optional[DecisionCallback] = None, on_status: Optional[StatusCallback] = None) -> Pipeline:
+def build_pipeline(pipeline_cfg: Any, on_decision: DecisionCallback | None = None, on_status: StatusCallback | None = None) -> Pipeline:
     """The pipeline for one `pipelines:` entry of the config, model loaded and checked (not started).
     Raises edge.core.bundle.BundleError when the bundle is missing, bad or of the wrong task."""
     if pipeline_cfg.kind == "camera":

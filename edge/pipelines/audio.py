@@ -9,7 +9,7 @@ When inference falls behind, windows are skipped (counted as dropped) so decisio
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -63,13 +63,13 @@ class AudioPipeline(BasePipeline):
 
     def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(cfg, *args, **kwargs)
-        self._ring: Optional[RingBuffer] = None
+        self._ring: RingBuffer | None = None
         self._native_rate = 0
         self._pending = 0  # native samples received since the last classified window
         self._last_block_ts = 0.0
         self._window_native = 0
         self._hop_native = 0
-        self._source: Optional[AudioSource] = None
+        self._source: AudioSource | None = None
 
     # -- sizes -----------------------------------------------------------------------------------------
     def _sizes(self, native_rate: int) -> tuple[int, int]:
@@ -109,7 +109,9 @@ class AudioPipeline(BasePipeline):
 
     def _make_supervisor(self) -> SourceSupervisor:
         src = self.cfg.source
-        return SourceSupervisor(self.name, self._source_factory, self._on_block, self._relay_status, Backoff(src.backoff_initial_s, src.backoff_max_s, src.healthy_after_s))
+        return SourceSupervisor(self.name, self._source_factory, self._on_block, self._relay_status, Backoff(src.backoff_initial_s,
+                                                                                                             src.backoff_max_s,
+                                                                                                             src.healthy_after_s))
 
     def _on_block(self, block: AudioBlock) -> None:
         # Capture thread: copy into the ring and return.
@@ -128,7 +130,7 @@ class AudioPipeline(BasePipeline):
         """Hops of audio waiting to be classified."""
         return self._pending // self._hop_native if self._hop_native else 0
 
-    def _next_window(self) -> Optional[tuple[np.ndarray, float, int]]:
+    def _next_window(self) -> tuple[np.ndarray, float, int] | None:
         with self._cond:
             ready = lambda: self._ring is not None and self._ring.filled >= self._window_native and self._pending >= self._hop_native  # noqa: E731
             if not ready():

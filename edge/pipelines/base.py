@@ -8,8 +8,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
@@ -95,7 +96,7 @@ class Pipeline(Protocol):
 COMMON_PARAMS = ("threshold", "unknown_label", "smoothing", "min_hold_s")
 
 
-def load_model(cfg: Any, bundle_path: Optional[str] = None) -> Classifier:
+def load_model(cfg: Any, bundle_path: str | None = None) -> Classifier:
     """Loads and checks a bundle for this pipeline (task matches kind, variant exists, session builds)."""
     from edge.core.session import Classifier
 
@@ -136,7 +137,8 @@ class BasePipeline:
     kind = ""
     extra_params: tuple[str, ...] = ()
 
-    def __init__(self, cfg: Any, on_decision: Optional[DecisionCallback] = None, on_status: Optional[StatusCallback] = None, classifier: Optional[Classifier] = None) -> None:
+    def __init__(self, cfg: Any, on_decision: DecisionCallback | None = None, on_status: StatusCallback | None = None,
+                 classifier: Classifier | None = None) -> None:
         self.cfg = cfg
         self.name: str = cfg.name
         self.on_decision = on_decision
@@ -147,8 +149,8 @@ class BasePipeline:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._cond = threading.Condition()  # capture -> inference hand-off; notified on stop/resume too
-        self._thread: Optional[threading.Thread] = None
-        self.supervisor: Optional[SourceSupervisor] = None
+        self._thread: threading.Thread | None = None
+        self.supervisor: SourceSupervisor | None = None
         self.seq = 0
         self.frames_in = 0
         self.frames_classified = 0
@@ -274,7 +276,8 @@ class BasePipeline:
         return None
 
     # -- decisions -----------------------------------------------------------------------------------
-    def _decide(self, probs: np.ndarray, capture_ts: float, inference_ms: float, classifier: Classifier, extra: Optional[dict[str, Any]] = None) -> Decision:
+    def _decide(self, probs: np.ndarray, capture_ts: float, inference_ms: float, classifier: Classifier,
+                extra: dict[str, Any] | None = None) -> Decision:
         now = time.time()
         with self._lock:
             outcome = self.post.update(probs, capture_ts)

@@ -17,8 +17,8 @@ decision is `unknown_label` (how close the model came).
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -46,16 +46,16 @@ class PostSettings:
             raise ValueError("min_hold_s cannot be negative")
 
     @classmethod
-    def from_pipeline(cls, cfg: object) -> "PostSettings":
-        smoothing = getattr(cfg, "smoothing")
+    def from_pipeline(cls, cfg: object) -> PostSettings:
+        smoothing = cfg.smoothing
         return cls(
-            threshold=float(getattr(cfg, "threshold")),
+            threshold=float(cfg.threshold),
             unknown_label=str(getattr(cfg, "unknown_label", "unknown")),
             method=str(smoothing.method),
             window=int(smoothing.window),
             n=int(smoothing.n),
             m=int(smoothing.m),
-            min_hold_s=float(getattr(cfg, "min_hold_s")),
+            min_hold_s=float(cfg.min_hold_s),
         )
 
 
@@ -69,15 +69,15 @@ class Outcome:
 
 
 class PostProcessor:
-    def __init__(self, labels: Sequence[str], settings: Optional[PostSettings] = None) -> None:
+    def __init__(self, labels: Sequence[str], settings: PostSettings | None = None) -> None:
         self.labels = tuple(labels)
         self.settings = settings or PostSettings()
         self._history: deque[np.ndarray] = deque(maxlen=self.settings.window)
         self._votes: deque[str] = deque(maxlen=self.settings.m)
-        self.current: Optional[str] = None
+        self.current: str | None = None
         self.since = 0.0
 
-    def reconfigure(self, settings: PostSettings, labels: Optional[Sequence[str]] = None) -> None:
+    def reconfigure(self, settings: PostSettings, labels: Sequence[str] | None = None) -> None:
         """New settings (or a new model's labels): history restarts, the current decision is kept so a
         `set` does not produce a spurious change event."""
         self.settings = settings
@@ -86,7 +86,7 @@ class PostProcessor:
         self._history = deque(maxlen=settings.window)
         self._votes = deque(maxlen=settings.m)
 
-    def _candidate(self, probs: np.ndarray) -> tuple[Optional[str], np.ndarray]:
+    def _candidate(self, probs: np.ndarray) -> tuple[str | None, np.ndarray]:
         s = self.settings
         if s.method == "moving_average":
             self._history.append(probs)

@@ -8,7 +8,7 @@ model on a Pi classifies what the camera sees now, not a queue of frames from se
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 
@@ -25,17 +25,20 @@ class VisionPipeline(BasePipeline):
 
     def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(cfg, *args, **kwargs)
-        self._mailbox: Optional[Frame] = None
-        self._last_frame: Optional[Frame] = None
+        self._mailbox: Frame | None = None
+        self._last_frame: Frame | None = None
         self._next_allowed = 0.0
 
     def _source_factory(self) -> Any:
         src = self.cfg.source
-        return open_camera_source(src.uri, src.width, src.height, src.fps, loop=src.loop, realtime=src.realtime, stall_timeout_s=src.stall_timeout_s)
+        return open_camera_source(src.uri, src.width, src.height, src.fps, loop=src.loop, realtime=src.realtime,
+                                  stall_timeout_s=src.stall_timeout_s)
 
     def _make_supervisor(self) -> SourceSupervisor:
         src = self.cfg.source
-        return SourceSupervisor(self.name, self._source_factory, self._on_frame, self._relay_status, Backoff(src.backoff_initial_s, src.backoff_max_s, src.healthy_after_s))
+        return SourceSupervisor(self.name, self._source_factory, self._on_frame, self._relay_status, Backoff(src.backoff_initial_s,
+                                                                                                             src.backoff_max_s,
+                                                                                                             src.healthy_after_s))
 
     def _on_frame(self, frame: Frame) -> None:
         # Capture thread: O(1), never blocks on inference.
@@ -51,7 +54,7 @@ class VisionPipeline(BasePipeline):
     def queue_size(self) -> int:
         return 1 if self._mailbox is not None else 0
 
-    def _take_newest(self) -> Optional[Frame]:
+    def _take_newest(self) -> Frame | None:
         with self._cond:
             if self._mailbox is None:
                 self._cond.wait(timeout=0.25)

@@ -8,11 +8,10 @@ cable is pulled or a stream drops.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
-
 
 # How a source's state reaches its owner: (pipeline name, state, detail). The supervisor reports `starting`,
 # `running`, `ended`, `failed`, `restarting` and `stopped` (edge.sources.supervisor); the pipeline passes them on.
@@ -57,7 +56,7 @@ class FrameSource(ABC):
     def close(self) -> None:
         """Releases the device; safe to call twice or after a failed open."""
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         self.open()
         return self
 
@@ -81,7 +80,7 @@ class AudioSource(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "AudioSource":
+    def __enter__(self) -> AudioSource:
         self.open()
         return self
 

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 import cv2
@@ -126,13 +126,13 @@ class OpenCvSource(FrameSource):
     def __init__(
         self,
         target: CameraTarget,
-        width: Optional[int] = None,
-        height: Optional[int] = None,
-        fps: Optional[float] = None,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
         loop: bool = False,
         realtime: bool = True,
         stall_timeout_s: float = 20.0,
-        gstreamer: Optional[str] = None,
+        gstreamer: str | None = None,
     ) -> None:
         self.target = target
         self.width, self.height, self.fps = width, height, fps
@@ -140,8 +140,8 @@ class OpenCvSource(FrameSource):
         self.stall_timeout_s = stall_timeout_s
         self.gstreamer = gstreamer
         self.description = target.describe()
-        self.capture: Optional[cv2.VideoCapture] = None
-        self._pacer: Optional[_Pacer] = None
+        self.capture: cv2.VideoCapture | None = None
+        self._pacer: _Pacer | None = None
         self._frames = 0
 
     @property
@@ -162,7 +162,8 @@ class OpenCvSource(FrameSource):
                 raise SourceError(f"{self.description}: no such file; check the path (relative paths are relative to the config file)")
             return cv2.VideoCapture(str(value), cv2.CAP_FFMPEG)
         if kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(self.stall_timeout_s, 60) * 1000)]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(self.stall_timeout_s,
+                                                                                                                 60) * 1000)]
             return cv2.VideoCapture(str(value), cv2.CAP_FFMPEG, params)
         if kind == "device":
             if not os.path.exists(value):
@@ -227,14 +228,14 @@ class OpenCvSource(FrameSource):
 class ImageFolderSource(FrameSource):
     """Every image in a folder, in name order, as frames (a camera stand-in and a demo source)."""
 
-    def __init__(self, folder: str, fps: Optional[float] = None, loop: bool = False, realtime: bool = True) -> None:
+    def __init__(self, folder: str, fps: float | None = None, loop: bool = False, realtime: bool = True) -> None:
         self.folder = Path(folder)
         self.loop, self.realtime = loop, realtime
         self.fps = fps or 2.0
         self.description = f"image folder {folder}"
         self._files: list[Path] = []
         self._index = 0
-        self._pacer: Optional[_Pacer] = None
+        self._pacer: _Pacer | None = None
         self._delivered = 0
 
     def open(self) -> None:
@@ -275,7 +276,7 @@ class Picamera2Source(FrameSource):
     """Raspberry Pi camera through picamera2 (libcamera). picamera2 exists only on Raspberry Pi OS, so
     it is imported on open and a missing module is a clear error, not an import crash."""
 
-    def __init__(self, camera_num: int = 0, width: Optional[int] = None, height: Optional[int] = None, fps: Optional[float] = None) -> None:
+    def __init__(self, camera_num: int = 0, width: int | None = None, height: int | None = None, fps: float | None = None) -> None:
         self.camera_num = camera_num
         self.size = (int(width or 640), int(height or 480))
         self.fps = fps
@@ -299,7 +300,8 @@ class Picamera2Source(FrameSource):
             camera.configure(config)
             camera.start()
         except Exception as exc:  # libcamera raises RuntimeError, IndexError (no camera) and more
-            raise SourceError(f"{self.description}: cannot start ({exc}); is the ribbon cable seated and the camera enabled? `rpicam-hello --list-cameras` lists cameras") from exc
+            raise SourceError(f"{self.description}: cannot start ({exc}); is the ribbon cable seated and the camera enabled? `rpicam-hello "
+                              "--list-cameras` lists cameras") from exc
         self.camera = camera
 
     def read(self) -> Frame:
@@ -326,9 +328,9 @@ class Picamera2Source(FrameSource):
 
 def open_camera_source(
     uri: str,
-    width: Optional[int] = None,
-    height: Optional[int] = None,
-    fps: Optional[float] = None,
+    width: int | None = None,
+    height: int | None = None,
+    fps: float | None = None,
     loop: bool = False,
     realtime: bool = True,
     stall_timeout_s: float = 20.0,

@@ -7,7 +7,7 @@ import logging
 import queue
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +26,10 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def resolve_input_device(device: Union[int, str, None]) -> tuple[Optional[int], dict[str, Any]]:
+def resolve_input_device(device: int | str | None) -> tuple[int | None, dict[str, Any]]:
     """(index or None for the default, device info) for 'default', an index or part of a name."""
     sd = _sounddevice()
-    wanted: Optional[Union[int, str]] = None if device in (None, "default", "") else device
+    wanted: int | str | None = None if device in (None, "default", "") else device
     if isinstance(wanted, str) and wanted.strip().isdigit():
         wanted = int(wanted)
     try:
@@ -49,7 +49,8 @@ class SoundDeviceSource(AudioSource):
     """A PortAudio input stream at the device's native rate. The PortAudio callback only copies the block
     into a queue, so audio is never lost while the pipeline is busy (the queue is bounded; overflow counted)."""
 
-    def __init__(self, device: Union[int, str] = "default", sample_rate: Optional[int] = None, channels: int = 1, block_s: float = 0.1, stall_timeout_s: float = 5.0, max_queue: int = 100) -> None:
+    def __init__(self, device: int | str = "default", sample_rate: int | None = None, channels: int = 1, block_s: float = 0.1,
+                 stall_timeout_s: float = 5.0, max_queue: int = 100) -> None:
         self.device = device
         self.requested_rate = sample_rate
         self.channels = channels
@@ -59,7 +60,7 @@ class SoundDeviceSource(AudioSource):
         self.sample_rate = 0
         self.overflows = 0  # PortAudio reported input overflow (the OS dropped samples)
         self.dropped_blocks = 0  # our queue was full (the pipeline stalled for max_queue blocks)
-        self._queue: "queue.Queue[AudioBlock]" = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[AudioBlock] = queue.Queue(maxsize=max_queue)
         self._stream: Any = None
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -82,10 +83,12 @@ class SoundDeviceSource(AudioSource):
         self.sample_rate = rate
         self._queue = queue.Queue(maxsize=self._queue.maxsize)
         try:
-            stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32", blocksize=max(1, int(rate * self.block_s)), callback=self._callback)
+            stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32",
+                                    blocksize=max(1, int(rate * self.block_s)), callback=self._callback)
             stream.start()
         except Exception as exc:  # PortAudioError, ValueError for an unsupported rate
-            raise SourceError(f"{self.description}: cannot start capture at {rate} Hz, {channels} channel(s) ({exc}); try another sample_rate or device") from exc
+            raise SourceError(f"{self.description}: cannot start capture at {rate} Hz, {channels} channel(s) ({exc}); try "
+                              "another sample_rate or device") from exc
         self._stream = stream
 
     def read(self) -> AudioBlock:
@@ -95,7 +98,8 @@ class SoundDeviceSource(AudioSource):
             return self._queue.get(timeout=self.stall_timeout_s)
         except queue.Empty:
             active = bool(getattr(self._stream, "active", False))
-            raise SourceError(f"{self.description}: no audio for {self.stall_timeout_s:.0f} s (stream {'active' if active else 'stopped'}); unplugged or taken by another program?") from None
+            raise SourceError(f"{self.description}: no audio for {self.stall_timeout_s:.0f} s (stream "
+                              f"{'active' if active else 'stopped'}); unplugged or taken by another program?") from None
 
     def close(self) -> None:
         stream, self._stream = self._stream, None

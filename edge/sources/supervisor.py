@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 from edge.core.backoff import Backoff
 from edge.sources.base import AudioSource, FrameSource, SourceEnded, SourceError, StatusCallback
@@ -21,7 +22,7 @@ FAILED = "failed"  # could not open, read error or stall (a restart follows)
 RESTARTING = "restarting"  # waiting out the backoff before the next open
 STOPPED = "stopped"  # stopped on request
 
-Source = Union[FrameSource, AudioSource]
+Source = FrameSource | AudioSource
 
 
 class SourceSupervisor:
@@ -32,8 +33,8 @@ class SourceSupervisor:
         name: str,
         factory: Callable[[], Source],
         on_item: Callable[[Any], None],
-        on_status: Optional[StatusCallback] = None,
-        backoff: Optional[Backoff] = None,
+        on_status: StatusCallback | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.name = name
         self.factory = factory
@@ -45,7 +46,7 @@ class SourceSupervisor:
         self.restarts = 0
         self.last_error = ""
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _set(self, state: str, detail: str = "") -> None:
@@ -81,7 +82,7 @@ class SourceSupervisor:
             self._set(STARTING, "" if first else f"restart {self.restarts}")
             first = False
             started = time.monotonic()
-            source: Optional[Source] = None
+            source: Source | None = None
             outcome, detail = FAILED, ""
             try:
                 source = self.factory()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional, Union
 
 import cv2
 import numpy as np
@@ -38,7 +38,7 @@ class CollectResult:
     note: str = ""  # why fewer samples than asked, if so
 
 
-def class_folder(dataset: Union[str, Path], label: str) -> Path:
+def class_folder(dataset: str | Path, label: str) -> Path:
     name = label.strip()
     if not CLASS_NAME.match(name) or name in (".", "..") or name.startswith("."):
         raise CollectError(f"class name {label!r} cannot be a folder name; use letters, digits, spaces, _ or - (no '/')")
@@ -74,14 +74,14 @@ def _countdown(seconds: float, say: Say) -> None:
 
 def collect_frames(
     uri: str,
-    dataset: Union[str, Path],
+    dataset: str | Path,
     label: str,
     count: int = 30,
     interval_s: float = 0.5,
     countdown_s: float = 3.0,
     mirror: bool = False,
-    width: Optional[int] = None,
-    height: Optional[int] = None,
+    width: int | None = None,
+    height: int | None = None,
     say: Say = print,
 ) -> CollectResult:
     """Opens the camera, counts down (reading on, so the picture is live when it starts), then saves
@@ -127,7 +127,7 @@ def collect_frames(
     return result
 
 
-def split_clips(samples: np.ndarray, rate: int, clip_s: Optional[float]) -> list[np.ndarray]:
+def split_clips(samples: np.ndarray, rate: int, clip_s: float | None) -> list[np.ndarray]:
     """Cuts a recording into clips of `clip_s` seconds; a last piece shorter than half a clip is dropped
     (too short to be a fair example). Without clip_s the recording stays one file."""
     if not clip_s:
@@ -138,12 +138,12 @@ def split_clips(samples: np.ndarray, rate: int, clip_s: Optional[float]) -> list
 
 
 def collect_audio(
-    dataset: Union[str, Path],
+    dataset: str | Path,
     label: str,
     seconds: float = 20.0,
-    clip_s: Optional[float] = None,
-    device: Union[int, str] = "default",
-    sample_rate: Optional[int] = None,
+    clip_s: float | None = None,
+    device: int | str = "default",
+    sample_rate: int | None = None,
     countdown_s: float = 3.0,
     say: Say = print,
 ) -> CollectResult:

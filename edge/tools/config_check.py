@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -33,13 +33,13 @@ from edge.config import (
 from edge.config.pipelines import bundle_task_mismatch
 
 STDIN = "-"
-Pipeline = Union[CameraPipelineConfig, MicrophonePipelineConfig]
+Pipeline = CameraPipelineConfig | MicrophonePipelineConfig
 
 
 @dataclass
 class CheckReport:
     source: str
-    config: Optional[EdgeConfig]  # set only when there is no problem
+    config: EdgeConfig | None  # set only when there is no problem
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -73,7 +73,7 @@ def password_file_problems(data: Any, lines: LineMap) -> list[str]:
     return []
 
 
-def open_bundle(pipeline: Pipeline, path: str) -> Optional[tuple[str, str]]:
+def open_bundle(pipeline: Pipeline, path: str) -> tuple[str, str] | None:
     """None when the pipeline's bundle loads and runs, else (the key to blame, what is wrong)."""
     import numpy as np
 
@@ -98,7 +98,8 @@ def open_bundle(pipeline: Pipeline, path: str) -> Optional[tuple[str, str]]:
     except BundleError as exc:
         return "bundle", str(exc)
     except Exception as exc:  # onnxruntime raises private exception types when a graph fails to run
-        return "bundle", f"{bundle.model_path(pipeline.variant)}: ONNX Runtime cannot run it ({type(exc).__name__}: {exc}); re-export it with `trainer train`"
+        return "bundle", (f"{bundle.model_path(pipeline.variant)}: ONNX Runtime cannot run it ({type(exc).__name__}: {exc}); "
+                          "re-export it with `trainer train`")
     return None
 
 
@@ -135,7 +136,8 @@ def shared_device_warnings(config: EdgeConfig) -> list[str]:
         except SourceError:
             continue
         if target.kind in ("index", "device", "csi", "picamera2"):
-            key = f"/dev/video{target.value}" if target.kind == "index" else f"{target.kind}:{target.value}" if target.kind != "device" else str(target.value)
+            key = (f"/dev/video{target.value}" if target.kind == "index"
+                   else f"{target.kind}:{target.value}" if target.kind != "device" else str(target.value))
             users.setdefault(key, []).append(p.name)
     return [
         f"pipelines {', '.join(names)} all open camera {device}; a camera serves one reader, so all but one will fail — "
@@ -168,12 +170,13 @@ def summary(config: EdgeConfig) -> str:
     lines = [
         f"device_id: {config.device_id}",
         f"mqtt: {config.mqtt.host}:{config.mqtt.port} prefix {config.mqtt.topic_prefix or 'edgeteach/' + config.device_id}",
-        f"health: {'http://%s:%d' % (config.health.host, config.health.port) if config.health.enabled else 'off'}",
+        f"health: {f'http://{config.health.host}:{config.health.port}' if config.health.enabled else 'off'}",
         f"llm: {'on (' + str(config.llm.model) + ')' if config.llm.enabled else 'off'}",
         f"pipelines: {len(config.pipelines)}",
     ]
     for p in config.pipelines:
         where = p.source.uri if p.kind == "camera" else (p.source.file or f"device {p.source.device}")
         state = "" if p.enabled else " (disabled)"
-        lines.append(f"  - {p.name}: {p.kind} {where} -> {p.bundle} [{p.variant}], threshold {p.threshold}, smoothing {p.smoothing.method}{state}")
+        lines.append(f"  - {p.name}: {p.kind} {where} -> {p.bundle} [{p.variant}], threshold {p.threshold}, smoothing "
+                     f"{p.smoothing.method}{state}")
     return "\n".join(lines)

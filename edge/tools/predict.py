@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,8 @@ def audio_windows(samples: np.ndarray, window: int, hop: int) -> np.ndarray:
     return np.stack([samples[s : s + window] for s in starts])
 
 
-def classify_waveform(classifier: Classifier, samples: np.ndarray, rate: int, reduce: str = "mean", all_windows: bool = False) -> tuple[np.ndarray, int]:
+def classify_waveform(classifier: Classifier, samples: np.ndarray, rate: int, reduce: str = "mean",
+                      all_windows: bool = False) -> tuple[np.ndarray, int]:
     """Probabilities for a whole recording. By default the clip is cut as the trainer cuts validation
     clips (edge.core.audio_windows.clip_windows: windows over the loud part, one centred window for a
     short sound), so `edge predict` agrees with `trainer evaluate`; `all_windows` covers the whole file
@@ -100,7 +102,8 @@ def predict_file(
     windows, how = 1, "single"
     if bundle.task == "image":
         if path.suffix.lower() in AUDIO_SUFFIXES:
-            raise PredictError(f"{path}: a sound file, but {bundle.path} is an image model; pass a photo (JPEG, PNG ...) or an audio bundle")
+            raise PredictError(f"{path}: a sound file, but {bundle.path} is an image model; pass a photo (JPEG, "
+                               "PNG ...) or an audio bundle")
         try:
             rgb = decode_image(path, min_side=model_min_side(bundle.image_size))  # the trainer decodes the same way
         except ImageDecodeError as exc:
@@ -110,7 +113,8 @@ def predict_file(
         try:
             samples, rate = load_audio(path)
         except AudioDecodeError as exc:
-            hint = " (this looks like an image; pass a sound file or an image bundle)" if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ""
+            hint = " (this looks like an image; pass a sound file or an image bundle)" if path.suffix.lower() in (".jpg", ".jpeg",
+                                                                                                                  ".png") else ""
             raise PredictError(f"{exc}{hint}") from exc
         probs, windows = classify_waveform(classifier, samples, rate, reduce, all_windows)
         how = reduce

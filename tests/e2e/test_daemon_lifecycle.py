@@ -95,7 +95,8 @@ def test_broker_outage_daemon_keeps_classifying_and_queued_events_arrive_after(t
         broker.stop()
 
 
-def test_sighup_reloads_config_keeps_old_on_error_then_sigterm_stops_within_5s(tmp_path: Path, inputs: tuple[Path, Path], broker: Broker) -> None:
+def test_sighup_reloads_config_keeps_old_on_error_then_sigterm_stops_within_5s(tmp_path: Path, inputs: tuple[Path, Path],
+                                                                               broker: Broker) -> None:
     bundle, video = inputs
     config_path = tmp_path / "edge.yaml"
     write_config(config_path, broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))])
@@ -106,7 +107,8 @@ def test_sighup_reloads_config_keeps_old_on_error_then_sigterm_stops_within_5s(t
         listener.wait_topic(f"{PREFIX}/cam/state", timeout=30)
         assert notify.wait_for("READY=1", 5)
         # SIGHUP with a second pipeline added: it starts, the first one carries on
-        write_config(config_path, broker.host, broker.port, [camera_pipeline("cam", bundle, str(video)), camera_pipeline("cam2", bundle, str(video))])
+        write_config(config_path, broker.host, broker.port, [camera_pipeline("cam", bundle, str(video)), camera_pipeline("cam2", bundle,
+                                                                                                                         str(video))])
         daemon.signal(signal.SIGHUP)
         listener.wait_topic(f"{PREFIX}/cam2/state", timeout=15)
         # SIGHUP with a broken file: refused with the reason in the log, both pipelines keep publishing
@@ -137,7 +139,8 @@ def test_sighup_reloads_config_keeps_old_on_error_then_sigterm_stops_within_5s(t
 def test_kill_9_makes_the_broker_publish_the_last_will_offline(tmp_path: Path, inputs: tuple[Path, Path], broker: Broker) -> None:
     bundle, video = inputs
     # MQTT 3.1.1 here, so both protocol versions run in the suite
-    config = write_config(tmp_path / "edge.yaml", broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))], mqtt={"protocol": "3.1.1"})
+    config = write_config(tmp_path / "edge.yaml", broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))],
+                          mqtt={"protocol": "3.1.1"})
     listener = Listener(broker.host, broker.port, (f"{PREFIX}/status",))
     daemon = DaemonProcess(config)
     try:
@@ -180,7 +183,7 @@ class _NotifySocket:
         while not self._closed.is_set():
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -202,10 +205,12 @@ class _NotifySocket:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def test_sd_notify_ready_and_watchdog_pings_stop_when_the_main_loop_hangs(tmp_path: Path, inputs: tuple[Path, Path], broker: Broker) -> None:
+def test_sd_notify_ready_and_watchdog_pings_stop_when_the_main_loop_hangs(tmp_path: Path, inputs: tuple[Path, Path],
+                                                                          broker: Broker) -> None:
     bundle, video = inputs
     health_port = free_port()
-    config = write_config(tmp_path / "edge.yaml", broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))], health_port=health_port)
+    config = write_config(tmp_path / "edge.yaml", broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))],
+                          health_port=health_port)
     notify = _NotifySocket()
     env = {
         "NOTIFY_SOCKET": str(notify.path),

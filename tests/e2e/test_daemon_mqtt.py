@@ -16,8 +16,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,7 +31,7 @@ from paho.mqtt.properties import Properties
 from tests.support.alsa import AlsaFileMicrophone
 from tests.support.broker import Broker, free_port, mosquitto_available
 from tests.support.daemon import DaemonProcess, camera_pipeline, microphone_pipeline, wait_until, write_color_video, write_config
-from tests.support.mqtt_listener import Listener, Seen, retained
+from tests.support.mqtt_listener import Listener, retained
 from tests.support.onnx_models import make_audio_bundle, make_color_bundle
 from tests.support.waiting import wait_for
 
@@ -91,7 +92,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     pipelines = [
         camera_pipeline("cam", bundle, str(video)),
         camera_pipeline("broken", bundle, "rtsp://127.0.0.1:9/no-camera-here"),  # port 9: connection refused at once
-        camera_pipeline("once", bundle, str(short), source={"uri": str(short), "loop": False, "realtime": True, "backoff_initial_s": 0.5, "backoff_max_s": 1}),
+        camera_pipeline("once", bundle, str(short), source={"uri": str(short), "loop": False, "realtime": True, "backoff_initial_s": 0.5,
+                                                            "backoff_max_s": 1}),
         mic_cfg,
         camera_pipeline("nobundle", root / "not-trained-yet", str(video)),  # fails at start; the rest runs
         # the label changes 10 times a second, 5 times the state rate allowed: the limiter must bite
@@ -129,19 +131,19 @@ def test_status_state_and_event_messages(setup: Setup) -> None:
     for event in events:
         assert not event.retain and event.qos == 1
         data = event.json()
-        assert STATE_FIELDS <= set(data), data
+        assert set(data) >= STATE_FIELDS, data
         assert "previous" in data and data["previous"] != data["label"]
     second = events[1].json()
     assert second["previous"] == events[0].json()["label"]
     state = s.listener.wait_topic(f"{PREFIX}/cam/state")[-1].json()
-    assert STATE_FIELDS <= set(state)
+    assert set(state) >= STATE_FIELDS
     assert set(state["scores"]) == {"red", "green", "blue"}
     assert abs(sum(state["scores"].values()) - 1.0) < 1e-3
     assert state["confidence"] == max(state["scores"].values())
     assert len(state["model_sha256"]) == 64
     assert isinstance(state["seq"], int) and state["ts"] > time.time() - 60
     kept = retained(s.broker.host, s.broker.port, f"{PREFIX}/cam/state")
-    assert kept is not None and STATE_FIELDS <= set(kept.json())
+    assert kept is not None and set(kept.json()) >= STATE_FIELDS
     assert retained(s.broker.host, s.broker.port, f"{PREFIX}/cam/event") is None
 
 
@@ -166,7 +168,8 @@ def _stats_window(s: Setup, seconds: float) -> tuple[dict[str, Any], dict[str, A
 def test_state_rate_never_exceeds_max_rate_hz_while_the_label_changes_on_every_frame(setup: Setup) -> None:
     s = setup
     first, last, span = _stats_window(s, 4.0)
-    delta = {key: last["pipelines"]["flicker"][key] - first["pipelines"]["flicker"][key] for key in ("states_published", "events_published", "frames_classified")}
+    delta = {key: last["pipelines"]["flicker"][key] - first["pipelines"]["flicker"][key] for key in ("states_published", "events_published",
+                                                                                                     "frames_classified")}
     states, changes = delta["states_published"], delta["events_published"]
     # "flicker" changes its label on (nearly) every frame: far more often than its 2 states a second ...
     assert changes > 2 * 2 * span, (delta, span)
@@ -178,7 +181,8 @@ def test_state_rate_never_exceeds_max_rate_hz_while_the_label_changes_on_every_f
     seqs = [m.json()["seq"] for m in s.listener.on(f"{PREFIX}/flicker/state")]
     assert seqs == sorted(seqs) and seqs[-1] - seqs[0] > 2 * (len(seqs) - 1), "every classification was published"
     # "cam" (one change a second, heartbeat 2 s) publishes only on changes and heartbeats, not per frame
-    cam = {key: last["pipelines"]["cam"][key] - first["pipelines"]["cam"][key] for key in ("states_published", "events_published", "frames_classified")}
+    cam = {key: last["pipelines"]["cam"][key] - first["pipelines"]["cam"][key] for key in ("states_published", "events_published",
+                                                                                           "frames_classified")}
     assert cam["states_published"] <= cam["events_published"] + span / 2 + 2, (cam, span)
     assert cam["frames_classified"] >= 3 * cam["states_published"], (cam, span)
 
@@ -187,7 +191,8 @@ def test_stats_message_fields(setup: Setup) -> None:
     s = setup
     stats = s.listener.wait_topic(f"{PREFIX}/stats", count=2)[-1].json()
     cam = stats["pipelines"]["cam"]
-    for key in ("frames_in", "frames_classified", "frames_dropped", "fps", "latency_p50_ms", "latency_p95_ms", "queue_size", "source_state"):
+    for key in ("frames_in", "frames_classified", "frames_dropped", "fps", "latency_p50_ms", "latency_p95_ms", "queue_size",
+                "source_state"):
         assert key in cam, (key, cam)
     assert cam["frames_classified"] > 0 and cam["source_state"] == "running"
     assert stats["pipelines"]["broken"]["source_state"] != "running"
@@ -317,7 +322,8 @@ def test_ping_status_set_pause_resume_and_snapshot_commands(setup: Setup) -> Non
     # classifying before (if any) is counted; ten more skipped frames are the marker after which
     # "nothing more was classified" means something.
     first = wait_for(lambda: (c := cam())["frames_skipped_paused"] > skipped and c, 10, "a frame skipped while paused")
-    after = wait_for(lambda: (c := cam())["frames_skipped_paused"] >= first["frames_skipped_paused"] + 10 and c, 10, "ten more frames skipped while paused")
+    after = wait_for(lambda: (c := cam())["frames_skipped_paused"] >= first["frames_skipped_paused"] + 10 and c, 10,
+                     "ten more frames skipped while paused")
     frames = first["frames_classified"]
     assert after["paused"] is True and after["frames_classified"] == frames
     assert s.listener.wait_topic(f"{PREFIX}/cam/status", where=lambda m: m.json().get("paused") is True)
@@ -402,11 +408,11 @@ def test_a_thousand_random_command_payloads_leave_the_daemon_running(setup: Setu
     start = reply_count()
     sent = 0
     try:
-        for batch in range(20):  # paced in batches so the bounded handler queue is never the limit
+        for _batch in range(20):  # paced in batches so the bounded handler queue is never the limit
             for _ in range(50):
                 client.publish(f"{PREFIX}/cmd/{rng.choice(names)}", _random_payload(rng), qos=1)
                 sent += 1
-            wait_until(lambda: reply_count() - start >= sent, 30, f"replies to {sent} commands")
+            wait_until(lambda sent=sent: reply_count() - start >= sent, 30, f"replies to {sent} commands")
     finally:
         client.loop_stop()
         client.disconnect()

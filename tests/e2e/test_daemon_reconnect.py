@@ -74,7 +74,8 @@ def test_after_a_broker_restart_without_persistence_status_state_and_discovery_a
             return found if found is not None and must_come_back[topic](found) else None
 
         for topic in must_come_back:
-            wait_for(lambda: back(topic), 15, lambda: f"a new subscriber to get the retained {topic} again\n{daemon.log()[-2000:]}")
+            wait_for(lambda topic=topic: back(topic), 15,
+                     lambda topic=topic: f"a new subscriber to get the retained {topic} again\n{daemon.log()[-2000:]}")
         assert daemon.alive()
     finally:
         daemon.stop()

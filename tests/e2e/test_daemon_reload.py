@@ -12,8 +12,8 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -67,7 +67,8 @@ def test_sighup_stops_a_removed_pipeline_clears_its_retained_topics_and_restarts
         # every retained topic of the removed pipeline is cleared with an empty retained payload
         cleared: dict[str, int] = {}  # topic -> index of its clearing message
         for topic in gone_topics:
-            found = wait_for(lambda: [i for i, m in _since(listener, mark, topic) if m.payload == b""], 15, f"an empty retained payload on {topic}")
+            found = wait_for(lambda topic=topic: [i for i, m in _since(listener, mark, topic) if m.payload == b""], 15,
+                             f"an empty retained payload on {topic}")
             cleared[topic] = found[0]
 
         # the changed pipeline runs its new bundle

@@ -14,8 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -59,9 +59,11 @@ def test_installer_passes_shellcheck() -> None:
     "os_name, extra, expected, unexpected",
     [
         ("raspios", [], ["python3-picamera2", "--system-site-packages", "system numpy", "-DGGML_NATIVE=OFF"], ["GGML_CUDA", "cuda.conf"]),
-        ("jetson", ["--cuda"], ["CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=87 -DGGML_NATIVE=OFF", "--no-cache-dir", "edgeteach-llm.service.d/cuda.conf"],
+        ("jetson", ["--cuda"], ["CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=87 -DGGML_NATIVE=OFF", "--no-cache-dir",
+                                "edgeteach-llm.service.d/cuda.conf"],
          ["python3-picamera2", "--system-site-packages"]),
-        ("debian", ["--no-llm"], ["python3 -m venv /opt/edgeteach/venv"], ["python3-picamera2", "GGML_CUDA", "edgeteach-llm.service", "--system-site-packages"]),
+        ("debian", ["--no-llm"], ["python3 -m venv /opt/edgeteach/venv"], ["python3-picamera2", "GGML_CUDA", "edgeteach-llm.service",
+                                                                           "--system-site-packages"]),
     ],
 )
 def test_dry_run_lists_every_step_for_each_os(os_name: str, extra: list[str], expected: list[str], unexpected: list[str]) -> None:
@@ -155,7 +157,8 @@ def test_installed_doctor_runs_from_the_installed_venv(installed: tuple[Path, Pa
     _, root, _ = installed
     edge = root / "opt/edgeteach/venv/bin/edge"
     config = tmp_path / "edge.yaml"
-    config.write_text(yaml.safe_dump({"device_id": "installed", "mqtt": {"host": "127.0.0.1", "port": broker.port}, "health": {"enabled": False}}))
+    config.write_text(yaml.safe_dump({"device_id": "installed", "mqtt": {"host": "127.0.0.1", "port": broker.port},
+                                      "health": {"enabled": False}}))
 
     healthy = subprocess.run([str(edge), "doctor", "-c", str(config), "--json"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
@@ -224,7 +227,8 @@ def jetson_systemd_root(installed: tuple[Path, Path, str], tmp_path_factory: pyt
     it adds are verified and scored as well."""
     source = installed[0]
     root = tmp_path_factory.mktemp("jetson") / "root"
-    result = run_installer("--os", "jetson", "--cuda", "--root", str(root), "--no-mosquitto", "--reuse-packages", str(TEST_VENV), source=source)
+    result = run_installer("--os", "jetson", "--cuda", "--root", str(root), "--no-mosquitto", "--reuse-packages", str(TEST_VENV),
+                           source=source)
     assert result.returncode == 0, result.stdout + result.stderr
     return make_systemd_root(root, tmp_path_factory.mktemp("jetson-systemd") / "root")
 
@@ -245,7 +249,8 @@ def test_jetson_install_adds_its_drop_ins_and_stays_verified_and_below_3(jetson_
     assert "PrivateTmp=no" in daemon_dropin and "DeviceAllow=\n" in daemon_dropin
     assert "MemoryDenyWriteExecute=no" in (units / "edgeteach-llm.service.d/cuda.conf").read_text()
     for unit in UNITS:
-        verify = subprocess.run(["systemd-analyze", "verify", f"--root={jetson_systemd_root}", unit], capture_output=True, text=True, timeout=60)
+        verify = subprocess.run(["systemd-analyze", "verify", f"--root={jetson_systemd_root}", unit], capture_output=True, text=True,
+                                timeout=60)
         assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
         exposure, result = analyze_exposure(jetson_systemd_root, unit)
         assert exposure <= EXPOSURE_LIMIT and result.returncode == 0, result.stdout
@@ -262,9 +267,11 @@ def test_systemd_analyze_verify_passes(systemd_root: Path, unit: str) -> None:
 def test_verify_catches_a_broken_unit(systemd_root: Path, tmp_path: Path) -> None:
     """The verify test above can fail: a unit whose ExecStart is missing is refused."""
     broken = systemd_root / "etc/systemd/system/broken.service"
-    broken.write_text((systemd_root / "etc/systemd/system/edgeteach.service").read_text().replace("/venv/bin/edge run", "/venv/bin/no-such-edge run"))
+    broken.write_text((systemd_root / "etc/systemd/system/edgeteach.service").read_text().replace("/venv/bin/edge run",
+                                                                                                  "/venv/bin/no-such-edge run"))
     try:
-        result = subprocess.run(["systemd-analyze", "verify", f"--root={systemd_root}", "broken.service"], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["systemd-analyze", "verify", f"--root={systemd_root}", "broken.service"], capture_output=True, text=True,
+                                timeout=60)
     finally:
         broken.unlink()
     assert result.returncode != 0 and "no-such-edge" in result.stderr

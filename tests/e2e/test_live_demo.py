@@ -22,7 +22,8 @@ def test_live_demo_runs_the_daemon_on_a_sample_video_and_sound_and_prints_mqtt_m
     wav = tmp_path / "sounds.wav"
     sf.write(str(wav), np.concatenate([0.5 * np.sin(2 * np.pi * 1000 * t), 0.001 * np.sin(2 * np.pi * 1000 * t)]).astype(np.float32), 16000)
     out = io.StringIO()
-    options = LiveDemoOptions(bundle=bundle, workdir=tmp_path / "live", seconds=6, seconds_per_class=1.0, sound_bundle=sound_bundle, sound_file=wav)
+    options = LiveDemoOptions(bundle=bundle, workdir=tmp_path / "live", seconds=6, seconds_per_class=1.0, sound_bundle=sound_bundle,
+                              sound_file=wav)
     result = run_live_demo(options, out=out)
     text = out.getvalue()
     assert result.exit_code == 0 and result.stopped_in_s is not None and result.stopped_in_s < 5
@@ -35,7 +36,8 @@ def test_live_demo_runs_the_daemon_on_a_sample_video_and_sound_and_prints_mqtt_m
     sounds = [e["label"] for e in result.events if e.get("pipeline") == "sounds" and e["label"] != "unknown"]
     assert sounds[:2] == ["loud", "quiet"] and sum(a != b for a, b in zip(sounds, sounds[1:])) >= 2, sounds
     # The camera pipeline decided a label of its bundle on the sample video, not only "unknown".
-    assert result.labels_by_pipeline["shapes"] - {"unknown"} and result.labels_by_pipeline["shapes"] <= {"circle", "square", "triangle", "unknown"}
+    assert result.labels_by_pipeline["shapes"] - {"unknown"} and result.labels_by_pipeline["shapes"] <= {"circle", "square", "triangle",
+                                                                                                         "unknown"}
     assert result.offline_seen  # the clean stop's retained `offline` was shown last
     assert "started mosquitto on 127.0.0.1:" in text
     assert "shapes/state" in text and "sounds/state" in text and "status" in text

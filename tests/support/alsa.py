@@ -28,7 +28,6 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -66,11 +65,11 @@ class AlsaFileMicrophone:
         self._loop_pos = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self.bytes_written = 0
         self.readers_seen = 0
 
-    def env(self, base: Optional[dict[str, str]] = None) -> dict[str, str]:
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
         env["HOME"] = str(self.home)
         env.pop("ALSA_CONFIG_PATH", None)
@@ -116,7 +115,7 @@ class AlsaFileMicrophone:
                 chunk = b""
         return chunk + b"\x00" * (self.chunk_bytes - len(chunk))
 
-    def _open_writer(self) -> Optional[int]:
+    def _open_writer(self) -> int | None:
         while not self._stop.is_set():
             try:
                 return os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -148,7 +147,7 @@ class AlsaFileMicrophone:
             finally:
                 os.close(fd)
 
-    def start(self) -> "AlsaFileMicrophone":
+    def start(self) -> AlsaFileMicrophone:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="alsa-fifo-writer", daemon=True)
         self._thread.start()
@@ -165,7 +164,7 @@ class AlsaFileMicrophone:
         if self._thread is not None:
             self._thread.join(2.0)
 
-    def __enter__(self) -> "AlsaFileMicrophone":
+    def __enter__(self) -> AlsaFileMicrophone:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -11,8 +11,9 @@ import sys
 import threading
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0), "black": (0, 0, 0)}
 
 
-def write_color_video(path: Path, colors: Sequence[str], seconds_each: float = 1.0, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
+def write_color_video(path: Path, colors: Sequence[str], seconds_each: float = 1.0, fps: float = 10.0,
+                      size: tuple[int, int] = (64, 48)) -> Path:
     """An MJPG .avi cycling through solid colours (with some noise, as a camera would deliver)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     if not writer.isOpened():
@@ -86,7 +88,8 @@ def microphone_pipeline(name: str, bundle: Path, wav: Path, **overrides: Any) ->
     return cfg
 
 
-def write_config(path: Path, host: str, port: int, pipelines: list[dict[str, Any]], health_port: int | None = None, **overrides: Any) -> Path:
+def write_config(path: Path, host: str, port: int, pipelines: list[dict[str, Any]], health_port: int | None = None,
+                 **overrides: Any) -> Path:
     config: dict[str, Any] = {
         "device_id": "testdev",
         "log_level": "INFO",

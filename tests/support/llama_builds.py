@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
-from typing import Optional
 
 REPO = Path(__file__).resolve().parents[2]
 LLAMA_SH = REPO / "deploy" / "llama-cpp.sh"
@@ -35,7 +34,7 @@ _ARM_WRONG = (
 )
 
 
-def bash(script: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+def bash(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Runs `script` with deploy/llama-cpp.sh sourced, as setup.sh and install.sh do."""
     return subprocess.run(["bash", "-c", f'set -euo pipefail; source "{LLAMA_SH}"; {script}'],
                           capture_output=True, text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=1800)
@@ -53,7 +52,7 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def wrong_flags_for_this_cpu() -> Optional[tuple[str, str]]:
+def wrong_flags_for_this_cpu() -> tuple[str, str] | None:
     """(missing extension, CMake flags using it), or None when this CPU has every one we know to try."""
     flags = cpu_flags()
     if platform.machine() == "x86_64":
@@ -63,7 +62,7 @@ def wrong_flags_for_this_cpu() -> Optional[tuple[str, str]]:
     return None
 
 
-def installed_lib_dir() -> Optional[Path]:
+def installed_lib_dir() -> Path | None:
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or spec.origin is None:
         return None
@@ -71,7 +70,7 @@ def installed_lib_dir() -> Optional[Path]:
     return lib if lib.is_dir() else None
 
 
-def cached_sdist() -> Optional[Path]:
+def cached_sdist() -> Path | None:
     version = bash("echo $LLAMA_CPP_PYTHON_VERSION").stdout.strip()
     sdist = cache_dir() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
     return sdist if sdist.is_file() else None

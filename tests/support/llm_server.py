@@ -10,7 +10,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -34,7 +34,7 @@ class LlmServerProcess:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
-    api_key: Optional[str]
+    api_key: str | None
 
     @property
     def base_url(self) -> str:
@@ -62,7 +62,7 @@ class LlmServerProcess:
         return self.process.wait()
 
 
-def start_server(workdir: Path, config_text: str, extra_args: tuple[str, ...] = (), api_key: Optional[str] = None,
+def start_server(workdir: Path, config_text: str, extra_args: tuple[str, ...] = (), api_key: str | None = None,
                  timeout: float = 90.0) -> LlmServerProcess:
     port = free_port()
     config = workdir / "edge.yaml"

@@ -7,8 +7,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -36,7 +37,8 @@ class Seen:
 class Listener:
     """Subscribes to `topics` (default everything) and keeps all messages; reconnects on its own."""
 
-    def __init__(self, host: str, port: int, topics: tuple[str, ...] = ("#",), client_id: str | None = None, persistent: bool = False) -> None:
+    def __init__(self, host: str, port: int, topics: tuple[str, ...] = ("#",), client_id: str | None = None,
+                 persistent: bool = False) -> None:
         """`persistent`: a session the broker keeps (and queues QoS 1 messages for) while this listener is
         away, so messages sent before it reconnects after a broker restart are not lost to the test. Needs
         a broker with persistence (see `persistent_broker_config`)."""
@@ -86,7 +88,8 @@ class Listener:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = sorted({m.topic for m in self.messages})
-                    raise AssertionError(f"timed out after {timeout}s waiting for {count} x {what or predicate}; got {len(found)}; topics seen: {seen}")
+                    raise AssertionError(f"timed out after {timeout}s waiting for {count} x {what or predicate}; got "
+                                         f"{len(found)}; topics seen: {seen}")
                 self._cond.wait(left)
 
     def wait_topic(self, topic: str, timeout: float = 10.0, count: int = 1, where: Callable[[Seen], bool] | None = None) -> list[Seen]:

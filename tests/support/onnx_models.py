@@ -15,8 +15,9 @@ And the inputs to feed them: `tone` (a sine wave), `color_video` (a real video f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -119,7 +120,8 @@ def _audio_manifest(root: Path, labels: Sequence[str], window: int, preprocessin
     )
 
 
-def make_audio_bundle(root: Path, labels: Sequence[str] = ("quiet", "loud"), sample_rate: int = 16000, window_s: float = 0.5, hop_s: float = 0.25) -> Path:
+def make_audio_bundle(root: Path, labels: Sequence[str] = ("quiet", "loud"), sample_rate: int = 16000, window_s: float = 0.5,
+                      hop_s: float = 0.25) -> Path:
     """float32 [N, window] waveform -> mean |x| -> linear -> softmax: "loud" wins above ~0.05 mean level."""
     if len(labels) != 2:
         raise ValueError("the audio test bundle has exactly two labels: quiet, loud")
@@ -191,7 +193,8 @@ def tone(freq_hz: float, seconds: float, rate: int, amplitude: float = 0.5) -> n
     return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 
-def color_video(path: Path, colors: Sequence[tuple[int, int, int]], frames_each: int = 10, fps: float = 30.0, size: tuple[int, int] = (64, 48)) -> Path:
+def color_video(path: Path, colors: Sequence[tuple[int, int, int]], frames_each: int = 10, fps: float = 30.0,
+                size: tuple[int, int] = (64, 48)) -> Path:
     """Writes a real video file with cv2.VideoWriter: `frames_each` frames of each BGR colour in turn."""
     import cv2
 

@@ -17,10 +17,10 @@ import random
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -148,9 +148,11 @@ def make_background(kind: str, out_path: Path, seconds: float = 20.0, rate: int 
     if kind == "brown_noise":
         _run([*base, "synth", length, "brownnoise", "vol", "0.5"])
     elif kind == "pink_noise_hum":
-        _run([*base, "synth", length, "pinknoise", "synth", length, "sine", "mix", "50", "synth", length, "sine", "mix", "150", "vol", "0.25"])
+        _run([*base, "synth", length, "pinknoise", "synth", length, "sine", "mix", "50", "synth", length, "sine", "mix", "150", "vol",
+              "0.25"])
     elif kind == "fan":
-        _run([*base, "synth", length, "brownnoise", "synth", length, "sine", "amod", "30", "lowpass", "600", "tremolo", "3", "30", "vol", "0.6"])
+        _run([*base, "synth", length, "brownnoise", "synth", length, "sine", "amod", "30", "lowpass", "600", "tremolo", "3", "30", "vol",
+              "0.6"])
     elif kind == "running_tap":
         _run([*base, "synth", length, "whitenoise", "bandpass", "2500", "1.5q", "tremolo", "11", "40", "vol", "0.3"])
     elif kind == "white_noise_hiss":
@@ -218,7 +220,7 @@ def generate_words(
         return clip
 
     with ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1))) as pool:
-        for done in pool.map(one, jobs):
+        for _done in pool.map(one, jobs):
             if progress is not None:
                 progress(1)
     return jobs

@@ -10,12 +10,13 @@ and check "nothing happened" only after a positive marker that must come after t
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar, Union
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, message: Union[str, Callable[[], str]], interval: float = 0.05) -> T:
+def wait_for(predicate: Callable[[], T], timeout: float, message: str | Callable[[], str], interval: float = 0.05) -> T:
     """Calls `predicate()` until it returns something truthy and returns that value; raises AssertionError
     naming `message` (a string, or a callable giving one, e.g. to attach a log) after `timeout` seconds.
     The predicate is called once more at the deadline, so a slow last poll never fails a test that passed."""

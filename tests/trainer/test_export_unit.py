@@ -19,7 +19,20 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from trainer import __version__ as TRAINER_VERSION
-from trainer.export import OPSET, PARITY_TOLERANCE, ParityError, _Calibration, batch_session, check_parity, export_onnx, ort_predict, quantize_int8, remove_stale, torch_predict, write_bundle
+from trainer.export import (
+    OPSET,
+    PARITY_TOLERANCE,
+    ParityError,
+    _Calibration,
+    batch_session,
+    check_parity,
+    export_onnx,
+    ort_predict,
+    quantize_int8,
+    remove_stale,
+    torch_predict,
+    write_bundle,
+)
 from trainer.image.backbones import ImageProbabilityModel
 
 
@@ -69,7 +82,8 @@ def conv_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def graph(path: Path) -> tuple[dict[str, np.ndarray], list[str], list[onnx.NodeProto]]:
     model = onnx.load(str(path))
-    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}, [n.op_type for n in model.graph.node], list(model.graph.node)
+    initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return initializers, [n.op_type for n in model.graph.node], list(model.graph.node)
 
 
 # -- quantize_int8 --------------------------------------------------------------------------------------
@@ -171,7 +185,8 @@ def test_extra_options_reach_the_quantizer_and_the_report(conv_model: Path, tmp_
     assert "extra_options" not in quantize_int8(conv_model, tmp_path / "n.onnx", CALIBRATION, float_first_convs=1, extra_options={})
 
 
-def test_the_quantizer_chatter_is_silenced_and_the_log_level_restored(conv_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_quantizer_chatter_is_silenced_and_the_log_level_restored(conv_model: Path, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     root = logging.getLogger()
     with caplog.at_level(logging.DEBUG):
         quantize_int8(conv_model, tmp_path / "l.onnx", CALIBRATION, float_first_convs=1)
@@ -305,7 +320,8 @@ def test_ort_predict_concatenates_batches(conv_model: Path, monkeypatch: pytest.
     whole = ort_predict(conv_model, CALIBRATION, batch_size=16)
     parts = ort_predict(conv_model, CALIBRATION, batch_size=5, threads=2)
     assert whole.shape == (16, 2) and whole.dtype == np.float32 and np.allclose(whole, parts, atol=1e-6)
-    assert np.allclose(ort_predict(conv_model, CALIBRATION[:, :, ::-1]), ort_predict(conv_model, np.ascontiguousarray(CALIBRATION[:, :, ::-1])))
+    assert np.allclose(ort_predict(conv_model, CALIBRATION[:, :, ::-1]), ort_predict(conv_model, np.ascontiguousarray(CALIBRATION[:, :,
+                                                                                                                                  ::-1])))
     assert made == [0, 2, 0, 0]
 
 
@@ -362,7 +378,9 @@ def test_parity_refuses_a_different_model(tmp_path: Path) -> None:
     swapped = tiny_classifier([[-1.0, 1.0], [1.0, -1.0]])
     x = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     # ONNX: softmax(1, -1) = (0.881, 0.119); the model: (0.119, 0.881) -> |diff| 0.762, both rows flip
-    with pytest.raises(ParityError, match=r"m.onnx: ONNX Runtime and PyTorch disagree on 2 validation inputs: max \|diff\| of probabilities 0.762 > tolerance 0.001 \(2 top-1 changes\)\. The export is broken"):
+    with pytest.raises(ParityError,
+                       match=r"m.onnx: ONNX Runtime and PyTorch disagree on 2 validation inputs: max \|diff\| of probabilities 0.762 > "
+                       r"tolerance 0.001 \(2 top-1 changes\)\. The export is broken"):
         check_parity(swapped, path, x)
     slightly = tiny_classifier([[1.0, -1.0], [-1.0, 1.001]])
     with pytest.raises(ParityError, match=r"\(0 top-1 changes\)"):
@@ -395,7 +413,8 @@ def test_parity_refuses_nan(tmp_path: Path) -> None:
 def test_write_bundle_names_the_variants_that_exist(tmp_path: Path) -> None:
     (tmp_path / "model.onnx").write_bytes(b"fp32")
     path = write_bundle(tmp_path, task="image", labels=["cat", "dog", "owl"], input_spec={"name": "image"},
-                        preprocessing={"resize": "stretch"}, metrics={"fp32": {"accuracy": 1.0}}, extra={"backbone": "tiny", "task": "image"})
+                        preprocessing={"resize": "stretch"}, metrics={"fp32": {"accuracy": 1.0}}, extra={"backbone": "tiny",
+                                                                                                         "task": "image"})
     assert path == tmp_path / "manifest.json"
     assert (tmp_path / "labels.txt").read_text() == "cat\ndog\nowl\n"
     m = json.loads(path.read_text())
@@ -408,7 +427,8 @@ def test_write_bundle_names_the_variants_that_exist(tmp_path: Path) -> None:
     assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
     assert set(m["files"]) == {"model.onnx", "labels.txt"}
     (tmp_path / "model.int8.onnx").write_bytes(b"int8")
-    m = json.loads(write_bundle(tmp_path, task="audio", labels=["a", "b"], input_spec={}, preprocessing={}, metrics={}, extra={}).read_text())
+    m = json.loads(write_bundle(tmp_path, task="audio", labels=["a", "b"], input_spec={}, preprocessing={}, metrics={},
+                                extra={}).read_text())
     assert m["variants"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"} and m["task"] == "audio"
 
 

@@ -14,9 +14,9 @@ set has none). SpecAugment-style time and frequency masks are applied to the log
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -122,8 +122,9 @@ class Augment:
     freq_mask_bins: int = 5
 
     @staticmethod
-    def off() -> "Augment":
-        return Augment(shift=False, speed=(1.0, 1.0), freq_warp=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0, freq_masks=0)
+    def off() -> Augment:
+        return Augment(shift=False, speed=(1.0, 1.0), freq_warp=(1.0, 1.0), gain_db=(0.0, 0.0), mix_probability=0.0, time_masks=0,
+                       freq_masks=0)
 
 
 def noise_pool(windows: WindowSet, background_label: int | None, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -139,7 +140,8 @@ def noise_pool(windows: WindowSet, background_label: int | None, rate: int, rng:
     return np.concatenate(parts), "synthetic coloured noise"
 
 
-def augment_waveforms(batch: np.ndarray, is_background: np.ndarray, pool: np.ndarray, aug: Augment, rng: np.random.Generator) -> torch.Tensor:
+def augment_waveforms(batch: np.ndarray, is_background: np.ndarray, pool: np.ndarray, aug: Augment,
+                      rng: np.random.Generator) -> torch.Tensor:
     """Speed, gain and background mixing on a [n, window] batch (shift is applied when cutting)."""
     n, window = batch.shape
     out = torch.from_numpy(batch)

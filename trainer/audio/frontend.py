@@ -47,7 +47,8 @@ class FrontEndConfig:
             "mel_scale": "htk",
             "power": 2.0,
             "compression": "log(mel + log_eps)",
-            "normalization": ("per window: minus each mel band's mean over time" if self.mean == "band" else "per window: minus its mean log-mel")
+            "normalization": ("per window: minus each mel band's mean over time" if self.mean == "band" else "per "
+                              "window: minus its mean log-mel")
             + "; divided by `scale`, fitted on the training set",
         }
 

@@ -26,8 +26,8 @@ from edge.core.bundle import VARIANT_FILES
 from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
 from edge.core.evaluate import classification_metrics
 from edge.core.session import make_session
-from trainer.audio.data import Augment, AudioSettings, decode_clips
-from trainer.audio.loops import AudioTrainConfig, train_frozen_backbone, train_end_to_end
+from trainer.audio.data import AudioSettings, Augment, decode_clips
+from trainer.audio.loops import AudioTrainConfig, train_end_to_end, train_frozen_backbone
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioProbabilityModel
 from trainer.export import check_parity, export_onnx, quantize_int8, remove_stale
 from trainer.outputs import write_outputs
@@ -63,7 +63,8 @@ class AudioTrainOptions:
 
 def _check_options(opts: AudioTrainOptions) -> None:
     if opts.sample_rate < 4000:
-        raise DatasetError(f"--sample-rate {opts.sample_rate} is too low for sound classification; use 8000 or more (default {DEFAULT_SAMPLE_RATE})")
+        raise DatasetError(f"--sample-rate {opts.sample_rate} is too low for sound classification; use 8000 or more "
+                           f"(default {DEFAULT_SAMPLE_RATE})")
     if not MIN_CLIP_SECONDS * 2 <= opts.window_seconds <= 10:
         raise DatasetError(f"--window {opts.window_seconds} s: use a window between {MIN_CLIP_SECONDS * 2} and 10 seconds (default 1.0)")
     if not 0 < opts.hop_seconds <= opts.window_seconds:
@@ -108,7 +109,8 @@ def _place_background_parts(splits: Splits, parts: tuple[Path, Path]) -> None:
     splits.val = [Sample(tail, s.label) if s.path in parts else s for s in splits.val]
 
 
-def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings, clips: dict[Path, np.ndarray]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings,
+           clips: dict[Path, np.ndarray]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Per-file metrics of one exported variant, windows cut and averaged exactly as `trainer evaluate` does."""
     session = make_session(path)
     name = session.get_inputs()[0].name
@@ -163,7 +165,8 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         rng = np.random.default_rng(opts.seed)
         pick = np.sort(rng.permutation(len(result.train))[:CALIBRATION_WINDOWS])
         calibration = result.train.windows(pick, settings.window)
-        quantization = quantize_int8(fp32_path, out_dir / VARIANT_FILES["int8"], calibration, nodes_to_exclude=_front_end_nodes(fp32_path), float_first_convs=0)
+        quantization = quantize_int8(fp32_path, out_dir / VARIANT_FILES["int8"], calibration, nodes_to_exclude=_front_end_nodes(fp32_path),
+                                     float_first_convs=0)
         quantization["float_nodes"] = "log-mel front end (" + str(len(quantization["float_nodes"])) + " nodes)"
         variants["int8"] = out_dir / VARIANT_FILES["int8"]
         timing["quantize"] = time.perf_counter() - t

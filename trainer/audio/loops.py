@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from edge.core.audio_windows import BACKGROUND_LABEL
 from edge.core.datasets import Splits
-from trainer.audio.data import Augment, AudioSettings, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
+from trainer.audio.data import AudioSettings, Augment, WindowSet, augment_waveforms, build_windows, noise_pool, spec_augment
 from trainer.audio.frontend import FrontEndConfig
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioClassifier
 from trainer.head import class_weights
@@ -103,16 +103,19 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
     pool, pool_source = noise_pool(train, background_label, settings.sample_rate, rng)
     is_background = np.array([lab == background_label for lab in train.labels])
 
-    model = AudioClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels, mean=config.feature_mean), width=config.width)
+    model = AudioClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels,
+                                                                         mean=config.feature_mean), width=config.width)
     fit_rows = rng.choice(len(train), size=min(len(train), 512), replace=False)
     scale = model.front_end.fit_scale(torch.from_numpy(train.windows(fit_rows, window)))
     log.debug("front-end scale %.3f", scale)
 
-    criterion = nn.CrossEntropyLoss(weight=class_weights(np.asarray(train.labels, np.int64), len(labels)), label_smoothing=config.label_smoothing)
+    criterion = nn.CrossEntropyLoss(weight=class_weights(np.asarray(train.labels, np.int64), len(labels)),
+                                    label_smoothing=config.label_smoothing)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.15)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
+                                                    pct_start=0.15)
     targets = np.asarray(train.labels, np.int64)
     val_targets = torch.tensor(val.labels, dtype=torch.long)
     history: list[dict[str, float]] = []
@@ -156,7 +159,8 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
         val=val,
         timing={"train_seconds": t_train, "seconds_per_epoch": t_train / max(1, config.epochs)},
         config=config,
-        extra={"front_end_scale": scale, "train_windows": len(train), "val_windows": len(val), "augment": asdict(config.augment), "mixed_noise": pool_source},
+        extra={"front_end_scale": scale, "train_windows": len(train), "val_windows": len(val), "augment": asdict(config.augment),
+               "mixed_noise": pool_source},
     )
 
 
@@ -187,7 +191,8 @@ def train_frozen_backbone(splits: Splits, clips: dict[Path, np.ndarray], config:
         torch.set_num_threads(threads)
 
 
-def _train_frozen(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig, train_head: Any, HeadConfig: Any) -> AudioTrainResult:
+def _train_frozen(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig, train_head: Any,
+                  HeadConfig: Any) -> AudioTrainResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     settings = config.settings
@@ -213,7 +218,8 @@ def _train_frozen(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTr
     x_val = _embed(model, val.windows(range(len(val)), window))
     t_embed = time.perf_counter() - t1
     head_config = HeadConfig(seed=config.seed)
-    result = train_head(np.concatenate(xs), np.concatenate(ys), x_val, np.asarray(val.labels, np.int64), len(labels), head_config, progress=config.progress)
+    result = train_head(np.concatenate(xs), np.concatenate(ys), x_val, np.asarray(val.labels, np.int64), len(labels), head_config,
+                        progress=config.progress)
     model.head = result.head
     model.eval()
     return AudioTrainResult(

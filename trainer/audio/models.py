@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -71,7 +71,8 @@ BUILDERS: dict[str, Callable[[int], nn.Module]] = {
 class AudioClassifier(nn.Module):
     """Waveform [n, samples] -> logits [n, classes]; `probabilities` is what gets exported."""
 
-    def __init__(self, backbone: str, n_classes: int, front_end: FrontEndConfig = FrontEndConfig(), dropout: float = 0.2, width: int = 16) -> None:
+    def __init__(self, backbone: str, n_classes: int, front_end: FrontEndConfig = FrontEndConfig(), dropout: float = 0.2,
+                 width: int = 16) -> None:
         super().__init__()
         if backbone not in BUILDERS:
             raise ValueError(f"unknown sound backbone {backbone!r}; choose one of {', '.join(AUDIO_BACKBONES)}")

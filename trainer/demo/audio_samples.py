@@ -13,8 +13,8 @@ Gains, timing and pitch are random; everything is deterministic for a given seed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -98,7 +98,8 @@ def _write(path: Path, samples: np.ndarray) -> None:
     sf.write(str(path), np.clip(samples, -1, 1).astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
 
 
-def write_sounds_dataset(root: str | Path, per_class: int = 40, background_files: int = 6, background_seconds: float = 10.0, seed: int = 0) -> Path:
+def write_sounds_dataset(root: str | Path, per_class: int = 40, background_files: int = 6, background_seconds: float = 10.0,
+                         seed: int = 0) -> Path:
     """root/<class>/<class>_NNN.wav: `per_class` 1 s clips of each sound, and `background_files` long
     background recordings; returns root."""
     root = Path(root)

@@ -9,12 +9,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 PACKAGED_BINARY = Path("/usr/sbin/mosquitto")  # Debian's package puts it outside a user's PATH
 
 
-def mosquitto_binary() -> Optional[str]:
+def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or (str(PACKAGED_BINARY) if PACKAGED_BINARY.exists() else None)
 
 
@@ -24,7 +23,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 10.0, process: Optional[subprocess.Popen[bytes]] = None) -> None:
+def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen[bytes] | None = None) -> None:
     """Returns once something listens on 127.0.0.1:port; TimeoutError after `timeout` s or when `process` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -46,13 +45,13 @@ class Mosquitto:
     port: int
     extra_config: str = ""
     log: bool = False  # log everything to workdir/mosquitto.log
-    process: Optional[subprocess.Popen[bytes]] = None
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
         return "127.0.0.1"
 
-    def start(self) -> "Mosquitto":
+    def start(self) -> Mosquitto:
         """Starts it and waits until it listens: FileNotFoundError without mosquitto, TimeoutError (stopped
         again) when it does not come up."""
         binary = mosquitto_binary()

@@ -45,7 +45,8 @@ def draw_shape(shape: str, rng: np.random.Generator, size: int = 160) -> np.ndar
         corners = 4 if shape == "square" else 3
         angle = rng.uniform(0, 2 * np.pi)
         pts = np.array(
-            [(cx + radius * np.cos(angle + 2 * np.pi * k / corners), cy + radius * np.sin(angle + 2 * np.pi * k / corners)) for k in range(corners)],
+            [(cx + radius * np.cos(angle + 2 * np.pi * k / corners),
+              cy + radius * np.sin(angle + 2 * np.pi * k / corners)) for k in range(corners)],
             dtype=np.int32,
         )
         cv2.fillPoly(img, [pts], colour, lineType=cv2.LINE_AA)

@@ -19,9 +19,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, TextIO
 
 import cv2
 import numpy as np
@@ -40,10 +41,10 @@ class LiveDemoOptions:
     bundle: Path
     workdir: Path
     seconds: float = 20.0
-    mqtt_host: Optional[str] = None  # None: start a private mosquitto on a free port
+    mqtt_host: str | None = None  # None: start a private mosquitto on a free port
     mqtt_port: int = 1883
-    sound_bundle: Optional[Path] = None
-    sound_file: Optional[Path] = None  # a WAV for the sound bundle; required with it
+    sound_bundle: Path | None = None
+    sound_file: Path | None = None  # a WAV for the sound bundle; required with it
     seconds_per_class: float = 2.0
     device_id: str = "demo"
 
@@ -55,12 +56,13 @@ class LiveDemoResult:
     states: int = 0
     labels_seen: set[str] = field(default_factory=set)
     labels_by_pipeline: dict[str, set[str]] = field(default_factory=dict)
-    exit_code: Optional[int] = None
-    stopped_in_s: Optional[float] = None
+    exit_code: int | None = None
+    stopped_in_s: float | None = None
     offline_seen: bool = False
 
 
-def render_video(path: Path, classes: tuple[str, ...] = SHAPES, seconds_per_class: float = 2.0, fps: float = 15.0, size: int = 224, seed: int = 7) -> Path:
+def render_video(path: Path, classes: tuple[str, ...] = SHAPES, seconds_per_class: float = 2.0, fps: float = 15.0, size: int = 224,
+                 seed: int = 7) -> Path:
     """A video cycling through freshly drawn examples of each class (new ones, not the training images)."""
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
@@ -77,7 +79,8 @@ def render_video(path: Path, classes: tuple[str, ...] = SHAPES, seconds_per_clas
 def start_local_broker(workdir: Path) -> Mosquitto:
     """A private mosquitto on 127.0.0.1 for the demo, stopped afterwards."""
     if mosquitto_binary() is None:
-        raise LiveDemoError("mosquitto is not installed: `sudo apt install mosquitto` (or run scripts/setup.sh), or name a broker with --mqtt-host")
+        raise LiveDemoError("mosquitto is not installed: `sudo apt install mosquitto` (or run scripts/setup.sh), or name "
+                            "a broker with --mqtt-host")
     broker = Mosquitto(workdir, free_port())
     try:
         return broker.start()
@@ -139,7 +142,8 @@ def describe(topic: str, payload: bytes, prefix: str) -> str:
         extra = f"  (was {data['previous']})" if data.get("previous") else ""
         return f"{short:<22} {data['label']:<10} {data['confidence']:.2f}  [{scores}]  {data['latency_ms']:.0f} ms{extra}"
     if short == "stats" and isinstance(data, dict):
-        parts = [f"{name}: {p.get('fps', 0):.1f} fps, {p.get('frames_classified', 0)} classified" for name, p in data.get("pipelines", {}).items()]
+        parts = [f"{name}: {p.get('fps', 0):.1f} fps, {p.get('frames_classified', 0)} classified" for name, p in data.get("pipelines",
+                                                                                                                          {}).items()]
         rss = data.get("process", {}).get("rss_bytes", 0) / 2**20
         return f"{short:<22} {'; '.join(parts)}; RSS {rss:.0f} MB"
     if isinstance(data, dict) and "state" in data:
@@ -147,7 +151,8 @@ def describe(topic: str, payload: bytes, prefix: str) -> str:
     return f"{short:<22} {json.dumps(data)[:100]}"
 
 
-def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message: Optional[Callable[[str, bytes], None]] = None) -> LiveDemoResult:
+def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message: Callable[[str, bytes],
+                                                                                           None] | None = None) -> LiveDemoResult:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -161,7 +166,7 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
     if options.sound_bundle is not None and options.sound_file is not None:
         print(f"live demo: sample sound {options.sound_file} played in a loop as the microphone of pipeline `sounds`", file=out)
 
-    broker: Optional[Mosquitto] = None
+    broker: Mosquitto | None = None
     host, port = options.mqtt_host, options.mqtt_port
     if host is None:
         broker = start_local_broker(options.workdir)
@@ -193,15 +198,17 @@ def run_live_demo(options: LiveDemoOptions, out: TextIO = sys.stdout, on_message
     subscriber = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"edgeteach-demo-viewer-{os.getpid()}")
     subscriber.on_message = handle
     subscriber.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
-    daemon: Optional[subprocess.Popen[bytes]] = None
+    daemon: subprocess.Popen[bytes] | None = None
     log_path = options.workdir / "daemon.log"
     try:
         try:
             subscriber.connect(host, port, keepalive=30)
         except OSError as exc:
-            raise LiveDemoError(f"cannot reach the MQTT broker at {host}:{port} ({exc}); start it or leave out --mqtt-host to use a private one") from exc
+            raise LiveDemoError(f"cannot reach the MQTT broker at {host}:{port} ({exc}); start it or leave out "
+                                "--mqtt-host to use a private one") from exc
         subscriber.loop_start()
-        print(f"live demo: running `edge run -c {config}` for {options.seconds:g} s; MQTT messages under {prefix}/ (log: {log_path})\n", file=out)
+        print(f"live demo: running `edge run -c {config}` for {options.seconds:g} s; MQTT messages under {prefix}/ (log: {log_path})\n",
+              file=out)
         with open(log_path, "wb") as log:
             daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + options.seconds

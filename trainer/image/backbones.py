@@ -7,9 +7,9 @@ nothing from the device but decoded, cropped and resized pixels.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -81,7 +81,8 @@ def _decode_one(path: Path, size: tuple[int, int], policy: str) -> DecodedImage 
     except ImageDecodeError as exc:
         return exc
     square_size = (size[0] * 3 // 2, size[1] * 3 // 2)
-    return DecodedImage(path=path, sha1=file_sha1(path), fitted=fit_image(rgb, size, policy), square=fit_image(rgb, square_size, RESIZE_POLICY))
+    return DecodedImage(path=path, sha1=file_sha1(path), fitted=fit_image(rgb, size, policy), square=fit_image(rgb, square_size,
+                                                                                                               RESIZE_POLICY))
 
 
 def decode_images(

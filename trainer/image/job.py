@@ -111,7 +111,8 @@ def train_image_classifier(opts: ImageTrainOptions) -> dict[str, Any]:
     log.info("embedded %d training views and %d validation images (%d cache hits)", len(x_train), len(x_val), hits_train + hits_val)
 
     config = HeadConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed)
-    result = train_head(x_train, y_train, x_val, y_val, len(splits.labels), config, trainable if opts.fine_tune else None, progress=opts.progress)
+    result = train_head(x_train, y_train, x_val, y_val, len(splits.labels), config, trainable if opts.fine_tune else None,
+                        progress=opts.progress)
     timing["train"] = result.seconds
 
     t = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from edge.tools.collect import BACKGROUND_CLASS, CollectError, collect_audio, collect_frames
 
@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cam = sub.add_parser("camera", help="save N frames at an interval after a countdown")
     cam.add_argument("dataset", help="data set folder (created if needed)")
     cam.add_argument("--class", dest="label", required=True, help="class name = the folder the images go to")
-    cam.add_argument("--source", default=None, help="camera URI: 0, /dev/video0, csi://0, picamera2://0, rtsp://..., a video file (default 0)")
+    cam.add_argument("--source", default=None,
+                     help="camera URI: 0, /dev/video0, csi://0, picamera2://0, rtsp://..., a video file (default 0)")
     cam.add_argument("--count", type=int, default=30, help="images to save (default 30)")
     cam.add_argument("--interval", type=float, default=0.5, help="seconds between images (default 0.5)")
     cam.add_argument("--countdown", type=float, default=3.0, help="seconds before the first image (default 3)")
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     mic = sub.add_parser("microphone", help="record S seconds into WAV clips after a countdown")
     mic.add_argument("dataset", help="data set folder (created if needed)")
-    mic.add_argument("--class", dest="label", default=None, help=f"class name = the folder the WAV files go to (or --background)")
+    mic.add_argument("--class", dest="label", default=None, help="class name = the folder the WAV files go to (or --background)")
     mic.add_argument("--background", action="store_true", help=f"shorthand for --class {BACKGROUND_CLASS}")
     mic.add_argument("--device", default=None, help="'default', an index or part of a device name (python -m sounddevice lists them)")
     mic.add_argument("--seconds", type=float, default=5.0, help="seconds to record (default 5; 20 or more for background noise)")
@@ -50,7 +51,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", default=None, help="... from this pipeline (default: the first of the right kind)")
 
 
-def _pipeline_from_config(args: argparse.Namespace, kind: str) -> Optional[Any]:
+def _pipeline_from_config(args: argparse.Namespace, kind: str) -> Any | None:
     if not args.config:
         return None
     from edge.config import load_config
@@ -60,7 +61,8 @@ def _pipeline_from_config(args: argparse.Namespace, kind: str) -> Optional[Any]:
         if p.kind == kind and (args.pipeline is None or p.name == args.pipeline):
             return p
     names = ", ".join(p.name for p in config.pipelines if p.kind == kind) or "none"
-    raise CollectError(f"{args.config}: no {kind} pipeline{' named ' + repr(args.pipeline) if args.pipeline else ''} (the {kind} pipelines there: {names})")
+    raise CollectError(f"{args.config}: no {kind} pipeline{' named ' + repr(args.pipeline) if args.pipeline else ''} (the {kind} "
+                       f"pipelines there: {names})")
 
 
 def _say(text: str) -> None:
@@ -95,14 +97,15 @@ def run_microphone(args: argparse.Namespace) -> int:
         p = _pipeline_from_config(args, "microphone")
         device = args.device if args.device is not None else (p.source.device if p else "default")
         rate = args.sample_rate or (p.source.sample_rate if p else None)
-        result = collect_audio(args.dataset, label, seconds=args.seconds, clip_s=args.clip, device=device, sample_rate=rate, countdown_s=args.countdown, say=_say)
+        result = collect_audio(args.dataset, label, seconds=args.seconds, clip_s=args.clip, device=device, sample_rate=rate,
+                               countdown_s=args.countdown, say=_say)
     except (CollectError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return _report(result, None)
 
 
-def _report(result: Any, wanted: Optional[int]) -> int:
+def _report(result: Any, wanted: int | None) -> int:
     if result.note:
         print(f"warning: {result.note}", file=sys.stderr)
     print(f"{len(result.files)} file(s) in {result.folder}")

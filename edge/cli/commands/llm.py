@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--threads", type=int, default=0, help="with --model: CPU threads (0 = all cores)")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--max-tokens", type=int, default=256, help="longest answer in tokens (default 256; the server may lower it)")
-    chat.add_argument("--temperature", type=float, help="sampling temperature; 0 = always the most likely token (default: the server's llm.temperature)")
+    chat.add_argument("--temperature", type=float,
+                      help="sampling temperature; 0 = always the most likely token (default: the server's llm.temperature)")
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable answers (default: random)")
     chat.add_argument("--no-sensors", action="store_true", help="do not add the live sensor states to the prompt")
     chat.add_argument("--stats", action="store_true", help="print tokens, speed and time to first token after each answer")
@@ -170,7 +171,7 @@ def run_chat(args: argparse.Namespace) -> int:
             continue
         history.append({"role": "user", "content": text})
         print("model> ", end="", flush=True)
-        extra: dict[str, Optional[Any]] = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
+        extra: dict[str, Any | None] = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
         if args.no_sensors:
             extra["sensor_context"] = False
         try:

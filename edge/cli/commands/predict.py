@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        prediction = predict_file(args.bundle, args.file, variant=args.variant, reduce=args.reduce, threads=args.threads, all_windows=args.all_windows)
+        prediction = predict_file(args.bundle, args.file, variant=args.variant, reduce=args.reduce, threads=args.threads,
+                                  all_windows=args.all_windows)
     except (BundleError, PredictError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -139,8 +139,10 @@ def test_cli_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_check_warns_when_two_pipelines_share_one_webcam(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(
         tmp_path,
-        "pipelines:\n  - {name: a, kind: camera, bundle: /b, source: {uri: 0}}\n  - {name: b, kind: camera, bundle: /b, source: {uri: /dev/video0}}\n"
-        "  - {name: c, kind: camera, bundle: /b, source: {uri: clip.mp4}}\n  - {name: d, kind: camera, bundle: /b, source: {uri: clip.mp4}}\n",
+        "pipelines:\n  - {name: a, kind: camera, bundle: /b, source: {uri: 0}}\n  - {name: b, kind: camera, bundle: /b, "
+        "source: {uri: /dev/video0}}\n"
+        "  - {name: c, kind: camera, bundle: /b, source: {uri: clip.mp4}}\n  - {name: d, kind: camera, bundle: /b, "
+        "source: {uri: clip.mp4}}\n",
     )
     assert edge_main(["config", "check", "--no-bundles", str(path)]) == 0
     err = capsys.readouterr().err
@@ -169,12 +171,14 @@ def test_pipeline_names_that_are_device_topics_are_refused(tmp_path: Path, name:
     errors = _errors(tmp_path, f"mqtt:\n  port: 0\npipelines:\n  - {{name: {name}, kind: camera, bundle: /b}}\n")
     assert any(e.startswith(f"pipelines[0].name (line 4): '{name}' is reserved") and "pick another name" in e for e in errors), errors
     assert any(e.startswith("mqtt.port (line 2)") for e in errors), errors
-    assert load_config(_write(tmp_path, f"pipelines:\n  - {{name: {name}-cam, kind: camera, bundle: /b}}\n")).pipelines[0].name == f"{name}-cam"
+    assert load_config(_write(tmp_path,
+                              f"pipelines:\n  - {{name: {name}-cam, kind: camera, bundle: /b}}\n")).pipelines[0].name == f"{name}-cam"
 
 
 def test_reconnect_delays_must_be_ordered(tmp_path: Path) -> None:
     errors = _errors(tmp_path, "mqtt:\n  keepalive: 1\n  reconnect_min_delay: 60\n  reconnect_max_delay: 30\n")
-    assert any(e.startswith("mqtt.reconnect_min_delay (line 3): reconnect_min_delay (60 s) is above reconnect_max_delay (30 s)") for e in errors), errors
+    assert any(e.startswith("mqtt.reconnect_min_delay (line 3): reconnect_min_delay (60 s) is above "
+                            "reconnect_max_delay (30 s)") for e in errors), errors
     assert any(e.startswith("mqtt.keepalive (line 2)") for e in errors), errors  # reported together
     # Against the default max (30 s) too, and equal delays are fine.
     assert any("(45 s) is above reconnect_max_delay (30 s)" in e for e in _errors(tmp_path, "mqtt:\n  reconnect_min_delay: 45\n"))

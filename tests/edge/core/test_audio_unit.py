@@ -104,7 +104,8 @@ def test_upsampling_by_two_passes_through_the_original_samples() -> None:
     assert np.allclose(y[0::2], x, atol=1e-6)  # the kernel is 1 at distance 0 and 0 at other integers
 
 
-@pytest.mark.parametrize("rate_in, rate_out, n", [(48_000, 16_000, 90), (44_100, 16_000, 200), (8_000, 16_000, 40), (44_100, 16_000, 3), (16_000, 44_100, 5)])
+@pytest.mark.parametrize("rate_in, rate_out, n", [(48_000, 16_000, 90), (44_100, 16_000, 200), (8_000, 16_000, 40), (44_100, 16_000, 3),
+                                                  (16_000, 44_100, 5)])
 def test_matches_the_windowed_sinc_formula(rate_in, rate_out, n) -> None:
     x = np.random.default_rng(n).uniform(-1, 1, n).astype(np.float32)
     assert np.allclose(resample(x, rate_in, rate_out), reference_resample(x, rate_in, rate_out), atol=2e-5)
@@ -197,7 +198,8 @@ def test_frame_energy_is_mean_square_per_frame_zero_padded() -> None:
 
 def test_check_clip_length_boundary_and_message() -> None:
     check_clip(np.full(50, 0.5, np.float32), RATE, "ok.wav")  # exactly 50 ms
-    with pytest.raises(ClipRejected, match=r"^short.wav: only 49 ms long \(at least 50 ms are needed\); record the sound again or delete the file$"):
+    with pytest.raises(ClipRejected,
+                       match=r"^short.wav: only 49 ms long \(at least 50 ms are needed\); record the sound again or delete the file$"):
         check_clip(np.full(49, 0.5, np.float32), RATE, "short.wav")
     with pytest.raises(ClipRejected, match=r"only 48 ms long \(at least 50 ms"):
         check_clip(np.full(1212, 0.5, np.float32), 25_000, "x.wav")  # 48.48 ms
@@ -207,7 +209,9 @@ def test_check_clip_length_boundary_and_message() -> None:
 
 def test_check_clip_silence() -> None:
     quiet = np.full(100, 0.0005, np.float32)  # -66 dBFS, below the -60 dBFS floor
-    with pytest.raises(ClipRejected, match=rf"^q.wav: silent \(peak -66 dBFS\); check the microphone and record again, or move it to {BACKGROUND_LABEL}/ if"):
+    with pytest.raises(ClipRejected,
+                       match=r"^q.wav: silent \(peak -66 dBFS\); check the microphone and record again, or move it "
+                       rf"to {BACKGROUND_LABEL}/ if"):
         check_clip(quiet, RATE, "q.wav")
     with pytest.raises(ClipRejected, match=r"silent \(peak digital silence\)"):
         check_clip(np.zeros(100, np.float32), RATE, "z.wav")

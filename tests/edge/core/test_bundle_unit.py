@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -127,7 +128,8 @@ def test_model_path_of_a_missing_variant_names_the_ones_there_are(tmp_path: Path
     b = load_bundle(make(tmp_path / "b"))
     with pytest.raises(BundleError, match=r"b: no 'fp16' variant in this bundle \(it has: fp32, int8\); pick one of those or re-export"):
         b.model_path("fp16")
-    empty = Bundle(path=tmp_path, manifest={}, task="image", labels=("a", "b"), input=InputSpec("x", "uint8", (1,)), output_name="p", preprocessing={})
+    empty = Bundle(path=tmp_path, manifest={}, task="image", labels=("a", "b"), input=InputSpec("x", "uint8", (1,)), output_name="p",
+                   preprocessing={})
     with pytest.raises(BundleError, match=r"\(it has: none\)"):
         empty.model_path()
     assert empty.files == {} and empty.variants == {}
@@ -143,7 +145,9 @@ def test_a_corrupt_model_file_of_any_variant_is_refused(tmp_path: Path, variant:
     good = sha256_file(root / filename)
     (root / filename).write_bytes(b"corrupted")
     bad = hashlib.sha256(b"corrupted").hexdigest()
-    err = refused(root, rf"{filename}: SHA-256 {bad[:12]}… does not match the manifest's {good[:12]}…; the file is corrupt or was replaced — copy the bundle again$")
+    err = refused(root,
+                  rf"{filename}: SHA-256 {bad[:12]}… does not match the manifest's {good[:12]}…; the file is corrupt or was replaced "
+                  r"— copy the bundle again$")
     assert str(root / filename) in str(err)
     assert load_bundle(root, verify_checksums=False).variants[variant] == filename  # explicitly not verified
 
@@ -180,7 +184,9 @@ def test_a_manifest_naming_a_model_outside_the_bundle_is_refused(tmp_path: Path,
         m["files"][str(name)] = {"sha256": sha256_file(outside)}  # even with a matching checksum
 
     edit(root, point_outside)
-    refused(root, rf"manifest.json: the int8 model {name!r} is not a file inside the bundle folder; a manifest names its files relative to the bundle")
+    refused(root,
+            rf"manifest.json: the int8 model {name!r} is not a file inside the bundle folder; a manifest names its "
+            r"files relative to the bundle")
 
 
 def test_a_model_in_a_sub_folder_of_the_bundle_is_fine(tmp_path: Path) -> None:
@@ -228,9 +234,12 @@ def _drop(key: str) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.parametrize(
     "change, pattern",
     [
-        (_drop("format_version"), r"manifest.json: manifest has no 'format_version'; this is not an EdgeTeach bundle or it is damaged — re-export it with `trainer train`$"),
+        (_drop("format_version"),
+         r"manifest.json: manifest has no 'format_version'; this is not an EdgeTeach bundle or it is damaged — re-export "
+         r"it with `trainer train`$"),
         (_set("format_version", "1"), r"manifest.json: manifest 'format_version' should be int, got str: '1'$"),
-        (_set("format_version", 2), r"bundle format version 2 is not supported by this edge \(1\); upgrade EdgeTeach on the device or re-export"),
+        (_set("format_version", 2),
+         r"bundle format version 2 is not supported by this edge \(1\); upgrade EdgeTeach on the device or re-export"),
         (_set("format_version", 0), r"bundle format version 0 is not supported"),
         (_drop("task"), r"manifest has no 'task'"),
         (_set("task", 3), r"manifest 'task' should be str, got int: 3$"),
@@ -246,7 +255,8 @@ def _drop(key: str) -> Callable[[dict[str, Any]], None]:
         (_set("input", {"dtype": "uint8", "shape": [1, 8, 8, 3]}), r"'input' needs name, dtype and shape"),
         (_set("input", {"name": "i", "dtype": "uint8", "shape": 5}), r"'input' needs name, dtype and shape"),
         (_set("input", {"name": "i", "dtype": "uint8", "shape": [-1, "x", 8, 3]}), r"'input' needs name, dtype and shape"),
-        (_set("input", {"name": "i", "dtype": "uint8", "shape": [-1, 8, 8]}), r"manifest.json: a image input has rank 4, got shape \[-1, 8, 8\]$"),
+        (_set("input", {"name": "i", "dtype": "uint8", "shape": [-1, 8, 8]}),
+         r"manifest.json: a image input has rank 4, got shape \[-1, 8, 8\]$"),
         (_drop("output"), r"manifest has no 'output'"),
         (_set("output", "probs"), r"'output' should be dict"),
         (_drop("preprocessing"), r"manifest has no 'preprocessing'"),
@@ -263,7 +273,8 @@ def test_each_manifest_rule(tmp_path: Path, change: Callable[[dict[str, Any]], N
 @pytest.mark.parametrize(
     "preprocessing, pattern",
     [
-        ({"window_samples": 8000, "hop_samples": 4000}, r"manifest.json: audio preprocessing needs a positive integer 'sample_rate', got None$"),
+        ({"window_samples": 8000, "hop_samples": 4000},
+         r"manifest.json: audio preprocessing needs a positive integer 'sample_rate', got None$"),
         ({"sample_rate": 16000, "window_samples": 0, "hop_samples": 4000}, r"positive integer 'window_samples', got 0$"),
         ({"sample_rate": 16000, "window_samples": 8000, "hop_samples": -1}, r"positive integer 'hop_samples', got -1$"),
         ({"sample_rate": 16000.0, "window_samples": 8000, "hop_samples": 1}, r"positive integer 'sample_rate', got 16000.0$"),
@@ -288,7 +299,9 @@ def test_an_audio_input_has_rank_two(tmp_path: Path) -> None:
 def test_labels_txt_must_agree_with_the_manifest(tmp_path: Path) -> None:
     root = make(tmp_path / "b")
     write_labels(root / LABELS_NAME, ["dog", "cat"])
-    refused(root, r"labels.txt: labels \['dog', 'cat'\] differ from the manifest's \['cat', 'dog'\]; the bundle was edited by hand — re-export it$", verify_checksums=False)
+    refused(root,
+            r"labels.txt: labels \['dog', 'cat'\] differ from the manifest's \['cat', 'dog'\]; the bundle was "
+            r"edited by hand — re-export it$", verify_checksums=False)
 
 
 def test_format_version_one_is_the_current_one() -> None:
@@ -356,7 +369,7 @@ def latin1_locale(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_labels_and_manifest_are_utf8_whatever_the_locale(tmp_path: Path, latin1_locale: None) -> None:
     labels = ["café", "naïve"]
     write_labels(tmp_path / LABELS_NAME, labels)
-    assert (tmp_path / LABELS_NAME).read_bytes() == "café\nnaïve\n".encode("utf-8")
+    assert (tmp_path / LABELS_NAME).read_bytes() == "café\nnaïve\n".encode()
     assert read_labels(tmp_path / LABELS_NAME) == labels
     root = make(tmp_path / "b", dict(IMAGE, labels=labels))
     manifest = json.loads((root / MANIFEST_NAME).read_bytes().decode("utf-8"))

@@ -44,7 +44,8 @@ def test_split_is_reproducible_by_seed_and_changes_with_it(tmp_path: Path) -> No
     assert first != stratified_split(files, 0.15, seed=2)[1]
 
 
-def test_nested_folders_belong_to_their_top_level_class_and_other_files_are_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_nested_folders_belong_to_their_top_level_class_and_other_files_are_ignored(tmp_path: Path,
+                                                                                    caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "d"
     _png(root / "cat" / "indoor" / "a.png")
     _png(root / "cat" / "outdoor" / "deep" / "b.png")

@@ -96,7 +96,8 @@ class FakeImageClassifier:
     """Answers by the dominant colour channel of each fitted image; records every batch."""
 
     def __init__(self, labels=("red", "green", "blue"), size=(8, 8), preprocessing=None, task="image") -> None:
-        self.bundle = SimpleNamespace(task=task, labels=tuple(labels), image_size=size, preprocessing=preprocessing if preprocessing is not None else {})
+        self.bundle = SimpleNamespace(task=task, labels=tuple(labels), image_size=size,
+                                      preprocessing=preprocessing if preprocessing is not None else {})
         self.variant = "fake"
         self.batches: list[np.ndarray] = []
 
@@ -189,7 +190,7 @@ def test_score_samples_refuses_unsupported_tasks() -> None:
 
 
 def test_scorers_cover_both_tasks() -> None:
-    assert SCORERS == {"image": _image_batches, "audio": bundle_scorer}
+    assert {"image": _image_batches, "audio": bundle_scorer} == SCORERS
 
 
 def test_evaluate_bundle_through_onnx_runtime(tmp_path: Path) -> None:

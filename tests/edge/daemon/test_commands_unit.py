@@ -94,7 +94,8 @@ def setup(*pipelines: FakePipeline) -> tuple[CommandHandler, FakeConnection, Fak
     return CommandHandler(conn, TOPICS, target, MAX_PAYLOAD), conn, target  # type: ignore[arg-type]
 
 
-def send(handler: CommandHandler, conn: FakeConnection, name: str, payload: Any = None, raw: bytes | None = None, topic: str | None = None) -> dict[str, Any]:
+def send(handler: CommandHandler, conn: FakeConnection, name: str, payload: Any = None, raw: bytes | None = None,
+         topic: str | None = None) -> dict[str, Any]:
     body = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
     message = IncomingMessage(topic=topic or TOPICS.command(name), payload=body, response_topic="resp/1", correlation_data=b"c")
     before = len(conn.published)
@@ -162,7 +163,8 @@ def test_an_id_is_echoed_on_failures_too() -> None:
 
 def test_unknown_command_lists_the_known_ones() -> None:
     handler, conn, _ = setup()
-    assert error_of(handler, conn, "reboot") == "unknown command 'reboot'; known commands: pause, ping, reload, resume, set, snapshot, status"
+    assert error_of(handler, conn,
+                    "reboot") == "unknown command 'reboot'; known commands: pause, ping, reload, resume, set, snapshot, status"
 
 
 def test_a_topic_outside_cmd_is_answered_as_command_question_mark() -> None:
@@ -179,7 +181,8 @@ def test_payload_size_limit_is_inclusive() -> None:
     reply = send(handler, conn, "ping", raw=at_limit)
     assert reply["ok"] is False and "id" in reply["error"]  # parsed (the id is too long), not refused for size
     over = b" " * (MAX_PAYLOAD + 1)
-    assert error_of(handler, conn, "ping", raw=over) == f"payload is {MAX_PAYLOAD + 1} bytes, more than mqtt.max_payload_bytes ({MAX_PAYLOAD}); send a smaller request"
+    assert error_of(handler, conn, "ping", raw=over) == (
+        f"payload is {MAX_PAYLOAD + 1} bytes, more than mqtt.max_payload_bytes ({MAX_PAYLOAD}); send a smaller request")
 
 
 @pytest.mark.parametrize("raw", [b"", b"  \n\t "])
@@ -262,7 +265,8 @@ def test_the_only_pipeline_may_be_left_out_but_not_one_of_several() -> None:
 def test_pipeline_must_be_a_running_pipeline_name() -> None:
     handler, conn, _ = setup(FakePipeline("yard"), FakePipeline("door"))
     assert error_of(handler, conn, "set", {"pipeline": 3, "threshold": 1}) == '"pipeline" must be a string, got int'
-    assert error_of(handler, conn, "reload", {"pipeline": "garage", "bundle": "/b"}) == "no pipeline named 'garage'; running: ['door', 'yard']"
+    assert error_of(handler, conn, "reload", {"pipeline": "garage",
+                                              "bundle": "/b"}) == "no pipeline named 'garage'; running: ['door', 'yard']"
     handler, conn, _ = setup()
     handler._target._pipelines.clear()  # type: ignore[attr-defined]
     assert error_of(handler, conn, "snapshot", {"pipeline": "door"}) == "no pipeline named 'door'; running: none"
@@ -301,7 +305,8 @@ def test_set_passes_the_settings_to_the_pipeline() -> None:
 
 def test_set_with_nothing_to_set() -> None:
     handler, conn, _ = setup()
-    assert error_of(handler, conn, "set", {"pipeline": "door"}) == 'nothing to set; send e.g. {"threshold": 0.8} or {"smoothing": {"method": "n_of_m", "n": 2, "m": 3}}'
+    assert error_of(handler, conn, "set", {"pipeline": "door"}) == (
+        'nothing to set; send e.g. {"threshold": 0.8} or {"smoothing": {"method": "n_of_m", "n": 2, "m": 3}}')
 
 
 @pytest.mark.parametrize("exc", [ValueError("threshold must be between 0 and 1"), TypeError("threshold must be between 0 and 1")])

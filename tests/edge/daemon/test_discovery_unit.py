@@ -77,7 +77,8 @@ def test_set_pipelines_publishes_both_configs_retained_and_essential() -> None:
     assert [(t, q, r, e) for t, _, q, r, e in calls] == [(DOOR[0], 1, True, True), (DOOR[1], 1, True, True)]
     assert d.published == 2
     label, confidence = (json.loads(p) for _, p, *_ in calls)
-    device = {"identifiers": ["edgeteach_pi"], "name": "EdgeTeach pi", "manufacturer": "EdgeTeach", "model": "edge daemon", "sw_version": __version__}
+    device = {"identifiers": ["edgeteach_pi"], "name": "EdgeTeach pi", "manufacturer": "EdgeTeach", "model": "edge daemon",
+              "sw_version": __version__}
     availability = {"availability_topic": "edgeteach/pi/status", "payload_available": "online", "payload_not_available": "offline"}
     assert label == {
         "name": "door sees",
@@ -86,7 +87,8 @@ def test_set_pipelines_publishes_both_configs_retained_and_essential() -> None:
         "state_topic": "edgeteach/pi/door/state",
         "value_template": "{{ value_json.label }}",
         "json_attributes_topic": "edgeteach/pi/door/state",
-        "json_attributes_template": "{{ {'scores': value_json.scores, 'confidence': value_json.confidence, 'model': value_json.model} | tojson }}",
+        "json_attributes_template": "{{ {'scores': value_json.scores, 'confidence': value_json.confidence, 'model': "
+        "value_json.model} | tojson }}",
         "icon": "mdi:camera",
         "device": device,
         **availability,

@@ -190,7 +190,8 @@ def test_camera_source_from_a_real_clip_is_opened(shared_dir: Path, tmp_path: Pa
 def test_missing_microphone_fails_with_the_fix(tmp_path: Path) -> None:
     bundle = make_audio_bundle(tmp_path / "sounds")
     config = write_config(tmp_path / "edge.yaml", mqtt=mqtt_at(free_port()),
-                          pipelines=[{"name": "room", "kind": "microphone", "bundle": str(bundle), "source": {"device": "NoSuchMicrophone"}}])
+                          pipelines=[{"name": "room", "kind": "microphone", "bundle": str(bundle),
+                                      "source": {"device": "NoSuchMicrophone"}}])
     rows = doctor(config)
     mic = row(rows, "microphone room")
     assert mic.status == "fail"

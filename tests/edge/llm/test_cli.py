@@ -102,7 +102,8 @@ def test_pull_explains_what_it_needs(tmp_path: Path) -> None:
     assert "pip install huggingface_hub" in offline.stderr or "cannot download some/repo/model.gguf" in offline.stderr
 
 
-def test_pull_says_how_to_install_huggingface_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pull_says_how_to_install_huggingface_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     from edge.cli import main as edge_main
 
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # `import huggingface_hub` now raises ImportError

@@ -18,7 +18,8 @@ def test_request_defaults_and_max_tokens_ceiling() -> None:
     req = parse_chat_request({"prompt": "hi", "system": "be brief", "sensor_context": False}, SETTINGS)
     assert req.messages == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     assert req.max_tokens == 64 and not req.max_tokens_capped and req.sensor_context is False
-    parts = parse_chat_request({"messages": [{"role": "developer", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}, SETTINGS)
+    parts = parse_chat_request({"messages": [{"role": "developer", "content": [{"type": "text", "text": "a"}, {"type": "text",
+                                                                                                               "text": "b"}]}]}, SETTINGS)
     assert parts.messages == [{"role": "system", "content": "ab"}]
 
 

@@ -72,7 +72,8 @@ def test_messages_must_be_a_non_empty_list(messages: Any) -> None:
 
 def test_each_message_is_checked() -> None:
     refused({"messages": [HELLO[0], "hi"]}, "messages[1] must be an object with 'role' and 'content'", "messages")
-    refused({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role must be one of system, user, assistant, got 'tool'", "messages")
+    refused({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role must be one of system, user, assistant, got 'tool'",
+            "messages")
     refused({"messages": [{"content": "x"}]}, "messages[0].role must be one of system, user, assistant, got None", "messages")
     refused({"messages": [{"role": "user"}]}, "messages[0] has no 'content'", "messages")
     refused({"messages": [{"role": "user", "content": None}]}, "messages[0].content must be a string, got NoneType", "messages")
@@ -98,7 +99,8 @@ def test_content_parts_are_joined_text() -> None:
     [{"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": 5}, {"type": "text"}, "text", {"text": "hi"}],
 )
 def test_non_text_parts_are_refused(part: Any) -> None:
-    with pytest.raises(RequestError, match=re.escape("messages[1].content: only text parts ({'type': 'text', 'text': ...}) are supported")) as info:
+    with pytest.raises(RequestError,
+                       match=re.escape("messages[1].content: only text parts ({'type': 'text', 'text': ...}) are supported")) as info:
         parse_messages([HELLO[0], {"role": "user", "content": [{"type": "text", "text": "a"}, part]}])
     assert info.value.param == "messages"
 
@@ -226,7 +228,8 @@ def test_stream_must_be_a_bool() -> None:
 
 @pytest.mark.parametrize(
     "options, expected",
-    [({"include_usage": True}, True), ({"include_usage": False}, False), ({}, False), (None, False), ("include_usage", False), (["include_usage"], False)],
+    [({"include_usage": True}, True), ({"include_usage": False}, False), ({}, False), (None, False), ("include_usage", False),
+     (["include_usage"], False)],
 )
 def test_include_usage(options: Any, expected: bool) -> None:
     assert parse(stream=True, stream_options=options).include_usage is expected
@@ -253,12 +256,14 @@ def test_sensor_context_must_be_a_bool(body: dict[str, Any]) -> None:
 def test_request_error_as_json() -> None:
     e = RequestError("too long", param="messages")
     assert isinstance(e, ValueError) and (e.status, e.code) == (400, "invalid_request")
-    assert e.as_json() == {"error": {"message": "too long", "type": "invalid_request_error", "code": "invalid_request", "param": "messages"}}
+    assert e.as_json() == {"error": {"message": "too long", "type": "invalid_request_error", "code": "invalid_request",
+                                     "param": "messages"}}
     busy = RequestError("queue full", status=429, code="queue_full")
     assert busy.as_json()["error"]["type"] == "invalid_request_error" and busy.param is None
     assert RequestError("x", status=499).as_json()["error"]["type"] == "invalid_request_error"
     assert RequestError("x", status=500).as_json()["error"]["type"] == "server_error"
-    assert RequestError("x", status=503, code="not_loaded").as_json()["error"] == {"message": "x", "type": "server_error", "code": "not_loaded", "param": None}
+    assert RequestError("x", status=503, code="not_loaded").as_json()["error"] == {"message": "x", "type": "server_error",
+                                                                                   "code": "not_loaded", "param": None}
 
 
 def test_completion_ids_are_unique_and_openai_shaped() -> None:

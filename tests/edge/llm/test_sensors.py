@@ -23,7 +23,8 @@ def test_sensor_summary_from_retained_states() -> None:
     assert "speech" not in summary and "door" not in summary  # too old / not a state
     ctx.on_state("edgeteach/pi/camera/state", b"")  # retained state cleared: the pipeline is gone
     ctx.on_state("edgeteach/pi/mic/state", json.dumps({"label": "speech", "confidence": 0.8, "ts": now}).encode())
-    assert ctx.summary(now).splitlines()[1:3] == ['- "desk" detects: cup (1 s ago)', '- The microphone "mic" hears: speech (confidence 0.80, 0 s ago)']
+    assert ctx.summary(now).splitlines()[1:3] == ['- "desk" detects: cup (1 s ago)',
+                                                  '- The microphone "mic" hears: speech (confidence 0.80, 0 s ago)']
 
 
 def test_sensor_context_goes_into_the_system_prompt() -> None:

@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -214,7 +215,8 @@ def test_disconnect_mid_stream_cancels_and_frees_the_worker(server: LlmServerPro
     status, _, answer = post(server, {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "temperature": 0})
     assert status == 200 and answer["usage"]["completion_tokens"] <= 4
     after = server.metrics()
-    assert metric(after, "edgeteach_llm_requests_total", 'outcome="cancelled"') == metric(before, "edgeteach_llm_requests_total", 'outcome="cancelled"') + 1
+    assert metric(after, "edgeteach_llm_requests_total", 'outcome="cancelled"') == metric(before, "edgeteach_llm_requests_total",
+                                                                                          'outcome="cancelled"') + 1
     generated = metric(after, "edgeteach_llm_generation_tokens_total") - metric(before, "edgeteach_llm_generation_tokens_total")
     assert generated < 150, f"{generated} tokens generated: the abandoned answer (200 tokens) was not stopped"
     assert answer["timings"]["queue_ms"] < (time.monotonic() - started) * 1000 + 1
@@ -235,7 +237,8 @@ def test_disconnect_during_a_non_streaming_request_cancels_the_generation(server
     # the request ends (one more ok or cancelled) long before 200 tokens would take
     after = wait_for(lambda: (text := server.metrics()) and sum(outcomes(text).values()) > sum(outcomes(before).values()) and text,
                      60, "the abandoned request to end")
-    assert outcomes(after) == {**outcomes(before), "cancelled": outcomes(before)["cancelled"] + 1}, "the abandoned request was not cancelled"
+    assert outcomes(after) == {**outcomes(before),
+                               "cancelled": outcomes(before)["cancelled"] + 1}, "the abandoned request was not cancelled"
     generated = metric(after, "edgeteach_llm_generation_tokens_total") - metric(before, "edgeteach_llm_generation_tokens_total")
     assert generated < 150, f"{generated} tokens generated: the abandoned answer (200 tokens) was not stopped"
     wait_for(lambda: "client disconnected; generation cancelled" in server.log_text(), 10, "the cancellation in the log")

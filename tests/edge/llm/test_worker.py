@@ -22,7 +22,7 @@ def engine() -> Engine:
     return Engine.load(LlmSettings(model=str(require_model(SMOLLM2)), threads=1, context_size=512))
 
 
-def _last(events: "queue.Queue[object]", timeout: float = 60) -> object:
+def _last(events: queue.Queue[object], timeout: float = 60) -> object:
     deadline = time.monotonic() + timeout
     while True:
         event = events.get(timeout=max(0.1, deadline - time.monotonic()))

@@ -156,7 +156,8 @@ def test_birth_online_is_retained_again_after_an_outage_that_filled_the_queue(tm
     conn.start()
     try:
         assert conn.wait_connected(10)
-        wait_for(lambda: (r := retained(broker.host, broker.port, "dev/status")) is not None and r.payload == b"online", 10, "the first birth message")
+        wait_for(lambda: (r := retained(broker.host, broker.port, "dev/status")) is not None and r.payload == b"online", 10,
+                 "the first birth message")
         assert conn.publish("dev/other", b"kept until the restart", qos=1, retain=True)
         wait_for(lambda: retained(broker.host, broker.port, "dev/other") is not None, 10, "a retained message before the outage")
         broker.stop()
@@ -213,7 +214,8 @@ def _make_certs(folder: Path) -> dict[str, Path]:
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     for name in ("server", "client"):
         run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.crt", "-days",
+            "2",
             *(["-extfile", "san.ext"] if name == "server" else []))
     return {name: folder / name for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
 

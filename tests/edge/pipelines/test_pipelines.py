@@ -47,7 +47,8 @@ class Recorder:
 
 def camera_cfg(name: str, bundle: Path, uri: str, **extra: Any) -> Any:
     source = {"uri": uri, "backoff_initial_s": 0.1, "backoff_max_s": 0.8, **extra.pop("source", {})}
-    entry = {"name": name, "kind": "camera", "bundle": str(bundle), "smoothing": {"method": "none"}, "min_hold_s": 0, "source": source, **extra}
+    entry = {"name": name, "kind": "camera", "bundle": str(bundle), "smoothing": {"method": "none"}, "min_hold_s": 0, "source": source,
+             **extra}
     return parse_config({"pipelines": [entry]}).pipelines[0]
 
 
@@ -77,7 +78,8 @@ def test_n_of_m_needs_agreement() -> None:
     a, b = [0.9, 0.1], [0.1, 0.9]
     # first reading: no agreement yet -> unknown; then a wins 3 of 3; b must win 3 in a row to take over
     assert _run(post, [a, a, a, b, b, a, b, b, b]) == [
-        ("unknown", True), ("unknown", False), ("a", True), ("a", False), ("a", False), ("a", False), ("a", False), ("a", False), ("b", True),
+        ("unknown", True), ("unknown", False), ("a", True), ("a", False), ("a", False), ("a", False), ("a", False), ("a", False), ("b",
+                                                                                                                                   True),
     ]
 
 
@@ -291,7 +293,8 @@ def test_microphone_pipeline_for_real_48k_device_resampled_to_16k(tmp_path: Path
     repo = REPO
     with AlsaFileMicrophone(tmp_path, rate=48000) as mic:
         mic.loop(tone(4000, 0.1, 48000))  # whole periods: loops without a click
-        proc = subprocess.Popen([sys.executable, "-m", "tests.support.run_pipeline", str(config), "15"], env=mic.env(), cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "tests.support.run_pipeline", str(config), "15"], env=mic.env(), cwd=repo,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         reader = threading.Thread(target=_read_lines, args=(proc, lines), daemon=True)
         reader.start()
         try:
@@ -320,7 +323,8 @@ def test_failing_camera_restarts_while_another_pipeline_carries_on(tmp_path: Pat
     dead = f"rtsp://127.0.0.1:{free_port()}/live"  # nothing listens: the camera URL fails
     rec = Recorder()
     good = build_pipeline(camera_cfg("hall", bundle, str(clip), source={"backoff_initial_s": 0.2}), rec.decision, rec.status)
-    bad = build_pipeline(camera_cfg("door", bundle, dead, source={"backoff_initial_s": 0.1, "backoff_max_s": 0.4}), rec.decision, rec.status)
+    bad = build_pipeline(camera_cfg("door", bundle, dead, source={"backoff_initial_s": 0.1, "backoff_max_s": 0.4}), rec.decision,
+                         rec.status)
     good.start()
     bad.start()
     try:

@@ -100,7 +100,8 @@ def test_image_folder_in_name_order_skipping_unreadable(tmp_path: Path) -> None:
 
 def test_csi_pipeline_string_goes_through_opencv_gstreamer(monkeypatch: pytest.MonkeyPatch) -> None:
     text = csi_pipeline(1, 1920, 1080, 30)
-    assert text.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM), width=(int)1920, height=(int)1080, framerate=(fraction)30/1")
+    assert text.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM), width=(int)1920, height=(int)1080, "
+                           "framerate=(fraction)30/1")
     assert "nvvidconv flip-method=0" in text and "format=(string)BGR ! appsink drop=true max-buffers=1" in text
     source = open_camera_source("csi://1", 1920, 1080, 30)
     assert isinstance(source, OpenCvSource) and source.gstreamer == text
@@ -125,7 +126,7 @@ class _StandInPicamera2:
     """Mimics the parts of picamera2.Picamera2 the adapter uses (create_video_configuration, configure,
     start, capture_array, stop, close)."""
 
-    instances: list["_StandInPicamera2"] = []
+    instances: list[_StandInPicamera2] = []
 
     def __init__(self, camera_num: int = 0) -> None:
         self.camera_num = camera_num
@@ -188,7 +189,9 @@ def test_backoff_doubles_caps_and_resets_after_a_healthy_run() -> None:
 def test_supervisor_restarts_a_failing_camera_url_with_backoff() -> None:
     url = f"http://127.0.0.1:{free_port()}/video.mjpg"  # nothing listens: connection refused
     statuses: list[tuple[str, str, str]] = []
-    supervisor = SourceSupervisor("door", lambda: open_camera_source(url), lambda item: None, lambda *s: statuses.append(s), Backoff(0.1, 0.4, 10))
+    supervisor = SourceSupervisor("door", lambda: open_camera_source(url), lambda item: None, lambda *s: statuses.append(s), Backoff(0.1,
+                                                                                                                                     0.4,
+                                                                                                                                     10))
     supervisor.start()
     try:
         wait_for(lambda: supervisor.restarts >= 5, 15, "five restarts of the dead camera URL")
@@ -211,10 +214,9 @@ def test_sound_file_source_paces_and_ends(tmp_path: Path) -> None:
     source = SoundFileSource(str(path), block_s=0.1, realtime=True)
     started = time.monotonic()
     blocks = []
-    with source:
-        with pytest.raises(SourceEnded):
-            while True:
-                blocks.append(source.read())
+    with source, pytest.raises(SourceEnded):
+        while True:
+            blocks.append(source.read())
     assert time.monotonic() - started >= 0.4
     assert sum(b.samples.size for b in blocks) == 11025 and blocks[0].sample_rate == 22050
 
@@ -234,7 +236,8 @@ try:
 except SourceError as e:
     err = str(e)
 print(json.dumps({"rate": src.sample_rate, "n": int(x.size), "peak": float(np.abs(x).max()),
-    "crossings": int(np.sum(np.diff(np.signbit(h[h != 0]).astype(int)) != 0)) if (h := x[x.size // 2:]).size else 0, "seconds": float(x.size / src.sample_rate),
+    "crossings": int(np.sum(np.diff(np.signbit(h[h != 0]).astype(int)) != 0)) if (h := x[x.size // 2:]).size else 0,
+    "seconds": float(x.size / src.sample_rate),
     "span": blocks[-1].ts - blocks[0].ts, "error": err, "name": src.description}))
 """
 
@@ -242,7 +245,8 @@ print(json.dumps({"rate": src.sample_rate, "n": int(x.size), "peak": float(np.ab
 def test_microphone_through_sounddevice_and_alsa_file_plugin(tmp_path: Path) -> None:
     with AlsaFileMicrophone(tmp_path, rate=48000) as mic:
         mic.loop(tone(1000, 0.1, 48000, amplitude=0.5))  # 100 whole periods: loops seamlessly
-        result = subprocess.run([sys.executable, "-c", MIC_CHILD, PCM_NAME, "20"], env=mic.env(), capture_output=True, text=True, cwd=REPO, timeout=60)
+        result = subprocess.run([sys.executable, "-c", MIC_CHILD, PCM_NAME, "20"], env=mic.env(), capture_output=True, text=True, cwd=REPO,
+                                timeout=60)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["rate"] == 48000 and PCM_NAME in data["name"]  # the device's native rate, chosen by name

@@ -39,7 +39,8 @@ def test_frames_from_a_video_after_a_countdown(tmp_path: Path) -> None:
 
 def test_frames_from_the_real_video_fixture_via_cli(tmp_path: Path, shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = shared_dir / "video" / "bottle-detection.mp4"
-    argv = ["collect", "camera", str(tmp_path / "ds"), "--class", "bottle", "--source", str(clip), "--count", "3", "--interval", "0.1", "--countdown", "0", "--mirror"]
+    argv = ["collect", "camera", str(tmp_path / "ds"), "--class", "bottle", "--source", str(clip), "--count", "3", "--interval", "0.1",
+            "--countdown", "0", "--mirror"]
     assert edge_main(argv) == 0
     files = sorted((tmp_path / "ds" / "bottle").glob("*.jpg"))
     assert len(files) == 3 and cv2.imread(str(files[0])).shape == (360, 640, 3)
@@ -73,9 +74,11 @@ def test_microphone_clips_through_sounddevice_and_alsa(tmp_path: Path) -> None:
     with AlsaFileMicrophone(tmp_path, rate=48000) as mic:
         mic.loop(tone(1000, 0.1, 48000, amplitude=0.4))
         base = [sys.executable, "-m", "edge.cli", "collect", "microphone", str(dataset), "--device", PCM_NAME, "--countdown", "0"]
-        clips = subprocess.run([*base, "--class", "whistle", "--seconds", "2", "--clip", "0.5"], env=mic.env(), cwd=REPO, capture_output=True, text=True, timeout=60)
+        clips = subprocess.run([*base, "--class", "whistle", "--seconds", "2", "--clip", "0.5"], env=mic.env(), cwd=REPO,
+                               capture_output=True, text=True, timeout=60)
         mic.loop(None)  # silence: the background class
-        background = subprocess.run([*base, "--background", "--seconds", "3"], env=mic.env(), cwd=REPO, capture_output=True, text=True, timeout=60)
+        background = subprocess.run([*base, "--background", "--seconds", "3"], env=mic.env(), cwd=REPO, capture_output=True, text=True,
+                                    timeout=60)
     assert clips.returncode == 0, clips.stderr
     assert background.returncode == 0, background.stderr
     files = sorted((dataset / "whistle").glob("*.wav"))
@@ -100,7 +103,8 @@ def test_camera_source_taken_from_the_daemon_config(tmp_path: Path, capsys: pyte
         "  - {name: desk, kind: camera, bundle: b, mirror: true, source: {uri: blue.avi}}\n",  # relative to the config
         encoding="utf-8",
     )
-    base = ["collect", "camera", str(tmp_path / "ds"), "--class", "blue", "--count", "2", "--interval", "0", "--countdown", "0", "--config", str(config)]
+    base = ["collect", "camera", str(tmp_path / "ds"), "--class", "blue", "--count", "2", "--interval", "0", "--countdown", "0", "--config",
+            str(config)]
     assert edge_main(base) == 0
     assert len(list((tmp_path / "ds" / "blue").glob("*.jpg"))) == 2
     assert edge_main([*base, "--pipeline", "door"]) == 1

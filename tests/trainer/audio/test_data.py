@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from edge.core.audio_windows import ClipRejected, clip_windows, load_clip, plan_windows
+from edge.core.audio_windows import clip_windows, load_clip, plan_windows
 from edge.core.datasets import DatasetError, make_splits, scan_dataset
 from trainer.audio.data import AudioSettings, build_windows, decode_clips
 
@@ -125,7 +125,8 @@ def test_long_recording_becomes_several_windows_and_quiet_stretches_are_dropped(
 
 
 def test_windows_of_a_data_set_carry_their_labels(tmp_path: Path) -> None:
-    long_noise = _write(tmp_path / "_background_noise_" / "fan.wav", 0.05 * np.random.default_rng(0).standard_normal(5 * RATE).astype(np.float32), RATE)
+    long_noise = _write(tmp_path / "_background_noise_" / "fan.wav",
+                        0.05 * np.random.default_rng(0).standard_normal(5 * RATE).astype(np.float32), RATE)
     word = _write(tmp_path / "go" / "a.wav", _tone(0.4, 8000), 8000)
     from edge.core.datasets import Sample
 

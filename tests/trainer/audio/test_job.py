@@ -134,7 +134,8 @@ def test_int8_probabilities_stay_close_to_fp32_on_the_unseen_speaker(bundle_dir:
     bundle = load_bundle(bundle_dir)
     files = sorted((speech_set / "val").rglob("*.wav"))
     windows = np.concatenate([
-        clip_windows(load_clip(path, bundle.sample_rate, background=is_background_path(path)), bundle.sample_rate, bundle.window_samples, bundle.hop_samples)
+        clip_windows(load_clip(path, bundle.sample_rate, background=is_background_path(path)), bundle.sample_rate, bundle.window_samples,
+                     bundle.hop_samples)
         for path in files
     ]).astype(np.float32)
     assert len(windows) == VAL_WINDOWS
@@ -205,7 +206,8 @@ def test_trainer_evaluate_json_on_an_audio_folder(bundle_dir: Path, speech_set: 
     assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / metrics["n"])
 
 
-def test_image_backbone_or_bad_window_for_sound_is_a_clear_error(speech_set: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_image_backbone_or_bad_window_for_sound_is_a_clear_error(speech_set: Path, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     assert trainer_main(["train", str(speech_set), "-o", str(tmp_path / "a"), "--backbone", "mobilenet_v3_small", "--quiet"]) == 2
     assert "image backbone" in caplog.text and "compact_cnn" in caplog.text
     assert trainer_main(["train", str(speech_set), "-o", str(tmp_path / "b"), "--hop", "2", "--quiet"]) == 2

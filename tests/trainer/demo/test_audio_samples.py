@@ -75,7 +75,8 @@ def test_sample_sound_plays_each_class_in_turn(tmp_path: Path) -> None:
     assert rate == 16000 and data.ndim == 1 and len(data) == 3 * 2 * 16000
     segments = data.reshape(3, 2 * rate)
     assert [_sound_kind(seg, rate) for seg in segments] == list(SOUND_CLASSES)  # whistle, clap, background
-    other = [_sound_kind(seg, rate) for seg in _read(render_sound_sequence(tmp_path / "o.wav", ("clap", BACKGROUND, "whistle"), 2.0, seed=4))[0].reshape(3, -1)]
+    other = [_sound_kind(seg, rate) for seg in _read(render_sound_sequence(tmp_path / "o.wav", ("clap", BACKGROUND, "whistle"), 2.0,
+                                                                           seed=4))[0].reshape(3, -1)]
     assert other == ["clap", BACKGROUND, "whistle"]  # the order asked for
     again, _ = _read(render_sound_sequence(tmp_path / "seq2.wav", seconds_per_class=2.0, seed=3))
     assert np.array_equal(data, again)

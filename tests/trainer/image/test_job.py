@@ -130,7 +130,8 @@ def test_one_class_only_fails_before_training(tmp_path: Path, caplog: pytest.Log
 
 
 @pytest.mark.slow
-def test_evaluate_refuses_folders_the_bundle_does_not_know(trained: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_evaluate_refuses_folders_the_bundle_does_not_know(trained: dict[str, Path], tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
     other = write_shapes_dataset(tmp_path / "o", per_class=2, shapes=("circle", "triangle"))
     with caplog.at_level(logging.ERROR):
         rc = main(["evaluate", str(trained["out"]), str(other), "--json"])

@@ -31,13 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def format_metrics(metrics: dict) -> str:
     labels = metrics["labels"]
     width = max(12, *(len(label) for label in labels))
-    lines = [f"{metrics['variant']} on {metrics['data']['root']} ({metrics['data']['part']}): accuracy {100 * metrics['accuracy']:.1f} % of {metrics['n']}"]
+    lines = [f"{metrics['variant']} on {metrics['data']['root']} ({metrics['data']['part']}): accuracy "
+             f"{100 * metrics['accuracy']:.1f} % of {metrics['n']}"]
     lines.append(f"{'class':<{width}} {'n':>5} {'accuracy':>9} {'precision':>10}")
     for label in labels:
         n = metrics["support"].get(label, 0)
         acc = metrics["per_class"].get(label)
         prec = metrics["precision"].get(label)
-        lines.append(f"{label:<{width}} {n:>5} {'-' if acc is None else f'{100 * acc:.1f} %':>9} {'-' if prec is None else f'{100 * prec:.1f} %':>10}")
+        lines.append(f"{label:<{width}} {n:>5} {'-' if acc is None else f'{100 * acc:.1f} %':>9} "
+                     f"{'-' if prec is None else f'{100 * prec:.1f} %':>10}")
     lines.append("confusion matrix (rows: true, columns: predicted, in label order):")
     lines.extend("  " + " ".join(f"{v:>5}" for v in row) for row in metrics["confusion_matrix"])
     if metrics["skipped"]:

@@ -32,15 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=["image", "audio"], default=None, help="default: detected from the files")
     p.add_argument("--backbone", choices=sorted(BUILDERS) + list(AUDIO_BACKBONES), default=None,
                    help=f"default: {IMAGE_DEFAULTS['backbone']} for images, {AUDIO_DEFAULTS['backbone']} for sound")
-    p.add_argument("--weights", type=Path, default=None, metavar="PATH", help="backbone weights file (.pth) instead of the built-in/cached ones")
-    p.add_argument("--epochs", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['epochs']} for images, {AUDIO_DEFAULTS['epochs']} for sound")
-    p.add_argument("--batch-size", type=int, default=None, help=f"default: {IMAGE_DEFAULTS['batch_size']} for images, {AUDIO_DEFAULTS['batch_size']} for sound")
+    p.add_argument("--weights", type=Path, default=None, metavar="PATH",
+                   help="backbone weights file (.pth) instead of the built-in/cached ones")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default: {IMAGE_DEFAULTS['epochs']} for images, {AUDIO_DEFAULTS['epochs']} for sound")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"default: {IMAGE_DEFAULTS['batch_size']} for images, {AUDIO_DEFAULTS['batch_size']} for sound")
     p.add_argument("--lr", type=float, default=None, help=f"default: {IMAGE_DEFAULTS['lr']} for images, {AUDIO_DEFAULTS['lr']} for sound")
     p.add_argument("--fine-tune", type=int, default=_IMAGE["fine_tune"], metavar="N",
                    help=f"also train the backbone's last N blocks (default {_IMAGE['fine_tune']}: head only)")
     p.add_argument("--seed", type=int, default=_IMAGE["seed"])
     p.add_argument("--val-split", type=float, default=_IMAGE["val_split"], help="fraction held out per class when there is no val/ folder")
-    p.add_argument("--augment", type=int, default=_IMAGE["augment"], metavar="K", help="augmented views per training image (flip, crop, colour); 0 = none")
+    p.add_argument("--augment", type=int, default=_IMAGE["augment"], metavar="K",
+                   help="augmented views per training image (flip, crop, colour); 0 = none")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

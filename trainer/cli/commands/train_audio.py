@@ -49,7 +49,8 @@ def run_audio(args: argparse.Namespace) -> int:
     fill_audio_defaults(args)
     try:
         if args.backbone not in AUDIO_BACKBONES:
-            raise DatasetError(f"--backbone {args.backbone} is an image backbone; for sound use one of {', '.join(AUDIO_BACKBONES)} (default {AUDIO_DEFAULTS['backbone']})")
+            raise DatasetError(f"--backbone {args.backbone} is an image backbone; for sound use one of {', '.join(AUDIO_BACKBONES)} "
+                               f"(default {AUDIO_DEFAULTS['backbone']})")
         if getattr(args, "fine_tune", 0):
             log.warning("--fine-tune applies to image backbones; sound models train end to end and ignore it")
         report = train_audio_classifier(
