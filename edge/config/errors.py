@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from typing import Annotated, Any, Union
 
 import yaml
@@ -146,7 +147,7 @@ def problem_at(loc: tuple[Any, ...], lines: LineMap, message: str) -> str:
     return f"{_format_path(loc)}{where}: {message}"
 
 
-def friendly_problem(error: dict[str, Any], data: Any, lines: LineMap, root: type[BaseModel]) -> str:
+def friendly_problem(error: Mapping[str, Any], data: Any, lines: LineMap, root: type[BaseModel]) -> str:
     """One pydantic error as one line; `root` is the model the data was validated against."""
     loc = _strip_tags(tuple(error.get("loc", ())))
     kind = error.get("type", "")

@@ -15,6 +15,11 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # safe as one MQTT topic level and as a
 # `cmd` would even have its own messages matched by the `cmd/+` command subscription.
 RESERVED_NAMES = ("cmd", "llm", "stats", "status")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
+Provider = Literal["cpu", "cuda", "tensorrt"]
+
+
+def _default_providers() -> list[Provider]:
+    return ["cpu"]
 
 
 class SmoothingSettings(StrictModel):
@@ -88,8 +93,8 @@ class PipelineConfigBase(StrictModel):
     bundle: str = Field(..., min_length=1, description="path to a bundle folder made by `trainer train` (relative to this config file)")
     variant: Literal["fp32", "int8"] = Field("fp32", description="fp32 or int8 (smaller and faster on a Pi)")
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads; 0 = all cores")
-    providers: list[Literal["cpu", "cuda", "tensorrt"]] = Field(
-        default_factory=lambda: ["cpu"], min_length=1,
+    providers: list[Provider] = Field(
+        default_factory=_default_providers, min_length=1,
         description="execution providers in order of preference (cuda/tensorrt on Jetson); CPU is always the fallback"
     )
     threshold: float = Field(

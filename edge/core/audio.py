@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from math import gcd
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int, half_width: int =
     Plain numpy so the device needs no scipy; a 1 s window costs well under a millisecond."""
     samples = np.asarray(samples, dtype=np.float32)
     if rate_in == rate_out or samples.size == 0:
-        return samples.copy()
+        return cast(np.ndarray, samples.copy())
     g = gcd(rate_in, rate_out)
     up, down = rate_out // g, rate_in // g
     n_out = int(np.ceil(samples.size * up / down))

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def frame_energy(samples: np.ndarray, frame: int) -> np.ndarray:
     n = max(1, int(np.ceil(samples.size / frame)))
     padded = np.zeros(n * frame, np.float32)
     padded[: samples.size] = samples
-    return np.mean(np.square(padded.reshape(n, frame)), axis=1)
+    return cast(np.ndarray, np.mean(np.square(padded.reshape(n, frame)), axis=1))
 
 
 def check_clip(samples: np.ndarray, rate: int, where: str | Path, background: bool = False) -> None:

@@ -15,6 +15,7 @@ class Backoff:
         """The wait before the next start, given how long the last one ran."""
         if ran_for_s >= self.healthy_after_s:
             self.failures = 0
-        delay = min(self.max_s, self.initial_s * (2 ** self.failures))
+        factor: int = 2 ** self.failures  # int ** int is typed Any (negative exponents give a float)
+        delay = min(self.max_s, self.initial_s * factor)
         self.failures += 1
         return delay

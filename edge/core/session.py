@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnxruntime as ort
@@ -112,7 +113,7 @@ class Classifier:
     def predict_image(self, rgb: np.ndarray) -> np.ndarray:
         """Probabilities [classes] for one RGB uint8 image of any size."""
         fitted = fit_image(rgb, self.bundle.image_size, self.resize_policy)
-        return self.run(fitted[None])[0]
+        return cast(np.ndarray, self.run(fitted[None])[0])
 
     def predict_images(self, fitted: np.ndarray) -> np.ndarray:
         """Probabilities [N, classes] for images already fitted to the input size."""
@@ -123,7 +124,7 @@ class Classifier:
         samples = np.zeros(self.bundle.window_samples, dtype=np.float32)
         window = np.asarray(window, dtype=np.float32)[: self.bundle.window_samples]
         samples[: len(window)] = window
-        return self.run(samples[None])[0]
+        return cast(np.ndarray, self.run(samples[None])[0])
 
 
 def load_classifier(path: str | Path, variant: str = "fp32", threads: int = 0, providers: Sequence[str] | None = None) -> Classifier:

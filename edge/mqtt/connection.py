@@ -83,6 +83,15 @@ class IncomingMessage:
 Handler = Callable[[IncomingMessage], None]
 
 
+def _ignoring_message(fn: Callable[[], None]) -> Handler:
+    """A handler that calls `fn` and ignores the message it is given (connect listeners take none)."""
+
+    def handler(_msg: IncomingMessage) -> None:
+        fn()
+
+    return handler
+
+
 @dataclass
 class ConnectionCounters:
     connects: int = 0  # successful CONNACKs, the first one included
@@ -338,7 +347,7 @@ class MqttConnection:
             return False
         properties = None
         if request.correlation_data is not None and self.protocol == mqtt.MQTTv5:
-            properties = Properties(PacketTypes.PUBLISH)
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho's Properties.__init__ is unannotated
             properties.CorrelationData = request.correlation_data
         return self.publish(request.response_topic, payload, qos=qos, properties=properties)
 
@@ -387,7 +396,7 @@ class MqttConnection:
             client.publish(self.birth.topic, self.birth.payload, qos=self.birth.qos, retain=self.birth.retain)
         self._connected.set()
         for listener in listeners:
-            default.submit(lambda _msg, fn=listener: fn(), IncomingMessage(topic="$connected", payload=b""))
+            default.submit(_ignoring_message(listener), IncomingMessage(topic="$connected", payload=b""))
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._last_error = f"cannot reach {self.settings.host}:{self.settings.port}"

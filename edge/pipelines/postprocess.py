@@ -19,8 +19,12 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge.config.pipelines import PipelineConfigBase
 
 METHODS = ("none", "moving_average", "n_of_m")
 
@@ -46,7 +50,7 @@ class PostSettings:
             raise ValueError("min_hold_s cannot be negative")
 
     @classmethod
-    def from_pipeline(cls, cfg: object) -> PostSettings:
+    def from_pipeline(cls, cfg: PipelineConfigBase) -> PostSettings:
         smoothing = cfg.smoothing
         return cls(
             threshold=float(cfg.threshold),
