@@ -79,7 +79,7 @@ def check_cameras(config: Any) -> list[CheckResult]:
 
 def _check_picamera2(required: bool, camera_num: int | None = None, name: str = "picamera2") -> CheckResult:
     try:
-        from picamera2 import Picamera2  # type: ignore[import-not-found]
+        from picamera2 import Picamera2
     except Exception as exc:
         return CheckResult(name, "fail" if required else "warn", f"cannot import picamera2 ({exc})",
                            "`sudo apt install python3-picamera2` and a venv made with --system-site-packages "

@@ -16,7 +16,7 @@ def check_llm(config: Any) -> list[CheckResult]:
     settings = config.llm
     rows: list[CheckResult] = []
     try:
-        import llama_cpp  # type: ignore[import-not-found]
+        import llama_cpp
     except Exception as exc:
         return [CheckResult("llm", "fail", f"llama.cpp (llama-cpp-python) cannot be imported ({exc})",
                             "install it: `sudo deploy/install.sh` without --no-llm (add --cuda on a Jetson), or set llm.enabled: false")]

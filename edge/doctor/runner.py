@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,11 @@ def run_checks(options: DoctorOptions) -> list[CheckResult]:
         for index, pipeline in enumerate(config.pipelines):
             if not pipeline.enabled:
                 continue
-            rows += _guard(f"bundle {pipeline.name}", lambda i=index, p=pipeline: check_bundle(i, p))
+            rows += _guard(f"bundle {pipeline.name}", partial(check_bundle, index, pipeline))
             if pipeline.kind == "camera":
-                rows += _guard(f"camera {pipeline.name}", lambda i=index, p=pipeline: check_camera_source(i, p, options))
+                rows += _guard(f"camera {pipeline.name}", partial(check_camera_source, index, pipeline, options))
             else:
-                rows += _guard(f"microphone {pipeline.name}", lambda i=index, p=pipeline: check_microphone_source(i, p))
+                rows += _guard(f"microphone {pipeline.name}", partial(check_microphone_source, index, pipeline))
     rows += _guard("llm", lambda: check_llm(config))
     rows += _guard("memory", check_memory)
     rows += _guard("disk", check_disk)

@@ -12,7 +12,10 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ def resolve_formatter(chat_format: str | None, metadata: dict[str, str], eos: st
             jinja = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
 
             def from_template(messages: list[Message]) -> FormattedPrompt:
-                result = jinja(messages=messages)
+                result = jinja(messages=cast("list[ChatCompletionRequestMessage]", messages))
                 stop = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
                 return FormattedPrompt(result.prompt, stop=[s for s in stop if s], added_special=True)
 
@@ -109,14 +112,15 @@ def resolve_formatter(chat_format: str | None, metadata: dict[str, str], eos: st
         log.warning("the GGUF has no chat template; using the '%s' chat format (architecture %r). Set llm.chat_format to override.", chosen,
                     arch or "unknown")
         return chosen, OWN_FORMATS[chosen]
+    assert chat_format is not None  # None was answered above
     key = _normalise(chat_format)
     for name, fn in OWN_FORMATS.items():
         if _normalise(name) == key:
             return name, fn
-    fn = _llama_cpp_format(chat_format)
-    if fn is None:
+    found = _llama_cpp_format(chat_format)
+    if found is None:
         raise ChatFormatError(
             f"llm.chat_format: unknown chat format {chat_format!r}; use one of chatml, gemma, llama-2, llama-3, mistral-instruct, zephyr, "
             "or leave it empty to use the GGUF's own template"
         )
-    return chat_format, fn
+    return chat_format, found

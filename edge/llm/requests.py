@@ -114,7 +114,8 @@ def parse_chat_request(body: Any, settings: LlmSettings) -> ChatRequest:
     if not isinstance(stream, bool):
         raise RequestError(f"'stream' must be true or false, got {stream!r}", param="stream")
     options = body.get("stream_options") or {}
-    ext = body.get("edgeteach") if isinstance(body.get("edgeteach"), dict) else {}
+    ext_value = body.get("edgeteach")
+    ext = ext_value if isinstance(ext_value, dict) else {}
     sensor = body.get("sensor_context", ext.get("sensor_context", settings.sensor_context))
     if not isinstance(sensor, bool):
         raise RequestError(f"'sensor_context' must be true or false, got {sensor!r}", param="sensor_context")

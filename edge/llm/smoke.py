@@ -20,6 +20,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import CreateCompletionResponse
 
 PROMPT = "The capital of France is"
 DEFAULT_TOKENS = 8
@@ -111,7 +115,8 @@ def _child(model: Path, tokens: int, threads: int) -> int:
 
     llama = Llama(model_path=str(model), n_ctx=128, n_threads=threads, n_threads_batch=threads, verbose=False)
     started = time.perf_counter()
-    out = llama.create_completion(PROMPT, max_tokens=tokens, temperature=0.0, top_k=1)
+    # not streamed, so one response rather than an iterator of chunks
+    out = cast("CreateCompletionResponse", llama.create_completion(PROMPT, max_tokens=tokens, temperature=0.0, top_k=1))
     seconds = time.perf_counter() - started
     usage = out["usage"]
     print(json.dumps({"tokens": usage["completion_tokens"], "seconds": seconds, "text": out["choices"][0]["text"]}))

@@ -286,7 +286,7 @@ class Picamera2Source(FrameSource):
     def open(self) -> None:
         self.close()
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as exc:
             raise SourceError(
                 f"{self.description}: the picamera2 module is not installed; on Raspberry Pi OS run `sudo apt install python3-picamera2` "
