@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class WindowSet:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def windows(self, indices: Sequence[int], window: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    def windows(self, indices: Sequence[int] | np.ndarray, window: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """[n, window] float32; with `rng`, each window is shifted at random within its allowed range."""
         out = np.empty((len(indices), window), np.float32)
         for row, i in enumerate(indices):
@@ -159,7 +160,7 @@ def augment_waveforms(batch: np.ndarray, is_background: np.ndarray, pool: np.nda
                 pad = window - length
                 rows.append(torch.nn.functional.pad(stretched, (pad // 2, pad - pad // 2)))
         out = torch.stack(rows)
-    gains = 10 ** (rng.uniform(*aug.gain_db, size=n) / 20)
+    gains = cast(np.ndarray, 10 ** (rng.uniform(*aug.gain_db, size=n) / 20))  # int ** ndarray is typed float
     out = out * torch.from_numpy(gains.astype(np.float32))[:, None]
     if aug.mix_probability > 0:
         for i in range(n):

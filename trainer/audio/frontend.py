@@ -74,6 +74,12 @@ class LogMel(nn.Module):
     With `normalize`, each window's mean log-mel is removed (so the microphone's gain does not matter)
     and the result divided by `scale`, a constant fitted on the training set by `fit_scale`."""
 
+    # buffers registered in __init__ (nn.Module.__getattr__ is typed Tensor | Module)
+    kernels: torch.Tensor
+    mel: torch.Tensor
+    scale: torch.Tensor
+    window: torch.Tensor
+
     def __init__(self, config: FrontEndConfig = FrontEndConfig(), normalize: bool = True) -> None:
         super().__init__()
         self.config = config

@@ -36,8 +36,8 @@ class CompactCNN(nn.Module):
             _conv_block(2 * w, 4 * w), nn.MaxPool2d(2),
             _conv_block(4 * w, 6 * w),
         )
-        self.feature_dim = 6 * w
-        self.to(memory_format=torch.channels_last)
+        self.feature_dim: int = 6 * w
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's Module.to overloads omit memory_format, which it accepts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # channels-last runs these small convolutions ~1.5x faster on CPU (measured); same numbers
@@ -62,7 +62,7 @@ class LogMelImageBackbone(nn.Module):
         return self.body(x.expand(-1, 3, -1, -1))
 
 
-BUILDERS: dict[str, Callable[[int], nn.Module]] = {
+BUILDERS: dict[str, Callable[[int], CompactCNN | LogMelImageBackbone]] = {
     "compact_cnn": lambda width: CompactCNN(width),
     "efficientnet_lite0": lambda width: LogMelImageBackbone("efficientnet_lite0"),
 }

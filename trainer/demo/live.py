@@ -65,7 +65,7 @@ def render_video(path: Path, classes: tuple[str, ...] = SHAPES, seconds_per_clas
                  seed: int = 7) -> Path:
     """A video cycling through freshly drawn examples of each class (new ones, not the training images)."""
     rng = np.random.default_rng(seed)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))  # type: ignore[attr-defined]  # missing from the cv2 stubs
     if not writer.isOpened():
         raise LiveDemoError(f"OpenCV cannot write {path}; check that the folder is writable")
     for shape in classes:

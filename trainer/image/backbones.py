@@ -24,6 +24,9 @@ class BackboneError(RuntimeError):
 class Normalize(nn.Module):
     """uint8 NHWC RGB -> float NCHW, (x - mean) / std with mean/std on the 0..255 scale."""
 
+    mean: torch.Tensor  # buffers registered in __init__
+    inv_std: torch.Tensor
+
     def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
