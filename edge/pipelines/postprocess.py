@@ -19,42 +19,83 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import get_args
 
+import annotated_types
 import numpy as np
+from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from edge.config.pipelines import PipelineConfigBase
+from edge.config.pipelines import PipelineConfigBase, SmoothingSettings
 
-METHODS = ("none", "moving_average", "n_of_m")
+# Every default and bound below is the config's (edge/config/pipelines.py), read from its pydantic fields:
+# the `pipelines:` section is where they are documented and checked first, and config/ may not import
+# pipelines/, so this module takes them from there rather than the other way round.
+
+
+def _default(model: type[BaseModel], name: str) -> object:
+    return model.model_fields[name].default
+
+
+def _bounds(model: type[BaseModel], name: str) -> tuple[float, float]:
+    """The field's `ge`/`le` (every bounded number here has both)."""
+    lo = hi = None
+    for constraint in model.model_fields[name].metadata:
+        if isinstance(constraint, annotated_types.Ge):
+            lo = constraint.ge
+        elif isinstance(constraint, annotated_types.Le):
+            hi = constraint.le
+    assert lo is not None and hi is not None, f"{model.__name__}.{name} needs ge and le"
+    return float(lo), float(hi)  # type: ignore[arg-type]
+
+
+def _min_length(model: type[BaseModel], name: str) -> int:
+    return next(c.min_length for c in model.model_fields[name].metadata if isinstance(c, annotated_types.MinLen))
+
+
+METHODS: tuple[str, ...] = get_args(SmoothingSettings.model_fields["method"].annotation)
+THRESHOLD_BOUNDS = _bounds(PipelineConfigBase, "threshold")
+MIN_HOLD_BOUNDS = _bounds(PipelineConfigBase, "min_hold_s")
+COUNT_BOUNDS = {name: _bounds(SmoothingSettings, name) for name in ("window", "n", "m")}
+UNKNOWN_LABEL_MIN_LENGTH = _min_length(PipelineConfigBase, "unknown_label")
 
 
 @dataclass(frozen=True)
 class PostSettings:
-    threshold: float = 0.6
-    unknown_label: str = "unknown"
-    method: str = "moving_average"
-    window: int = 3
-    n: int = 3
-    m: int = 3
-    min_hold_s: float = 1.0
+    threshold: float = float(_default(PipelineConfigBase, "threshold"))  # type: ignore[arg-type]
+    unknown_label: str = str(_default(PipelineConfigBase, "unknown_label"))
+    method: str = str(_default(SmoothingSettings, "method"))
+    window: int = int(_default(SmoothingSettings, "window"))  # type: ignore[call-overload]
+    n: int = int(_default(SmoothingSettings, "n"))  # type: ignore[call-overload]
+    m: int = int(_default(SmoothingSettings, "m"))  # type: ignore[call-overload]
+    min_hold_s: float = float(_default(PipelineConfigBase, "min_hold_s"))  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"smoothing method {self.method!r} is unknown; use one of {', '.join(METHODS)}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold {self.threshold} must be between 0 and 1")
-        if self.window < 1 or self.n < 1 or self.m < 1 or self.n > self.m:
-            raise ValueError(f"smoothing needs window >= 1 and 1 <= n <= m (got window={self.window}, n={self.n}, m={self.m})")
-        if self.min_hold_s < 0:
-            raise ValueError("min_hold_s cannot be negative")
+        lo, hi = THRESHOLD_BOUNDS
+        if not lo <= self.threshold <= hi:
+            raise ValueError(f"threshold {self.threshold} must be between {lo:g} and {hi:g}")
+        counts = {"window": self.window, "n": self.n, "m": self.m}
+        got = ", ".join(f"{k}={v}" for k, v in counts.items())
+        if any(v < COUNT_BOUNDS[k][0] for k, v in counts.items()) or self.n > self.m:
+            lo = COUNT_BOUNDS["window"][0]
+            raise ValueError(f"smoothing needs window >= {lo:g} and {lo:g} <= n <= m (got {got})")
+        if any(v > COUNT_BOUNDS[k][1] for k, v in counts.items()):
+            raise ValueError(f"smoothing allows window, n and m up to {COUNT_BOUNDS['window'][1]:g} (got {got})")
+        lo, hi = MIN_HOLD_BOUNDS
+        if self.min_hold_s < lo:
+            raise ValueError("min_hold_s cannot be negative" if lo == 0 else f"min_hold_s must be at least {lo:g}")
+        if self.min_hold_s > hi:
+            raise ValueError(f"min_hold_s {self.min_hold_s} must be at most {hi:g}")
+        if len(self.unknown_label) < UNKNOWN_LABEL_MIN_LENGTH:
+            raise ValueError("unknown_label cannot be empty")
 
     @classmethod
     def from_pipeline(cls, cfg: PipelineConfigBase) -> PostSettings:
         smoothing = cfg.smoothing
         return cls(
             threshold=float(cfg.threshold),
-            unknown_label=str(getattr(cfg, "unknown_label", "unknown")),
+            unknown_label=str(getattr(cfg, "unknown_label", cls.unknown_label)),
             method=str(smoothing.method),
             window=int(smoothing.window),
             n=int(smoothing.n),
