@@ -2,7 +2,8 @@
 
 - `GET /healthz`: 200 with a JSON body while the daemon's main loop is healthy, 503 otherwise (the body
   says why), for Docker/Kubernetes-style probes and `curl` checks;
-- `GET /metrics`: Prometheus text exposition format 0.0.4 (edge.daemon.metrics writes it).
+- `GET /metrics`: Prometheus text exposition format 0.0.4 (edge.daemon.metrics gathers the families,
+  prometheus_client writes them).
 
 Stdlib only (http.server in a thread): the device must not need a web framework for two endpoints.
 """
