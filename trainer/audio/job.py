@@ -2,16 +2,16 @@
 
 The steps: scan and split (edge.core.datasets, shared with images), decode and check each file
 (edge.core.audio + audio_windows, shared with the device), train with augmentation
-(trainer.audio.loops), export waveform -> probabilities with the log-mel front end inside, check parity
-and quantize (trainer.export, shared with images), score both variants per file through ONNX Runtime
-with the device's windowing (edge.core.audio_windows.score_files), write the bundle and the report
-(trainer.report, shared).
+(trainer.audio.loops), then the steps shared with images (trainer.finish): export waveform ->
+probabilities with the log-mel front end inside, check parity and quantize (trainer.export), score both
+variants per file through ONNX Runtime with the device's windowing (edge.core.audio_windows.score_files),
+write the bundle and the report (trainer.outputs, trainer.report).
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,24 +22,22 @@ import torch
 
 from edge.core.audio import DEFAULT_SAMPLE_RATE
 from edge.core.audio_windows import BACKGROUND_LABEL, MIN_CLIP_SECONDS, score_files
-from edge.core.bundle import VARIANT_FILES
 from edge.core.datasets import DEFAULT_VAL_FRACTION, DatasetError, FolderDataset, Sample, Splits, make_splits, scan_dataset
 from edge.core.evaluate import classification_metrics
 from edge.core.session import make_session
 from trainer.audio.data import AudioSettings, Augment, decode_clips
 from trainer.audio.loops import AudioTrainConfig, train_end_to_end, train_frozen_backbone
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioProbabilityModel
-from trainer.export import check_parity, export_onnx, quantize_int8, remove_stale
-from trainer.outputs import write_outputs
+from trainer.finish import Finish, KeepFloat, Timer, export_and_score
 
 log = logging.getLogger(__name__)
 
 PARITY_WINDOWS = 64
 CALIBRATION_WINDOWS = 128
-FRONT_END_SCOPE = "/model/front_end/"
+FRONT_END_SCOPE = "/model/front_end/"  # ONNX node-name prefix of the log-mel front end
 # ImageNet backbones are used Teachable-Machine style (frozen, head on cached embeddings): fine-tuning
 # them end to end on a 2-core CPU takes far longer than the 10 minutes a maker should wait.
-FROZEN_BACKBONES = ("efficientnet_lite0",)  # ONNX node-name prefix of the log-mel front end
+FROZEN_BACKBONES = ("efficientnet_lite0",)
 
 
 @dataclass
@@ -109,34 +107,35 @@ def _place_background_parts(splits: Splits, parts: tuple[Path, Path]) -> None:
     splits.val = [Sample(tail, s.label) if s.path in parts else s for s in splits.val]
 
 
-def _score(path: Path, samples: list[Sample], labels: tuple[str, ...], settings: AudioSettings,
-           clips: dict[Path, np.ndarray]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+def _scorer(settings: AudioSettings, labels: tuple[str, ...],
+            clips: dict[Path, np.ndarray]) -> Callable[[Path, list[Sample]], dict[str, Any]]:
     """Per-file metrics of one exported variant, windows cut and averaged exactly as `trainer evaluate` does."""
-    session = make_session(path)
-    name = session.get_inputs()[0].name
-    kept, probs, skipped = score_files([s.path for s in samples], lambda x: session.run(None, {name: x})[0], settings.sample_rate,
-                                       settings.window, settings.hop, preloaded=clips)
-    y_true = [samples[i].label for i in kept]
-    y_pred = [int(np.argmax(p)) for p in probs]
-    return classification_metrics(y_true, y_pred, labels), skipped
+
+    def score(path: Path, samples: list[Sample]) -> dict[str, Any]:
+        session = make_session(path)
+        name = session.get_inputs()[0].name
+        kept, probs, _ = score_files([s.path for s in samples], lambda x: session.run(None, {name: x})[0], settings.sample_rate,
+                                     settings.window, settings.hop, preloaded=clips)
+        y_true = [samples[i].label for i in kept]
+        y_pred = [int(np.argmax(p)) for p in probs]
+        return classification_metrics(y_true, y_pred, labels)
+
+    return score
 
 
 def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
     """Runs the whole sound pipeline; returns the report dictionary (also written to out_dir)."""
     _check_options(opts)
-    started = time.perf_counter()
-    timing: dict[str, float] = {}
-    out_dir = Path(opts.out_dir)
+    timer = Timer()
     settings = AudioSettings(opts.sample_rate, opts.window_seconds, opts.hop_seconds)
     dataset = scan_dataset(opts.data_dir, "audio")
 
-    t = time.perf_counter()
-    clips, skipped = decode_clips(dataset.all_files, settings.sample_rate, progress=opts.progress)
-    parts = _split_lone_background(dataset, clips, settings)
-    splits = make_splits(dataset, [Path(s["path"]) for s in skipped], opts.val_split, opts.seed)
-    if parts:
-        _place_background_parts(splits, parts)
-    timing["decode"] = time.perf_counter() - t
+    with timer.step("decode"):
+        clips, skipped = decode_clips(dataset.all_files, settings.sample_rate, progress=opts.progress)
+        parts = _split_lone_background(dataset, clips, settings)
+        splits = make_splits(dataset, [Path(s["path"]) for s in skipped], opts.val_split, opts.seed)
+        if parts:
+            _place_background_parts(splits, parts)
 
     config = AudioTrainConfig(
         backbone=opts.backbone, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed,
@@ -144,42 +143,24 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
     )
     trainer = train_frozen_backbone if opts.backbone in FROZEN_BACKBONES else train_end_to_end
     result = trainer(splits, clips, config)
-    timing["train"] = result.timing["train_seconds"]
+    timer.record("train", result.timing["train_seconds"])
 
-    t = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale(out_dir)
-    model = AudioProbabilityModel(result.model).eval()
-    fp32_path = out_dir / VARIANT_FILES["fp32"]
-    export_onnx(model, torch.zeros((1, settings.window)), fp32_path, input_name="waveform")
-    source = result.val if len(result.val) else result.train
-    parity_inputs = source.windows(range(min(PARITY_WINDOWS, len(source))), settings.window)
-    # PyTorch computes the STFT with an FFT, the graph with the fixed-kernel convolution: parity checks both agree.
-    parity = check_parity(model, fp32_path, parity_inputs)
-    timing["export"] = time.perf_counter() - t
+    def parity_inputs() -> np.ndarray:
+        # PyTorch computes the STFT with an FFT, the graph with the fixed-kernel convolution: parity checks both agree.
+        source = result.val if len(result.val) else result.train
+        return source.windows(range(min(PARITY_WINDOWS, len(source))), settings.window)
 
-    variants = {"fp32": fp32_path}
-    quantization: dict[str, Any] = {}
-    if opts.int8:
-        t = time.perf_counter()
-        rng = np.random.default_rng(opts.seed)
-        pick = np.sort(rng.permutation(len(result.train))[:CALIBRATION_WINDOWS])
-        calibration = result.train.windows(pick, settings.window)
-        quantization = quantize_int8(fp32_path, out_dir / VARIANT_FILES["int8"], calibration, nodes_to_exclude=_front_end_nodes(fp32_path),
-                                     float_first_convs=0)
-        quantization["float_nodes"] = "log-mel front end (" + str(len(quantization["float_nodes"])) + " nodes)"
-        variants["int8"] = out_dir / VARIANT_FILES["int8"]
-        timing["quantize"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    metrics: dict[str, Any] = {}
-    test_metrics: dict[str, Any] = {}
-    for variant, path in variants.items():
-        metrics[variant], _ = _score(path, splits.val, splits.labels, settings, clips)
-        if splits.test:
-            test_metrics[variant], _ = _score(path, splits.test, splits.labels, settings, clips)
-    timing["evaluate"] = time.perf_counter() - t
-    timing["total"] = time.perf_counter() - started
+    finish = Finish(
+        model=AudioProbabilityModel(result.model).eval(),
+        example=torch.zeros((1, settings.window)),
+        input_name="waveform",
+        parity_inputs=parity_inputs,
+        calibration_pool=len(result.train),
+        calibration_size=CALIBRATION_WINDOWS,
+        calibration=lambda rows: result.train.windows(rows, settings.window),
+        score=_scorer(settings, splits.labels, clips),
+        keep_float=KeepFloat(first_convs=0, nodes=_front_end_nodes, label="log-mel front end"),
+    )
 
     front_end = result.model.front_end.config.describe() | {"scale": result.extra["front_end_scale"]}
     settings_report = {
@@ -217,19 +198,18 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         "file score = mean of its windows' probabilities (edge.core.audio_windows)",
         "front_end": front_end,
     }
-    return write_outputs(
-        out_dir,
+    return export_and_score(
+        Path(opts.out_dir),
+        finish,
+        splits,
+        timer,
+        int8=opts.int8,
+        seed=opts.seed,
         task="audio",
         backbone=opts.backbone,
-        labels=splits.labels,
         input_spec={"name": "waveform", "dtype": "float32", "shape": [-1, settings.window]},
         preprocessing=preprocessing,
-        metrics=metrics,
-        test_metrics=test_metrics,
         data_summary=data_summary,
         settings=settings_report,
         history=result.history,
-        parity=parity,
-        quantization=quantization,
-        timing=timing,
     )
