@@ -125,15 +125,22 @@ class CommandHandler:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _pipeline(self, args: dict[str, Any], optional: bool = False) -> tuple[str, Pipeline] | None:
+    def _pipeline(self, args: dict[str, Any]) -> tuple[str, Pipeline]:
+        """The pipeline a command acts on: the one named by "pipeline", or the only one running."""
+        chosen = self._named_pipeline(args)
+        if chosen is not None:
+            return chosen
+        pipelines = self._target.pipelines()
+        if len(pipelines) == 1:
+            return next(iter(pipelines.items()))
+        raise CommandError(f'name the pipeline: "pipeline": one of {sorted(pipelines)}')
+
+    def _named_pipeline(self, args: dict[str, Any]) -> tuple[str, Pipeline] | None:
+        """The pipeline named by "pipeline", or None when the request names none."""
         pipelines = self._target.pipelines()
         name = args.pop("pipeline", None)
         if name is None:
-            if optional:
-                return None
-            if len(pipelines) == 1:
-                return next(iter(pipelines.items()))
-            raise CommandError(f'name the pipeline: "pipeline": one of {sorted(pipelines)}')
+            return None
         if not isinstance(name, str):
             raise CommandError(f'"pipeline" must be a string, got {type(name).__name__}')
         if name not in pipelines:
@@ -156,7 +163,7 @@ class CommandHandler:
         return self._target.describe()
 
     def _pause_resume(self, args: dict[str, Any], pause: bool) -> dict[str, Any]:
-        chosen = self._pipeline(args, optional=True)
+        chosen = self._named_pipeline(args)
         self._no_more(args, "pause" if pause else "resume")
         targets = [chosen] if chosen else list(self._target.pipelines().items())
         for name, pipeline in targets:
@@ -171,9 +178,7 @@ class CommandHandler:
         return self._pause_resume(args, False)
 
     def _set(self, args: dict[str, Any]) -> dict[str, Any]:
-        chosen = self._pipeline(args)
-        assert chosen is not None
-        name, pipeline = chosen
+        name, pipeline = self._pipeline(args)
         if not args:
             raise CommandError('nothing to set; send e.g. {"threshold": 0.8} or {"smoothing": {"method": "n_of_m", "n": 2, "m": 3}}')
         try:
@@ -183,9 +188,7 @@ class CommandHandler:
         return {"pipeline": name, "settings": settings}
 
     def _reload(self, args: dict[str, Any]) -> dict[str, Any]:
-        chosen = self._pipeline(args)
-        assert chosen is not None
-        name, pipeline = chosen
+        name, pipeline = self._pipeline(args)
         bundle = args.pop("bundle", None)
         self._no_more(args, "reload")
         if not isinstance(bundle, str) or not bundle:
@@ -199,9 +202,7 @@ class CommandHandler:
         return {"pipeline": name, "bundle": bundle, "model_sha256": stats.get("model_sha256")}
 
     def _snapshot(self, args: dict[str, Any]) -> dict[str, Any]:
-        chosen = self._pipeline(args)
-        assert chosen is not None
-        name, pipeline = chosen
+        name, pipeline = self._pipeline(args)
         raw = args.pop("raw", False)
         self._no_more(args, "snapshot")
         if not isinstance(raw, bool):
