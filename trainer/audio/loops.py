@@ -83,7 +83,24 @@ def train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Audi
         torch.set_num_threads(threads)
 
 
-def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig) -> AudioTrainResult:
+@dataclass
+class _Windows:
+    """What both loops start from: the seeded generator, the training and validation windows, and the
+    noise pool mixed into the training windows."""
+
+    rng: np.random.Generator
+    labels: tuple[str, ...]
+    train: WindowSet
+    val: WindowSet
+    window: int
+    pool: np.ndarray
+    pool_source: str
+    is_background: np.ndarray
+
+
+def _prepare(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig, every_class: bool) -> _Windows:
+    """Seeds torch and the generator, cuts the windows and picks the noise pool; with `every_class`, a class
+    left without training windows is an error."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     settings = config.settings
@@ -91,22 +108,34 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
     train = build_windows(splits.train, clips, settings)
     val = build_windows(splits.val, clips, settings)
     missing = [labels[i] for i in range(len(labels)) if i not in set(train.labels)]
-    if missing:
+    if every_class and missing:
         from edge.core.datasets import DatasetError
 
         raise DatasetError(
             f"class(es) {', '.join(missing)} have no usable training sound left after skipping unreadable, too short or "
             f"silent files (see the warnings above); add recordings to those folders"
         )
-    window = settings.window
     background_label = labels.index(BACKGROUND_LABEL) if BACKGROUND_LABEL in labels else None
     pool, pool_source = noise_pool(train, background_label, settings.sample_rate, rng)
     is_background = np.array([lab == background_label for lab in train.labels])
+    return _Windows(rng, labels, train, val, settings.window, pool, pool_source, is_background)
+
+
+def _fit_front_end(model: AudioClassifier, data: _Windows) -> float:
+    """The front end's scale from up to 512 training windows."""
+    fit_rows = data.rng.choice(len(data.train), size=min(len(data.train), 512), replace=False)
+    return model.front_end.fit_scale(torch.from_numpy(data.train.windows(fit_rows, data.window)))
+
+
+def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig) -> AudioTrainResult:
+    data = _prepare(splits, clips, config, every_class=True)
+    rng, labels, train, val, window = data.rng, data.labels, data.train, data.val, data.window
+    pool, pool_source, is_background = data.pool, data.pool_source, data.is_background
+    settings = config.settings
 
     model = AudioClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels,
                                                                          mean=config.feature_mean), width=config.width)
-    fit_rows = rng.choice(len(train), size=min(len(train), 512), replace=False)
-    scale = model.front_end.fit_scale(torch.from_numpy(train.windows(fit_rows, window)))
+    scale = _fit_front_end(model, data)
     log.debug("front-end scale %.3f", scale)
 
     criterion = nn.CrossEntropyLoss(weight=class_weights(np.asarray(train.labels, np.int64), len(labels)),
@@ -193,19 +222,12 @@ def train_frozen_backbone(splits: Splits, clips: dict[Path, np.ndarray], config:
 
 def _train_frozen(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig, train_head: Any,
                   HeadConfig: Any) -> AudioTrainResult:
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    settings = config.settings
-    labels = splits.labels
-    train = build_windows(splits.train, clips, settings)
-    val = build_windows(splits.val, clips, settings)
-    window = settings.window
-    background_label = labels.index(BACKGROUND_LABEL) if BACKGROUND_LABEL in labels else None
-    pool, pool_source = noise_pool(train, background_label, settings.sample_rate, rng)
-    is_background = np.array([lab == background_label for lab in train.labels])
-    model = AudioClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=settings.sample_rate, n_mels=config.n_mels)).eval()
-    fit_rows = rng.choice(len(train), size=min(len(train), 512), replace=False)
-    scale = model.front_end.fit_scale(torch.from_numpy(train.windows(fit_rows, window)))
+    data = _prepare(splits, clips, config, every_class=False)
+    rng, labels, train, val, window = data.rng, data.labels, data.train, data.val, data.window
+    pool, pool_source, is_background = data.pool, data.pool_source, data.is_background
+    model = AudioClassifier(config.backbone, len(labels), FrontEndConfig(sample_rate=config.settings.sample_rate,
+                                                                         n_mels=config.n_mels)).eval()
+    scale = _fit_front_end(model, data)
     t1 = time.perf_counter()
     rows = np.arange(len(train))
     xs = [_embed(model, train.windows(rows, window))]
