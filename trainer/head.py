@@ -28,7 +28,8 @@ class HeadConfig:
     hidden: int = 100  # Dense(100, relu) as Teachable Machine
     dropout: float = 0.0
     # Teachable Machine uses none; 1e-3 (Adam, L2) measured best of 0/1e-4/1e-3/1e-2 on both real-frame
-    # benchmark sets (val accuracy 92.8 -> 98.2 % and 92.8 -> 95.9 %, docs/benchmarks.md).
+    # benchmark sets (val accuracy 92.8 -> 98.2 % and 92.8 -> 95.9 %; measured once, not in docs/benchmarks.md,
+    # which has no results file for those runs).
     weight_decay: float = 1e-3
     seed: int = 0
     balance_classes: bool = True

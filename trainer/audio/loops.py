@@ -44,7 +44,8 @@ class AudioTrainConfig:
     width: int = 16  # compact_cnn channels of the first block (then 2x, 4x, 6x)
     feature_mean: str = "band"  # FrontEndConfig.mean: per-band mean removal (channel normalisation) measured +2 points on 5 unseen speakers
     # One thread: these small convolutions gain little from a second one on an idle 2-core machine, and
-    # with anything else running two threads were 5x slower per step (measured: 108 vs 587 ms per batch).
+    # with anything else running two threads were 5x slower per step (108 vs 587 ms per batch; measured
+    # once, not in docs/benchmarks.md).
     threads: int = 1
     progress: bool = True
 
