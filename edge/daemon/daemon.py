@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__ as EDGE_VERSION
-from edge.config import EdgeConfig, load_config
+from edge.config import EdgeConfig, PipelineConfig, load_config
 from edge.daemon.commands import CommandHandler
 from edge.daemon.discovery import Discovery
 from edge.daemon.health import HealthServer
@@ -121,7 +121,7 @@ class Daemon:
                 log.info("LLM: started `edge llm serve` (pid %s) on http://%s:%d", self.llm.process.pid if self.llm.process else "?",
                          self.config.llm.host, self.config.llm.port)
 
-    def _build_pipeline(self, cfg: Any) -> Pipeline:
+    def _build_pipeline(self, cfg: PipelineConfig) -> Pipeline:
         from edge.pipelines import build_pipeline  # imported late: it pulls in OpenCV and ONNX Runtime
 
         return build_pipeline(cfg, self.publisher.on_decision, self.publisher.on_status)

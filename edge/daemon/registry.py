@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge.config import PipelineConfig
 from edge.daemon.publisher import DecisionPublisher
 from edge.pipelines.base import Pipeline
 
@@ -17,11 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class PipelineRegistry:
-    def __init__(self, build: Callable[[Any], Pipeline], publisher: DecisionPublisher) -> None:
+    def __init__(self, build: Callable[[PipelineConfig], Pipeline], publisher: DecisionPublisher) -> None:
         self._build = build
         self._publisher = publisher
         self._pipelines: dict[str, Pipeline] = {}
-        self._configs: dict[str, Any] = {}
+        self._configs: dict[str, PipelineConfig] = {}
         self._failed: dict[str, str] = {}  # pipelines that could not be built, and why
         self._lock = threading.RLock()
 
@@ -31,7 +32,7 @@ class PipelineRegistry:
         with self._lock:
             return dict(self._pipelines)
 
-    def configs(self) -> dict[str, Any]:
+    def configs(self) -> dict[str, PipelineConfig]:
         with self._lock:
             return dict(self._configs)
 
@@ -47,13 +48,13 @@ class PipelineRegistry:
         with self._lock:
             return {name: cfg.kind for name, cfg in self._configs.items()}
 
-    def build(self, cfg: Any) -> Pipeline:
+    def build(self, cfg: PipelineConfig) -> Pipeline:
         """A pipeline for `cfg`, its bundle loaded and checked, not started and not registered."""
         return self._build(cfg)
 
     # -- changes -----------------------------------------------------------------------------------
 
-    def start(self, cfg: Any) -> bool:
+    def start(self, cfg: PipelineConfig) -> bool:
         """Builds and starts the pipeline of `cfg`; a failure is recorded and published, never raised."""
         self._publisher.configure(cfg.name, cfg.publish)
         try:
@@ -74,7 +75,7 @@ class PipelineRegistry:
         log.info("pipeline %s (%s) started with %s", cfg.name, cfg.kind, cfg.bundle)
         return True
 
-    def replace(self, name: str, replacement: Pipeline, cfg: Any, timeout: float) -> None:
+    def replace(self, name: str, replacement: Pipeline, cfg: PipelineConfig, timeout: float) -> None:
         """Stops the running pipeline `name` and starts `replacement` (already built) in its place."""
         self.stop([name], timeout=timeout)
         self._publisher.configure(name, cfg.publish)

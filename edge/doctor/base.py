@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig, PipelineConfig
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
@@ -32,7 +35,6 @@ class DoctorOptions:
     source_timeout_s: float = 8.0
 
 
-def active_pipelines(config: Any) -> list[Any]:
-    if config is None:
-        return []
-    return [p for p in config.pipelines if p.enabled]
+def active_pipelines(config: EdgeConfig | None) -> list[PipelineConfig]:
+    """The enabled pipelines of the config (none without one)."""
+    return [] if config is None else config.active_pipelines

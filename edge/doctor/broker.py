@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge.doctor.base import CheckResult
 
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
-def check_mqtt(config: Any, timeout_s: float) -> CheckResult:
+
+def check_mqtt(config: EdgeConfig, timeout_s: float) -> CheckResult:
     import logging
 
     from edge.mqtt.connection import MqttConfigError, MqttConnection

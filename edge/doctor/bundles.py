@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge.config.pipelines import bundle_task_mismatch
 from edge.doctor.base import CheckResult
 
+if TYPE_CHECKING:
+    from edge.config import PipelineConfig
 
-def check_bundle(index: int, pipeline: Any) -> CheckResult:
+
+def check_bundle(index: int, pipeline: PipelineConfig) -> CheckResult:
     import numpy as np
 
     from edge.core.bundle import BundleError, load_bundle

@@ -8,11 +8,14 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
 from edge.doctor.machine import is_raspberry_pi
+
+if TYPE_CHECKING:
+    from edge.config import CameraPipelineConfig, EdgeConfig
 
 T = TypeVar("T")
 
@@ -57,7 +60,7 @@ def _user() -> str:
         return str(os.geteuid())
 
 
-def check_cameras(config: Any) -> list[CheckResult]:
+def check_cameras(config: EdgeConfig | None) -> list[CheckResult]:
     devices = _video_devices()
     camera_pipelines = [p for p in active_pipelines(config) if p.kind == "camera"]
     rows: list[CheckResult] = []
@@ -104,7 +107,7 @@ def _busy_fix(path: str) -> str:
             f"`edge doctor --no-open`); find others with `sudo fuser -v {path}`")
 
 
-def check_camera_source(index: int, pipeline: Any, options: DoctorOptions) -> CheckResult:
+def check_camera_source(index: int, pipeline: CameraPipelineConfig, options: DoctorOptions) -> CheckResult:
     from edge.sources.base import SourceError
     from edge.sources.camera import open_camera_source, parse_camera_uri, redact
 

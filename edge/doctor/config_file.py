@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge.doctor.base import DEFAULT_CONFIG, CheckResult, DoctorOptions, active_pipelines
 
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
-def check_config(options: DoctorOptions) -> tuple[list[CheckResult], Any]:
+
+def check_config(options: DoctorOptions) -> tuple[list[CheckResult], EdgeConfig | None]:
     path = options.config_path
     if path is None:
         return [CheckResult("config", "warn", f"no config given and none at {DEFAULT_CONFIG}; broker, bundles and sources are not checked",

@@ -4,13 +4,16 @@ tokens generated in a child process."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge.doctor.base import STATE_DIR, CheckResult
 from edge.doctor.machine import is_jetson
 
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
-def check_llm(config: Any) -> list[CheckResult]:
+
+def check_llm(config: EdgeConfig | None) -> list[CheckResult]:
     if config is None or not config.llm.enabled:
         return [CheckResult("llm", "skip", "llm.enabled is false" if config is not None else "no config")]
     settings = config.llm

@@ -7,9 +7,12 @@ import importlib
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.doctor.base import CheckResult, active_pipelines
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
 JETSON_ORT_INDEX = "https://pypi.jetson-ai-lab.io/jp6/cu126"
 REINSTALL_FIX = ("reinstall the environment: `sudo deploy/install.sh` from the EdgeTeach source "
@@ -96,7 +99,7 @@ def check_packages(needs_portaudio: bool) -> list[CheckResult]:
     return rows
 
 
-def check_providers(config: Any) -> list[CheckResult]:
+def check_providers(config: EdgeConfig | None) -> list[CheckResult]:
     try:
         import onnxruntime as ort
 

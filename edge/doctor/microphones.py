@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge.doctor.base import CheckResult, active_pipelines
 
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig, MicrophonePipelineConfig
 
-def check_microphones(config: Any) -> list[CheckResult]:
+
+def check_microphones(config: EdgeConfig | None) -> list[CheckResult]:
     mic_pipelines = [p for p in active_pipelines(config) if p.kind == "microphone" and not p.source.file]
     try:
         import sounddevice as sd
@@ -22,7 +25,7 @@ def check_microphones(config: Any) -> list[CheckResult]:
     return [CheckResult("microphones", "ok", "; ".join(inputs))]
 
 
-def check_microphone_source(index: int, pipeline: Any) -> CheckResult:
+def check_microphone_source(index: int, pipeline: MicrophonePipelineConfig) -> CheckResult:
     name = f"microphone {pipeline.name}"
     source = pipeline.source
     if source.file:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge.doctor.base import STATE_DIR, CheckResult
 from edge.doctor.machine import is_raspberry_pi
 from edge.host.procstats import hottest_thermal_zone
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
 
 def check_memory() -> CheckResult:
@@ -88,7 +91,7 @@ def check_throttling() -> CheckResult:
     return CheckResult("throttling", "warn", f"0x{value:x}: {', '.join(problems)}", fix)
 
 
-def check_services(config: Any = None) -> list[CheckResult]:
+def check_services(config: EdgeConfig | None = None) -> list[CheckResult]:
     if not Path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
         return [CheckResult("service", "skip", "systemd is not running here")]
     rows: list[CheckResult] = []
