@@ -198,18 +198,6 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         "file score = mean of its windows' probabilities (edge.core.audio_windows)",
         "front_end": front_end,
     }
-    return export_and_score(
-        Path(opts.out_dir),
-        finish,
-        splits,
-        timer,
-        int8=opts.int8,
-        seed=opts.seed,
-        task="audio",
-        backbone=opts.backbone,
-        input_spec={"name": "waveform", "dtype": "float32", "shape": [-1, settings.window]},
-        preprocessing=preprocessing,
-        data_summary=data_summary,
-        settings=settings_report,
-        history=result.history,
-    )
+    return export_and_score(Path(opts.out_dir), finish, splits, timer, int8=opts.int8, seed=opts.seed, task="audio", backbone=opts.backbone,
+                            input_spec={"name": "waveform", "dtype": "float32", "shape": [-1, settings.window]},
+                            preprocessing=preprocessing, data_summary=data_summary, settings=settings_report, history=result.history)

@@ -162,18 +162,8 @@ def train_image_classifier(opts: ImageTrainOptions) -> dict[str, Any]:
         "training_views": int(len(x_train)),
         "embedding_cache_hits": hits_train + hits_val,
     }
-    return export_and_score(
-        Path(opts.out_dir),
-        finish,
-        splits,
-        timer,
-        int8=opts.int8,
-        seed=opts.seed,
-        task="image",
-        backbone=backbone.name,
-        input_spec={"name": "image", "dtype": "uint8", "shape": [-1, size[0], size[1], 3]},
-        preprocessing={"resize": RESIZE_POLICY, "size": list(size), "color": "RGB", "normalization": backbone.normalization},
-        data_summary=data_summary,
-        settings=settings,
-        history=result.history,
-    )
+    return export_and_score(Path(opts.out_dir), finish, splits, timer, int8=opts.int8, seed=opts.seed, task="image", backbone=backbone.name,
+                            input_spec={"name": "image", "dtype": "uint8", "shape": [-1, size[0], size[1], 3]},
+                            preprocessing={"resize": RESIZE_POLICY, "size": list(size), "color": "RGB",
+                                           "normalization": backbone.normalization},
+                            data_summary=data_summary, settings=settings, history=result.history)
