@@ -105,6 +105,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     s = Setup(root, broker, daemon, listener, health_port, bundle)
     try:
         listener.wait_topic(f"{PREFIX}/cam/state", timeout=30)
+        # the health server starts beside the pipelines, not before them: wait for it too
+        wait_for(lambda: _answers(f"http://127.0.0.1:{health_port}/healthz"), 30, "the health server never answered")
         yield s
     finally:
         if not hasattr(s, "passed"):
@@ -114,6 +116,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         mic.stop()
         listener.close()
         broker.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True   # it answered, with an error status: the server is up
+    except OSError:
+        return False
 
 
 def _json_on(s: Setup, topic: str, **kw: Any) -> list[Any]:
