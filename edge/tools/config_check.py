@@ -15,11 +15,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from edge.config import (
-    CameraPipelineConfig,
     ConfigError,
     EdgeConfig,
     LineMap,
-    MicrophonePipelineConfig,
     PipelineConfig,
     parse_yaml,
     pipeline_entries,
@@ -33,7 +31,6 @@ from edge.config import (
 from edge.config.pipelines import bundle_task_mismatch
 
 STDIN = "-"
-Pipeline = CameraPipelineConfig | MicrophonePipelineConfig
 
 
 @dataclass
@@ -73,7 +70,7 @@ def password_file_problems(data: Any, lines: LineMap) -> list[str]:
     return []
 
 
-def open_bundle(pipeline: Pipeline, path: str) -> tuple[str, str] | None:
+def open_bundle(pipeline: PipelineConfig, path: str) -> tuple[str, str] | None:
     """None when the pipeline's bundle loads and runs, else (the key to blame, what is wrong)."""
     import numpy as np
 
@@ -107,7 +104,7 @@ def bundle_problems(data: Any, base: Path, lines: LineMap) -> list[str]:
     """Opens the bundle of every enabled pipeline that is itself valid, even when other parts of the file
     are not, so the bundle problems come out together with the others."""
     # TypeAdapter takes a TypeForm (PEP 747), which mypy does not support yet: it sees the Annotated union as a value
-    adapter: TypeAdapter[Pipeline] = TypeAdapter(PipelineConfig)  # type: ignore[arg-type]
+    adapter: TypeAdapter[PipelineConfig] = TypeAdapter(PipelineConfig)  # type: ignore[arg-type]
     problems: list[str] = []
     for index, entry in pipeline_entries(data):
         try:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
-from edge.tools.collect import BACKGROUND_CLASS, CollectError, collect_audio, collect_frames
+from edge.tools.collect import BACKGROUND_CLASS, CollectError, CollectResult, collect_audio, collect_frames
+
+if TYPE_CHECKING:
+    from edge.config import CameraPipelineConfig, MicrophonePipelineConfig, PipelineConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +54,15 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", default=None, help="... from this pipeline (default: the first of the right kind)")
 
 
-def _pipeline_from_config(args: argparse.Namespace, kind: str) -> Any | None:
+@overload
+def _pipeline_from_config(args: argparse.Namespace, kind: Literal["camera"]) -> CameraPipelineConfig | None: ...
+
+
+@overload
+def _pipeline_from_config(args: argparse.Namespace, kind: Literal["microphone"]) -> MicrophonePipelineConfig | None: ...
+
+
+def _pipeline_from_config(args: argparse.Namespace, kind: Literal["camera", "microphone"]) -> PipelineConfig | None:
     if not args.config:
         return None
     from edge.config import load_config
@@ -105,7 +116,7 @@ def run_microphone(args: argparse.Namespace) -> int:
     return _report(result, None)
 
 
-def _report(result: Any, wanted: int | None) -> int:
+def _report(result: CollectResult, wanted: int | None) -> int:
     if result.note:
         print(f"warning: {result.note}", file=sys.stderr)
     print(f"{len(result.files)} file(s) in {result.folder}")
