@@ -68,6 +68,7 @@ def check_packages(needs_portaudio: bool) -> list[CheckResult]:
         ("pydantic", "pydantic", (2, 0)),
         ("pyyaml", "yaml", None),
         ("psutil", "psutil", None),
+        ("prometheus-client", "prometheus_client", None),
     ):
         try:
             module = importlib.import_module(module_name)

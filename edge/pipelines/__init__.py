@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from edge.config.pipelines import CameraPipelineConfig, MicrophonePipelineConfig
 from edge.pipelines.base import Decision, DecisionCallback, Pipeline
 from edge.sources.base import StatusCallback
 
 
-def build_pipeline(pipeline_cfg: Any, on_decision: DecisionCallback | None = None, on_status: StatusCallback | None = None) -> Pipeline:
+def build_pipeline(pipeline_cfg: CameraPipelineConfig | MicrophonePipelineConfig, on_decision: DecisionCallback | None = None,
+                   on_status: StatusCallback | None = None) -> Pipeline:
     """The pipeline for one `pipelines:` entry of the config, model loaded and checked (not started).
     Raises edge.core.bundle.BundleError when the bundle is missing, bad or of the wrong task."""
     if pipeline_cfg.kind == "camera":
@@ -19,7 +19,7 @@ def build_pipeline(pipeline_cfg: Any, on_decision: DecisionCallback | None = Non
         from edge.pipelines.audio import AudioPipeline
 
         return AudioPipeline(pipeline_cfg, on_decision, on_status)
-    raise ValueError(f"pipeline {pipeline_cfg.name!r}: unknown kind {pipeline_cfg.kind!r}")
+    raise ValueError(f"pipeline {pipeline_cfg.name!r}: unknown kind {pipeline_cfg.kind!r}")  # a config built by hand
 
 
 __all__ = ["Decision", "DecisionCallback", "Pipeline", "StatusCallback", "build_pipeline"]

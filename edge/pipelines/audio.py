@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.config.pipelines import MicrophonePipelineConfig
 from edge.core.audio import resample
 from edge.core.session import Classifier
 from edge.pipelines.base import BasePipeline
@@ -57,11 +58,11 @@ class RingBuffer:
         return np.concatenate([self.data[start:], self.data[: self.pos]])
 
 
-class AudioPipeline(BasePipeline):
+class AudioPipeline(BasePipeline[MicrophonePipelineConfig]):
     kind = "microphone"
     extra_params = ("hop_s",)
 
-    def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, cfg: MicrophonePipelineConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(cfg, *args, **kwargs)
         self._ring: RingBuffer | None = None
         self._native_rate = 0
@@ -85,7 +86,7 @@ class AudioPipeline(BasePipeline):
             self._pending = 0
         self._native_rate = native_rate
 
-    def _apply_params(self, cfg: Any) -> None:
+    def _apply_params(self, cfg: MicrophonePipelineConfig) -> None:
         with self._cond:
             if self._native_rate:
                 self._resize(self._native_rate)

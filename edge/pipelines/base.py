@@ -10,12 +10,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
 
-from edge.config.pipelines import bundle_task_mismatch
+from edge.config.pipelines import CameraPipelineConfig, MicrophonePipelineConfig, bundle_task_mismatch
 from edge.core.bundle import Bundle, BundleError, load_bundle
 from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.sources.base import StatusCallback
@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # ONNX Runtime and OpenCV load only when a pipeline is built 
     from edge.core.session import Classifier
 
 log = logging.getLogger(__name__)
+
+# The config section a pipeline runs on: VisionPipeline takes a camera entry, AudioPipeline a microphone one.
+ConfigT = TypeVar("ConfigT", CameraPipelineConfig, MicrophonePipelineConfig)
 
 
 @dataclass
@@ -96,7 +99,7 @@ class Pipeline(Protocol):
 COMMON_PARAMS = ("threshold", "unknown_label", "smoothing", "min_hold_s")
 
 
-def load_model(cfg: Any, bundle_path: str | None = None) -> Classifier:
+def load_model(cfg: CameraPipelineConfig | MicrophonePipelineConfig, bundle_path: str | None = None) -> Classifier:
     """Loads and checks a bundle for this pipeline (task matches kind, variant exists, session builds)."""
     from edge.core.session import Classifier
 
@@ -131,15 +134,15 @@ class RateMeter:
         return (len(self._times) - 1) / span if span < self.horizon_s else len(self._times) / self.horizon_s
 
 
-class BasePipeline:
+class BasePipeline(Generic[ConfigT]):
     """Base of VisionPipeline and AudioPipeline; subclasses add the source handling and the inference loop."""
 
     kind = ""
     extra_params: tuple[str, ...] = ()
 
-    def __init__(self, cfg: Any, on_decision: DecisionCallback | None = None, on_status: StatusCallback | None = None,
+    def __init__(self, cfg: ConfigT, on_decision: DecisionCallback | None = None, on_status: StatusCallback | None = None,
                  classifier: Classifier | None = None) -> None:
-        self.cfg = cfg
+        self.cfg: ConfigT = cfg
         self.name: str = cfg.name
         self.on_decision = on_decision
         self.on_status = on_status
@@ -255,7 +258,7 @@ class BasePipeline:
             self._apply_params(new_cfg)
             return self.params()
 
-    def _apply_params(self, cfg: Any) -> None:
+    def _apply_params(self, cfg: ConfigT) -> None:
         """Subclasses pick up their own settings (mirror, max_fps, hop_s)."""
 
     def reload(self, bundle_path: str) -> None:

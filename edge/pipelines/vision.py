@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 
+from edge.config.pipelines import CameraPipelineConfig
 from edge.core.images import bgr_to_rgb, fit_image
 from edge.pipelines.base import BasePipeline
 from edge.sources.base import Frame
@@ -19,11 +20,11 @@ from edge.sources.camera import open_camera_source
 from edge.sources.supervisor import Backoff, SourceSupervisor
 
 
-class VisionPipeline(BasePipeline):
+class VisionPipeline(BasePipeline[CameraPipelineConfig]):
     kind = "camera"
     extra_params = ("mirror", "max_fps")
 
-    def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, cfg: CameraPipelineConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(cfg, *args, **kwargs)
         self._mailbox: Frame | None = None
         self._last_frame: Frame | None = None
