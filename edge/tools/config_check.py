@@ -103,8 +103,7 @@ def open_bundle(pipeline: PipelineConfig, path: str) -> tuple[str, str] | None:
 def bundle_problems(data: Any, base: Path, lines: LineMap) -> list[str]:
     """Opens the bundle of every enabled pipeline that is itself valid, even when other parts of the file
     are not, so the bundle problems come out together with the others."""
-    # TypeAdapter takes a TypeForm (PEP 747), which mypy does not support yet: it sees the Annotated union as a value
-    adapter: TypeAdapter[PipelineConfig] = TypeAdapter(PipelineConfig)  # type: ignore[arg-type]
+    adapter: TypeAdapter[PipelineConfig] = TypeAdapter(PipelineConfig)
     problems: list[str] = []
     for index, entry in pipeline_entries(data):
         try:
