@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +68,18 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to `n` (0: left as they are) for the block, then restored."""
+    threads = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _set_bn_eval(module: nn.Module) -> None:
     # Few examples give poor batch statistics: keep the pretrained ones even while fine-tuning.
     for m in module.modules():
@@ -101,64 +115,43 @@ def train_head(
     import time
 
     started = time.perf_counter()
-    threads = torch.get_num_threads()
     # Mini-batches of 16 through a small head are too small to gain from threads; on a busy 2-core
     # machine two threads made it ten times slower than one (thread hand-off dominates). Fine-tuned
     # conv blocks are big enough to use them.
-    if trainable is None:
-        torch.set_num_threads(1)
-    try:
-        return _train(x_train, y_train, x_val, y_val, n_classes, config, trainable, progress, started)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    n_classes: int,
-    config: HeadConfig,
-    trainable: nn.Module | None,
-    progress: bool,
-    started: float,
-) -> TrainResult:
-    import time
-
-    seed_everything(config.seed)
-    trainable = trainable if trainable is not None else nn.Identity()
-    xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
-    xv = torch.from_numpy(np.ascontiguousarray(x_val, dtype=np.float32))
-    yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64))
-    with torch.no_grad():
-        feature_dim = int(trainable.eval()(xt[:1]).shape[-1])
-    head = make_head(feature_dim, n_classes, config.hidden, config.dropout)
-    model = nn.Sequential(trainable, head)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    weights = class_weights(y_train, n_classes) if config.balance_classes else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
-    plain_loss = nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(1, config.epochs + 1), desc="training head", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        _set_bn_eval(model)
-        order = torch.randperm(len(xt), generator=generator)
-        for s in range(0, len(xt), config.batch_size):
-            idx = order[s : s + config.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xt[idx]), yt[idx])
-            loss.backward()
-            optimizer.step()
-        train_loss, train_acc = _evaluate(model, xt, yt, plain_loss)
-        val_loss, val_acc = _evaluate(model, xv, yv, plain_loss)
-        history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
-                        "val_accuracy": val_acc})
-        bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
-    model.eval()
-    return TrainResult(head=head.eval(), trainable=trainable.eval(), history=history, config=asdict(config),
-                       seconds=time.perf_counter() - started)
+    with _torch_threads(1 if trainable is None else 0):
+        seed_everything(config.seed)
+        trainable = trainable if trainable is not None else nn.Identity()
+        xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
+        yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+        xv = torch.from_numpy(np.ascontiguousarray(x_val, dtype=np.float32))
+        yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64))
+        with torch.no_grad():
+            feature_dim = int(trainable.eval()(xt[:1]).shape[-1])
+        head = make_head(feature_dim, n_classes, config.hidden, config.dropout)
+        model = nn.Sequential(trainable, head)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        weights = class_weights(y_train, n_classes) if config.balance_classes else None
+        loss_fn = nn.CrossEntropyLoss(weight=weights)
+        plain_loss = nn.CrossEntropyLoss()
+        generator = torch.Generator().manual_seed(config.seed)
+        history: list[dict[str, float]] = []
+        bar = tqdm(range(1, config.epochs + 1), desc="training head", unit="epoch", disable=not progress, leave=False)
+        for epoch in bar:
+            model.train()
+            _set_bn_eval(model)
+            order = torch.randperm(len(xt), generator=generator)
+            for s in range(0, len(xt), config.batch_size):
+                idx = order[s : s + config.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xt[idx]), yt[idx])
+                loss.backward()
+                optimizer.step()
+            train_loss, train_acc = _evaluate(model, xt, yt, plain_loss)
+            val_loss, val_acc = _evaluate(model, xv, yv, plain_loss)
+            history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
+                            "val_accuracy": val_acc})
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        model.eval()
+        return TrainResult(head=head.eval(), trainable=trainable.eval(), history=history, config=asdict(config),
+                           seconds=time.perf_counter() - started)
