@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
@@ -109,7 +110,7 @@ def _busy_fix(path: str) -> str:
 
 def check_camera_source(index: int, pipeline: CameraPipelineConfig, options: DoctorOptions) -> CheckResult:
     from edge.sources.base import SourceError
-    from edge.sources.camera import open_camera_source, parse_camera_uri, redact
+    from edge.sources.camera import CameraOptions, open_camera_source, parse_camera_uri, redact
 
     name = f"camera {pipeline.name}"
     where = f"pipelines[{index}].source.uri"
@@ -148,8 +149,9 @@ def check_camera_source(index: int, pipeline: CameraPipelineConfig, options: Doc
     if not options.open_sources:
         why = "edgeteach.service is running and holds it; --open to try anyway" if options.service_holds_sources else "--no-open"
         return CheckResult(name, "ok", f"{target.describe()} present (not opened: {why})")
-    source = open_camera_source(uri, pipeline.source.width, pipeline.source.height, pipeline.source.fps,
-                                loop=False, realtime=False, stall_timeout_s=min(5.0, options.source_timeout_s))
+    opening = replace(CameraOptions.from_config(pipeline.source), loop=False, realtime=False,
+                      stall_timeout_s=min(5.0, options.source_timeout_s))
+    source = open_camera_source(uri, opening)
 
     def grab() -> tuple[int, int]:
         source.open()

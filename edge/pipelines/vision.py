@@ -16,7 +16,7 @@ from edge.config.pipelines import CameraPipelineConfig
 from edge.core.images import bgr_to_rgb, fit_image
 from edge.pipelines.base import BasePipeline
 from edge.sources.base import Frame
-from edge.sources.camera import open_camera_source
+from edge.sources.camera import CameraOptions, open_camera_source
 from edge.sources.supervisor import Backoff, SourceSupervisor
 
 
@@ -31,9 +31,7 @@ class VisionPipeline(BasePipeline[CameraPipelineConfig]):
         self._next_allowed = 0.0
 
     def _source_factory(self) -> Any:
-        src = self.cfg.source
-        return open_camera_source(src.uri, src.width, src.height, src.fps, loop=src.loop, realtime=src.realtime,
-                                  stall_timeout_s=src.stall_timeout_s)
+        return open_camera_source(self.cfg.source.uri, CameraOptions.from_config(self.cfg.source))
 
     def _make_supervisor(self) -> SourceSupervisor:
         src = self.cfg.source

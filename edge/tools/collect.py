@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.core.audio_windows import BACKGROUND_LABEL
 from edge.sources.base import SourceEnded, SourceError
-from edge.sources.camera import open_camera_source
+from edge.sources.camera import CameraOptions, open_camera_source
 from edge.sources.microphone import SoundDeviceSource
 
 BACKGROUND_CLASS = BACKGROUND_LABEL  # the audio trainer's name for the required background class
@@ -90,7 +90,7 @@ def collect_frames(
         raise CollectError("count must be at least 1 and interval_s not negative")
     folder = class_folder(dataset, label)
     result = CollectResult(folder)
-    source = open_camera_source(uri, width, height, loop=False, realtime=True)
+    source = open_camera_source(uri, CameraOptions(width=width, height=height, loop=False, realtime=True))
     try:
         source.open()
     except SourceError as exc:

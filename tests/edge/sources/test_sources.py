@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from edge.sources import Backoff, SourceEnded, SourceError, SourceSupervisor, open_camera_source, parse_camera_uri
-from edge.sources import camera as camera_mod
-from edge.sources.camera import CameraTarget, ImageFolderSource, OpenCvSource, Picamera2Source, csi_pipeline, redact
+from edge.sources.camera import CameraOptions, CameraTarget, ImageFolderSource, OpenCvSource, Picamera2Source, csi_pipeline, redact
+from edge.sources.camera import opencv as opencv_mod
 from edge.sources.microphone import SoundFileSource
 from tests.support.alsa import PCM_NAME, AlsaFileMicrophone
 from tests.support.broker import free_port
@@ -42,7 +42,7 @@ def test_camera_uris_parse_like_jetson_inference(tmp_path: Path) -> None:
 
 def test_real_video_fixture_through_opencv(shared_dir: Path) -> None:
     clip = shared_dir / "video" / "asl_gestures" / "again.mkv"
-    source = open_camera_source(str(clip), realtime=False)
+    source = open_camera_source(str(clip), CameraOptions(realtime=False))
     frames = 0
     with source:
         while True:
@@ -57,14 +57,14 @@ def test_real_video_fixture_through_opencv(shared_dir: Path) -> None:
 
 def test_generated_video_paces_in_real_time_and_loops(tmp_path: Path) -> None:
     video = color_video(tmp_path / "v.avi", [(0, 0, 255)], frames_each=6, fps=20)
-    source = open_camera_source(str(video), loop=True, realtime=True)
+    source = open_camera_source(str(video), CameraOptions(loop=True, realtime=True))
     started = time.monotonic()
     with source:
         frames = [source.read() for _ in range(14)]  # more than the file holds: loops
     elapsed = time.monotonic() - started
     assert len(frames) == 14 and elapsed >= 0.55  # 14 frames at 20 fps take >= 0.65 s (first is immediate)
     assert frames[-1].ts >= frames[0].ts
-    once = open_camera_source(str(video), realtime=False)
+    once = open_camera_source(str(video), CameraOptions(realtime=False))
     with once:
         for _ in range(6):
             once.read()
@@ -89,7 +89,7 @@ def test_image_folder_in_name_order_skipping_unreadable(tmp_path: Path) -> None:
     for i, value in enumerate([10, 20, 30]):
         cv2.imwrite(str(tmp_path / f"{i}.jpg"), np.full((8, 8, 3), value, np.uint8))
     (tmp_path / "1b.png").write_bytes(b"broken")
-    source = open_camera_source(str(tmp_path), realtime=False)
+    source = open_camera_source(str(tmp_path), CameraOptions(realtime=False))
     assert isinstance(source, ImageFolderSource)
     with source:
         means = [round(float(source.read().image.mean()) / 10) for _ in range(3)]
@@ -103,9 +103,9 @@ def test_csi_pipeline_string_goes_through_opencv_gstreamer(monkeypatch: pytest.M
     assert text.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM), width=(int)1920, height=(int)1080, "
                            "framerate=(fraction)30/1")
     assert "nvvidconv flip-method=0" in text and "format=(string)BGR ! appsink drop=true max-buffers=1" in text
-    source = open_camera_source("csi://1", 1920, 1080, 30)
+    source = open_camera_source("csi://1", CameraOptions(1920, 1080, 30))
     assert isinstance(source, OpenCvSource) and source.gstreamer == text
-    if not camera_mod.gstreamer_available():
+    if not opencv_mod.gstreamer_available():
         with pytest.raises(SourceError, match="no GStreamer support"):
             source.open()
     calls: list[tuple[Any, ...]] = []
@@ -115,8 +115,8 @@ def test_csi_pipeline_string_goes_through_opencv_gstreamer(monkeypatch: pytest.M
         calls.append(args)
         return real_capture(*args)
 
-    monkeypatch.setattr(camera_mod, "gstreamer_available", lambda: True)
-    monkeypatch.setattr(camera_mod.cv2, "VideoCapture", spy)
+    monkeypatch.setattr(opencv_mod, "gstreamer_available", lambda: True)
+    monkeypatch.setattr(opencv_mod.cv2, "VideoCapture", spy)
     with pytest.raises(SourceError, match="cannot open"):  # no Jetson camera here: OpenCV refuses it
         source.open()
     assert calls == [(text, cv2.CAP_GSTREAMER)]
@@ -163,7 +163,7 @@ def test_picamera2_adapter_picamera2_standin(monkeypatch: pytest.MonkeyPatch) ->
     module.Picamera2 = _StandInPicamera2  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "picamera2", module)
     _StandInPicamera2.instances.clear()
-    source = open_camera_source("picamera2://1", width=320, height=240, fps=15)
+    source = open_camera_source("picamera2://1", CameraOptions(width=320, height=240, fps=15))
     assert isinstance(source, Picamera2Source)
     with source:
         frame = source.read()
