@@ -14,6 +14,10 @@ Commands (docs/mqtt.md has examples):
 `"pipeline"` may be left out when the daemon runs a single pipeline. Any request may carry an "id",
 echoed in the reply. Every reply has "ok"; failures carry "error" saying what was wrong and how to fix it.
 Malformed, oversized or unknown requests get an error reply; a command can never take the daemon down.
+Never executed, never answered (a log line says why): a retained command (left on the broker, it would
+run again on every start), and a request whose MQTT 5 response topic has a wildcard or is not under
+`mqtt.reply_prefix` (default `<prefix>/replies/`): a requester must not make the device publish on
+topics that are not meant for replies.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from edge.config.mqtt import MAX_REQUEST_ID_CHARS, default_reply_prefix, reply_topic_problem
 from edge.daemon.publisher import to_json
 from edge.mqtt.connection import IncomingMessage, MqttConnection
 from edge.mqtt.topics import Topics
@@ -32,7 +37,7 @@ from edge.pipelines.base import Pipeline
 
 log = logging.getLogger(__name__)
 
-MAX_ID_CHARS = 128
+MAX_ID_CHARS = MAX_REQUEST_ID_CHARS
 
 
 class CommandError(Exception):
@@ -59,6 +64,8 @@ class CommandHandler:
         self._topics = topics
         self._target = target
         self._max_payload = max_payload_bytes
+        settings = getattr(connection, "settings", None)
+        self._reply_prefix = default_reply_prefix(topics.prefix, getattr(settings, "reply_prefix", None))
         self.handled = 0
         self.failed = 0
         self._commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -73,12 +80,23 @@ class CommandHandler:
 
     def subscribe(self) -> None:
         # A worker of its own: a slow reload must not hold up connect listeners on the default worker.
-        self._conn.subscribe(self._topics.commands, self.handle, qos=1, worker="commands")
+        # no_retained: a command left retained on the broker is never executed (MQTT 5 retain handling 2).
+        self._conn.subscribe(self._topics.commands, self.handle, qos=1, worker="commands", no_retained=True)
 
     # -- dispatch ----------------------------------------------------------------------------------
 
     def handle(self, message: IncomingMessage) -> None:
         name = self._topics.command_name(message.topic) or "?"
+        if message.retain:  # an MQTT 3.1.1 broker ignores retain handling: drop it here
+            log.warning("ignoring retained command on %s: commands are never executed from retained messages; clear it with "
+                        "an empty retained message", message.topic)
+            return
+        if message.response_topic is not None:
+            problem = reply_topic_problem(message.response_topic, self._reply_prefix)
+            if problem is not None:
+                log.warning("ignoring command %s: %s; it was neither executed nor answered", name, problem)
+                self.failed += 1
+                return
         request_id: Any = None
         try:
             args = self._parse(message.payload)

@@ -7,6 +7,11 @@ Replies go to the MQTT 5 response topic with the correlation data echoed; else t
 messages, then always one `final` message (usage, timings, injected sensor context); refusals are
 `error` messages. Inference runs on the LLM worker thread, never in an MQTT callback: the handler here
 only validates and queues, and the worker publishes (paho's publish only enqueues).
+
+Never answered, never run (a log line says why): retained requests (left on the broker, they would run
+on every start), and requests whose response topic or `reply_to` has a wildcard, is empty or is not under
+`mqtt.reply_prefix` (default `<prefix>/replies/`). An `id` must be a string or integer of at most 128
+characters.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge.config.mqtt import MAX_REQUEST_ID_CHARS, default_reply_prefix, reply_topic_problem
 from edge.llm.core import LlmCore, NotReadyError
 from edge.llm.requests import RequestError, parse_chat_request, usage
 from edge.llm.sensors import SensorContext
@@ -42,10 +48,13 @@ class MqttLlmApi:
         self.conn = connection
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
+        settings = getattr(connection, "settings", None)
+        self.reply_prefix = default_reply_prefix(topics.prefix, getattr(settings, "reply_prefix", None))
 
     def attach(self, sensors: SensorContext | None) -> None:
         """Subscribes (before or after `connection.start()`; subscriptions survive reconnects)."""
-        self.conn.subscribe(self.topics.request, self._on_request, qos=1, worker="llm-requests")
+        # no_retained: a request left retained on the broker is never run (MQTT 5 retain handling 2).
+        self.conn.subscribe(self.topics.request, self._on_request, qos=1, worker="llm-requests", no_retained=True)
         if sensors is not None:
             self.conn.subscribe(sensors.topic_filter, lambda msg: sensors.on_state(msg.topic, msg.payload), qos=0, worker="llm-sensors")
 
@@ -61,6 +70,13 @@ class MqttLlmApi:
 
     def _on_request(self, msg: IncomingMessage) -> None:
         """Runs on the connection's `llm-requests` worker thread: validate, queue, return."""
+        if msg.retain:  # an MQTT 3.1.1 broker ignores retain handling: drop it here
+            log.warning("ignoring retained LLM request on %s: requests are never run from retained messages", msg.topic)
+            return
+        if msg.response_topic is not None and (problem := reply_topic_problem(msg.response_topic, self.reply_prefix)):
+            self.core.metrics.count_request("mqtt", "bad_request")
+            log.warning("ignoring LLM request: %s; it was neither run nor answered", problem)
+            return
         reply = self._replier(msg, None)
         request_id: Any = None
         if len(msg.payload) > self.max_payload_bytes:
@@ -77,15 +93,20 @@ class MqttLlmApi:
                                                   code="invalid_json"))
             return
         if isinstance(body, dict):
-            request_id = body.get("id")
             reply_to = body.get("reply_to")
-            if reply_to is not None:
-                if not isinstance(reply_to, str) or not reply_to or any(c in reply_to for c in "+#\0"):
-                    self.core.metrics.count_request("mqtt", "bad_request")
-                    self._error(reply, request_id, RequestError(f"'reply_to' must be a topic name without wildcards, got {reply_to!r}",
-                                                                param="reply_to"))
-                    return
-                reply = self._replier(msg, reply_to)  # the MQTT 5 response topic still wins when both are given
+            if reply_to is not None and not msg.response_topic and (problem := reply_topic_problem(reply_to, self.reply_prefix)):
+                self.core.metrics.count_request("mqtt", "bad_request")
+                log.warning("ignoring LLM request: 'reply_to': %s; it was neither run nor answered", problem)
+                return
+            if reply_to is not None and not msg.response_topic:
+                reply = self._replier(msg, reply_to)  # the MQTT 5 response topic wins when both are given
+            request_id = body.get("id")
+            if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
+                                           or len(str(request_id)) > MAX_REQUEST_ID_CHARS):
+                self.core.metrics.count_request("mqtt", "bad_request")
+                self._error(reply, None, RequestError(f"'id' must be a string or integer of at most {MAX_REQUEST_ID_CHARS} characters",
+                                                      param="id"))
+                return
         try:
             request = parse_chat_request(body, self.core.settings)
         except RequestError as exc:

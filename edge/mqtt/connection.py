@@ -45,6 +45,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.config.mqtt import MqttSettings
 
@@ -198,7 +199,7 @@ class MqttConnection:
         self.counters = ConnectionCounters()
         self._lock = threading.Lock()
         self._handler_queue_size = handler_queue_size
-        self._subscriptions: dict[str, tuple[int, Handler, str]] = {}  # filter -> (qos, handler, worker)
+        self._subscriptions: dict[str, tuple[int, Handler, str, bool]] = {}  # filter -> (qos, handler, worker, no_retained)
         self._workers: dict[str, _Worker] = {}
         self._connect_listeners: list[Callable[[], None]] = []
         self._connected = threading.Event()
@@ -353,15 +354,25 @@ class MqttConnection:
 
     # -- subscribing -------------------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, worker: str = "default") -> None:
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, worker: str = "default", no_retained: bool = False) -> None:
         """Calls `handler(IncomingMessage)` for every message matching `topic_filter`, on the worker
         thread named `worker` (one thread per name, messages handled in arrival order). Give long-running
-        handlers their own worker name so they do not delay others. Survives reconnects."""
+        handlers their own worker name so they do not delay others. Survives reconnects.
+
+        `no_retained`: retained messages never reach the handler (for requests and commands, which must
+        never be executed from a message someone left retained on the broker): MQTT 5 subscribes with
+        retain handling 2 (the broker sends none), and any message with the retain flag set (MQTT 3.1.1)
+        is dropped here."""
         with self._lock:
-            self._subscriptions[topic_filter] = (qos, handler, worker)
+            self._subscriptions[topic_filter] = (qos, handler, worker, no_retained)
             self._ensure_worker(worker)
         if self._connected.is_set():
-            self._client.subscribe(topic_filter, qos=qos)
+            self._client.subscribe([self._subscription_entry(topic_filter, qos, no_retained)])
+
+    def _subscription_entry(self, topic_filter: str, qos: int, no_retained: bool) -> tuple[str, Any]:
+        if no_retained and self.protocol == mqtt.MQTTv5:
+            return topic_filter, SubscribeOptions(qos=qos, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        return topic_filter, qos
 
     def unsubscribe(self, topic_filter: str) -> None:
         with self._lock:
@@ -391,7 +402,8 @@ class MqttConnection:
         self._last_error = ""
         log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
         if subscriptions:
-            client.subscribe([(topic_filter, qos) for topic_filter, (qos, _, _) in subscriptions])
+            client.subscribe([self._subscription_entry(topic_filter, qos, no_retained)
+                              for topic_filter, (qos, _, _, no_retained) in subscriptions])
         if self.birth is not None:
             client.publish(self.birth.topic, self.birth.payload, qos=self.birth.qos, retain=self.birth.retain)
         self._connected.set()
@@ -429,8 +441,13 @@ class MqttConnection:
             self.counters.received += 1
             targets = [
                 (handler, self._workers[worker])
-                for topic_filter, (_, handler, worker) in self._subscriptions.items()
-                if mqtt.topic_matches_sub(topic_filter, incoming.topic)
+                for topic_filter, (_, handler, worker, no_retained) in self._subscriptions.items()
+                if mqtt.topic_matches_sub(topic_filter, incoming.topic) and not (no_retained and incoming.retain)
             ]
+            refused = incoming.retain and any(no_retained and mqtt.topic_matches_sub(topic_filter, incoming.topic)
+                                              for topic_filter, (_, _, _, no_retained) in self._subscriptions.items())
+        if refused:
+            log.warning("ignoring retained message on %s: requests and commands are never executed from retained messages "
+                        "(clear it with an empty retained message)", incoming.topic)
         for handler, worker in targets:
             worker.submit(handler, incoming)

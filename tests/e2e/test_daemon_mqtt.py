@@ -36,6 +36,7 @@ from tests.support.onnx_models import make_audio_bundle, make_color_bundle
 from tests.support.waiting import wait_for
 
 PREFIX = "edgeteach/testdev"
+REPLIES = f"{PREFIX}/replies/test"  # under the default mqtt.reply_prefix
 STATE_FIELDS = {"label", "confidence", "scores", "ts", "seq", "model", "model_sha256", "latency_ms"}
 
 
@@ -58,11 +59,11 @@ class Setup:
             self._requester.connect(self.broker.host, self.broker.port)
             self._requester.loop_start()
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = "test/replies"
+        props.ResponseTopic = REPLIES
         props.CorrelationData = corr
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self._requester.publish(f"{PREFIX}/cmd/{name}", body, qos=1, properties=props)
-        found = self.listener.wait_for(lambda m: m.topic == "test/replies" and m.correlation_data == corr, timeout, what=f"reply to {name}")
+        found = self.listener.wait_for(lambda m: m.topic == REPLIES and m.correlation_data == corr, timeout, what=f"reply to {name}")
         return found[0].json()
 
     def close(self) -> None:

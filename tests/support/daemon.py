@@ -191,7 +191,7 @@ class DaemonCommands:
 
     def __init__(self, host: str, port: int, prefix: str) -> None:
         self.prefix = prefix
-        self.response_topic = f"edgeteach-test-replies/{uuid.uuid4().hex}"
+        self.response_topic = f"{prefix}/replies/{uuid.uuid4().hex}"  # under the default mqtt.reply_prefix
         self._replies: dict[bytes, Any] = {}
         self._cond = threading.Condition()
         self._subscribed = threading.Event()

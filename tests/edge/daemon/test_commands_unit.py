@@ -33,7 +33,7 @@ class FakeConnection:
         self.replies.append((request, payload))
         return True
 
-    def subscribe(self, topic_filter: str, handler: Any, qos: int = 1, worker: str = "default") -> None:
+    def subscribe(self, topic_filter: str, handler: Any, qos: int = 1, worker: str = "default", no_retained: bool = False) -> None:
         self.subscriptions.append((topic_filter, handler, qos, worker))
 
 
@@ -97,7 +97,8 @@ def setup(*pipelines: FakePipeline) -> tuple[CommandHandler, FakeConnection, Fak
 def send(handler: CommandHandler, conn: FakeConnection, name: str, payload: Any = None, raw: bytes | None = None,
          topic: str | None = None) -> dict[str, Any]:
     body = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
-    message = IncomingMessage(topic=topic or TOPICS.command(name), payload=body, response_topic="resp/1", correlation_data=b"c")
+    message = IncomingMessage(topic=topic or TOPICS.command(name), payload=body, response_topic="edgeteach/dev/replies/1",
+                              correlation_data=b"c")
     before = len(conn.published)
     handler.handle(message)
     reply_topic, reply_body, qos, retain = conn.published[-1]
