@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import threading
 import time
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge.llm.chat_format import Message
@@ -25,6 +29,22 @@ END = "### END OF SENSOR STATES ###"
 INSTRUCTION = "When asked what the device sees or hears, name the label from these states."
 VERBS = {"camera": "sees", "microphone": "hears"}
 
+# Anyone on the broker can publish a state: what reaches the prompt is bounded and plain.
+MAX_LABEL_CHARS = 64  # longer labels are cut
+MAX_STATES = 64  # pipelines remembered when no allow-list is given
+PIPELINE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def clean_label(value: object) -> str | None:
+    """The label as it may enter a prompt: a string without control or format characters (newlines,
+    line/paragraph separators, ...), at most MAX_LABEL_CHARS characters; None when it cannot be one."""
+    if not isinstance(value, str):
+        return None
+    if any(unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") for c in value):
+        return None  # a newline or an escape sequence in a class label is an injection attempt, not a label
+    label = value.strip()[:MAX_LABEL_CHARS].strip()
+    return label or None
+
 
 @dataclass
 class SensorState:
@@ -36,12 +56,19 @@ class SensorState:
 
 
 class SensorContext:
-    """Keeps the newest state per pipeline. `on_state` is an MQTT handler; the rest is thread-safe."""
+    """Keeps the newest state per pipeline. `on_state` is an MQTT handler; the rest is thread-safe.
 
-    def __init__(self, topic_prefix: str, max_age_s: float = 600.0, kinds: dict[str, str] | None = None) -> None:
+    The pipeline is named by the topic, never by the payload; with `pipelines` given (the device
+    config's pipeline names) states of any other pipeline are ignored. Labels are checked
+    (`clean_label`), `ts` is clamped to now (a reading from the future would never age out), and at
+    most MAX_STATES pipelines are kept."""
+
+    def __init__(self, topic_prefix: str, max_age_s: float = 600.0, kinds: dict[str, str] | None = None,
+                 pipelines: Iterable[str] | None = None) -> None:
         self.topic_prefix = topic_prefix.rstrip("/")
         self.max_age_s = max_age_s
         self.kinds = dict(kinds or {})  # pipeline name -> "camera" | "microphone", from the device config
+        self.pipelines = frozenset(pipelines) if pipelines is not None else None  # None: any well-formed name
         self._lock = threading.Lock()
         self._states: dict[str, SensorState] = {}
 
@@ -50,27 +77,41 @@ class SensorContext:
         return f"{self.topic_prefix}/+/state"
 
     def on_state(self, topic: str, payload: bytes) -> None:
-        pipeline = topic[len(self.topic_prefix) + 1:].split("/", 1)[0] if topic.startswith(self.topic_prefix + "/") else topic
+        rest = topic[len(self.topic_prefix) + 1:] if topic.startswith(self.topic_prefix + "/") else ""
+        pipeline, _, leaf = rest.partition("/")
+        if leaf != "state" or not PIPELINE_NAME.fullmatch(pipeline) or (self.pipelines is not None and pipeline not in self.pipelines):
+            log.debug("ignoring state on %r: not a state of a configured pipeline", topic[:200])
+            return
         if not payload:  # a retained state cleared: the pipeline is gone
             with self._lock:
                 self._states.pop(pipeline, None)
             return
         try:
             data = json.loads(payload)
-            label = str(data["label"])
-        except (ValueError, KeyError, TypeError):
+            label = clean_label(data["label"])
+        except (ValueError, KeyError, TypeError, RecursionError):
             log.debug("ignoring state on %s: not JSON with a 'label' (%r)", topic, payload[:80])
             return
+        if label is None:
+            log.warning("ignoring state on %s: its label is not a plain string (control characters or empty)", topic)
+            return
+        now = time.time()
         confidence = data.get("confidence")
         ts = data.get("ts")
+        ok_confidence = isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and math.isfinite(confidence)
+        ok_ts = isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts)
+        kind = self.kinds.get(pipeline) or (pipeline if pipeline in VERBS else None)
         state = SensorState(
-            pipeline=str(data.get("pipeline") or pipeline),
+            pipeline=pipeline,
             label=label,
-            confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
-            ts=float(ts) if isinstance(ts, (int, float)) else time.time(),
-            kind=str(data.get("kind") or self.kinds.get(pipeline) or (pipeline if pipeline in VERBS else "")) or None,
+            confidence=min(1.0, max(0.0, float(confidence))) if ok_confidence else None,
+            ts=min(float(ts), now) if ok_ts else now,
+            kind=kind if kind in VERBS else None,
         )
         with self._lock:
+            if pipeline not in self._states and len(self._states) >= MAX_STATES:
+                log.warning("ignoring state on %s: already %d pipelines known", topic, MAX_STATES)
+                return
             self._states[pipeline] = state
 
     def states(self) -> list[SensorState]:

@@ -84,7 +84,9 @@ class LlmServer:
 
     def __init__(self, target: ServeTarget) -> None:
         self.target = target
-        self.sensors = SensorContext(target.topic_prefix, target.llm.sensor_max_age_s, target.pipeline_kinds) if target.mqtt else None
+        # Only the config's own pipelines: a state published under another name is not this device's.
+        self.sensors = SensorContext(target.topic_prefix, target.llm.sensor_max_age_s, target.pipeline_kinds,
+                                     pipelines=target.pipeline_kinds) if target.mqtt else None
         self.core = LlmCore(target.llm, self.sensors)
         self.http: LlmHttpServer | None = None
         self.conn: Any = None
