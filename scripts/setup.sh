@@ -72,7 +72,7 @@ else
     fi
   done
   if has_role llm; then
-    log "llama.cpp for $(uname -m), CMAKE_ARGS=\"$LLAMA_ARGS\" (the first build takes ~8 minutes, then it is cached)"
+    log "llama.cpp for $(uname -m), CMAKE_ARGS=\"$LLAMA_ARGS\" (the first build takes ~5 minutes on 2 cores, then it is cached)"
     llama_install .venv/bin/python "$LLAMA_ARGS"
   fi
   extras="$(IFS=,; echo "${ROLES[*]}")"
