@@ -14,6 +14,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # safe as one MQTT topic level and as a
 # llm/...). A pipeline with one of these names would mix its state/event/status with them: a pipeline named
 # `cmd` would even have its own messages matched by the `cmd/+` command subscription.
 RESERVED_NAMES = ("cmd", "llm", "stats", "status")
+MAX_LABEL_CHARS = 64  # like the labels sensor context accepts (edge.llm): one readable word or phrase
 PROVIDERS = ("cpu", "cuda", "tensorrt")
 Provider = Literal["cpu", "cuda", "tensorrt"]
 
@@ -100,11 +101,20 @@ class PipelineConfigBase(StrictModel):
     threshold: float = Field(
         0.6, ge=0, le=1, description="a confidence; below it the decided label is `unknown_label`"
     )
-    unknown_label: str = Field("unknown", min_length=1, description="label published when nothing is confident enough")
+    unknown_label: str = Field("unknown", min_length=1, max_length=MAX_LABEL_CHARS,
+                               description="label published when nothing is confident enough (<= 64 characters, no control characters)")
     smoothing: SmoothingSettings = Field(default_factory=SmoothingSettings)
     min_hold_s: float = Field(1.0, ge=0, le=3600,
                               description="a decided label is kept at least this many seconds, so a state does not flicker")
     publish: PublishSettings = Field(default_factory=PublishSettings)
+
+    @field_validator("unknown_label", mode="after")
+    @classmethod
+    def _printable_label(cls, label: str) -> str:
+        # It goes out in every state message and into Home Assistant; a newline or escape code would garble logs and UIs.
+        if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in label):
+            raise ValueError("must not contain control characters (newlines, tabs, escape codes); use plain text like 'unknown'")
+        return label
 
     @field_validator("name", mode="after")
     @classmethod

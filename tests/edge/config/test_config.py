@@ -234,3 +234,23 @@ def test_cli_check_reads_standard_input(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr("sys.stdin", io.StringIO("pipelines:\n  - {name: a, kind: camera, bundle: nowhere}\n"))
     assert edge_main(["config", "check", "-"]) == 1
     assert "<stdin>: 1 problem in the config:\n  - pipelines[0].bundle (line 2): " in capsys.readouterr().err
+
+
+def test_unknown_label_is_capped_at_64_characters(tmp_path: Path) -> None:
+    ok = load_config(_write(tmp_path, "pipelines:\n  - {name: cam, kind: camera, bundle: /b, unknown_label: " + "u" * 64 + "}\n"))
+    assert ok.pipelines[0].unknown_label == "u" * 64
+    errors = _errors(tmp_path, "pipelines:\n  - name: cam\n    kind: camera\n    bundle: /b\n    unknown_label: " + "u" * 65 + "\n")
+    assert len(errors) == 1 and errors[0].startswith("pipelines[0].unknown_label (line 5)"), errors
+    assert "64" in errors[0], errors
+
+
+@pytest.mark.parametrize("label", ["a\\nb", "tab\\there", "esc\\u001b[31m", "del\\u007f", "c1\\u0085"])
+def test_unknown_label_with_control_characters_is_refused(tmp_path: Path, label: str) -> None:
+    errors = _errors(tmp_path, f'pipelines:\n  - name: cam\n    kind: camera\n    bundle: /b\n    unknown_label: "{label}"\n')
+    assert len(errors) == 1 and errors[0].startswith("pipelines[0].unknown_label (line 5)"), errors
+    assert "control characters" in errors[0], errors
+
+
+def test_unknown_label_may_hold_spaces_and_non_ascii_letters(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, 'pipelines:\n  - {name: cam, kind: camera, bundle: /b, unknown_label: "nichts erkannt ü"}\n'))
+    assert config.pipelines[0].unknown_label == "nichts erkannt ü"
