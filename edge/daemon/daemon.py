@@ -170,7 +170,10 @@ class Daemon:
             self._reload_requested = False
             self.reload_config()
         if self.llm is not None:
-            self.llm.poll()
+            try:
+                self.llm.poll()
+            except Exception:  # a failed restart of the LLM (fork refused, ...) must not end the classifiers
+                log.exception("LLM child supervision failed; trying again next tick")
         try:
             self.publisher.tick()
             if now - self._last_stats >= self.config.mqtt.stats_interval:
