@@ -7,6 +7,8 @@ A separate process, not a thread of the daemon: the model's memory and CPU can b
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,21 +31,28 @@ def start_llm_server(config_path: str | Path, extra_args: Sequence[str] = (), lo
     `wait_until_ready` or its /health). Output goes to `log_file` when given, else to ours. `nice` > 0
     lowers the LLM's CPU priority below the classifiers'."""
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - handed to the child, closed below
+    command = llm_serve_command(config_path, extra_args)
+    nice_tool = shutil.which("nice") if nice > 0 else None
+    if nice_tool:  # `nice -n N python ...` execs python in place: same pid, lowered from its first instruction
+        command = [nice_tool, "-n", str(nice), *command]
     try:
-        return subprocess.Popen(
-            llm_serve_command(config_path, extra_args),
-            stdout=out, stderr=subprocess.STDOUT if out else None,
-            preexec_fn=(lambda: _renice(nice)) if nice else None,
-        )
+        # No preexec_fn: it is not safe in a process with threads (the MQTT and pipeline workers). The child stays
+        # in our process group and session, so Ctrl-C in a terminal and systemd's stop reach it as before.
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if out else None)
     finally:
         if out is not None:
             out.close()
+    if nice > 0 and not nice_tool:
+        _renice(process.pid, nice)
+    return process
 
 
-def _renice(increment: int) -> None:
-    import os
-
-    os.nice(increment)
+def _renice(pid: int, increment: int) -> None:
+    """Lowers a running child's priority from the parent (when there is no `nice` program); best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + increment))
+    except OSError:
+        pass
 
 
 def wait_until_ready(host: str, port: int, timeout: float = 120.0, process: subprocess.Popen[bytes] | None = None) -> bool:
