@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import annotated_types
 import numpy as np
 import pytest
+from pydantic import BaseModel, Field
 
+from edge.config.pipelines import PipelineConfigBase, SmoothingSettings
+from edge.pipelines import postprocess
 from edge.pipelines.postprocess import METHODS, Outcome, PostProcessor, PostSettings, settings_with
 
 AB = ("a", "b")
@@ -80,6 +84,127 @@ def test_settings_with_replaces_only_the_named_fields() -> None:
     s = PostSettings(threshold=0.5, window=5)
     t = settings_with(s, threshold=0.9)
     assert t == PostSettings(threshold=0.9, window=5) and s.threshold == 0.5
+
+
+def _field_bounds(model, name):
+    """The field's ge/le and min_length, read straight from the pydantic metadata (independent of the module)."""
+    meta = model.model_fields[name].metadata
+    ge = [c.ge for c in meta if isinstance(c, annotated_types.Ge)]
+    le = [c.le for c in meta if isinstance(c, annotated_types.Le)]
+    min_len = [c.min_length for c in meta if isinstance(c, annotated_types.MinLen)]
+    return ge, le, min_len
+
+
+def test_bounds_are_the_config_models() -> None:
+    # edge/config/pipelines.py: window, n, m are Field(ge=1, le=1000); min_hold_s Field(ge=0, le=3600);
+    # threshold Field(ge=0, le=1); unknown_label Field(min_length=1)
+    for name in ("window", "n", "m"):
+        assert _field_bounds(SmoothingSettings, name)[:2] == ([1], [1000])
+        assert postprocess._bounds(SmoothingSettings, name) == (1.0, 1000.0)
+        assert postprocess.COUNT_BOUNDS[name] == (1.0, 1000.0)
+    assert set(postprocess.COUNT_BOUNDS) == {"window", "n", "m"}
+    assert _field_bounds(PipelineConfigBase, "min_hold_s")[:2] == ([0], [3600])
+    assert postprocess._bounds(PipelineConfigBase, "min_hold_s") == (0.0, 3600.0) == postprocess.MIN_HOLD_BOUNDS
+    assert _field_bounds(PipelineConfigBase, "threshold")[:2] == ([0], [1])
+    assert postprocess._bounds(PipelineConfigBase, "threshold") == (0.0, 1.0) == postprocess.THRESHOLD_BOUNDS
+    assert _field_bounds(PipelineConfigBase, "unknown_label")[2] == [1]
+    assert postprocess._min_length(PipelineConfigBase, "unknown_label") == 1 == postprocess.UNKNOWN_LABEL_MIN_LENGTH
+    assert all(isinstance(v, float) for v in postprocess._bounds(SmoothingSettings, "window"))
+
+
+class _Fake(BaseModel):
+    both: int = Field(5, ge=2, le=7)
+    only_ge: int = Field(5, ge=2)
+    only_le: int = Field(5, le=7)
+    neither: int = 5
+    name: str = Field("abc", min_length=3)
+    free: str = "x"
+
+
+def test_bounds_reads_ge_as_low_and_le_as_high() -> None:
+    lo, hi = postprocess._bounds(_Fake, "both")
+    assert (lo, hi) == (2.0, 7.0) and type(lo) is float and type(hi) is float
+
+
+@pytest.mark.parametrize("name", ["only_ge", "only_le", "neither"])
+def test_bounds_insists_on_both_ge_and_le(name) -> None:
+    with pytest.raises(AssertionError, match=rf"^_Fake\.{name} needs ge and le$"):
+        postprocess._bounds(_Fake, name)
+
+
+def test_min_length_reads_min_length_and_needs_one() -> None:
+    assert postprocess._min_length(_Fake, "name") == 3
+    with pytest.raises(StopIteration):
+        postprocess._min_length(_Fake, "free")
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(window=1000), dict(n=1000, m=1000), dict(m=1000), dict(n=1, m=1000), dict(window=1000, n=1000, m=1000),
+        dict(min_hold_s=3600.0), dict(min_hold_s=0.0), dict(unknown_label="x"),
+    ],
+)
+def test_settings_accept_values_exactly_at_the_config_bounds(kw) -> None:
+    s = PostSettings(**kw)
+    for k, v in kw.items():
+        assert getattr(s, k) == v
+
+
+@pytest.mark.parametrize(
+    "kw, got",
+    [
+        (dict(window=1001), "window=1001, n=3, m=3"),
+        (dict(m=1001), "window=3, n=3, m=1001"),
+        (dict(n=1001, m=1001), "window=3, n=1001, m=1001"),
+        (dict(window=1001, n=1001, m=1001), "window=1001, n=1001, m=1001"),
+    ],
+)
+def test_settings_refuse_counts_one_above_the_config_bound(kw, got) -> None:
+    with pytest.raises(ValueError) as e:
+        PostSettings(**kw)
+    assert str(e.value) == f"smoothing allows window, n and m up to 1000 (got {got})"
+
+
+def test_settings_refuse_n_above_m_before_the_upper_bound() -> None:
+    with pytest.raises(ValueError) as e:
+        PostSettings(n=1001, m=1000)
+    assert str(e.value) == "smoothing needs window >= 1 and 1 <= n <= m (got window=3, n=1001, m=1000)"
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(min_hold_s=3600.5), "min_hold_s 3600.5 must be at most 3600"),
+        (dict(min_hold_s=-0.5), "min_hold_s cannot be negative"),
+        (dict(min_hold_s=-1e-9), "min_hold_s cannot be negative"),
+        (dict(unknown_label=""), "unknown_label cannot be empty"),
+    ],
+)
+def test_settings_refuse_one_step_past_the_other_bounds(kw, message) -> None:
+    with pytest.raises(ValueError) as e:
+        PostSettings(**kw)
+    assert str(e.value) == message
+
+
+def test_a_positive_min_hold_lower_bound_is_named_in_the_message(monkeypatch) -> None:
+    # the "cannot be negative" wording is only right when the config's lower bound is 0
+    monkeypatch.setattr(postprocess, "MIN_HOLD_BOUNDS", (0.5, 10.0))
+    PostSettings(min_hold_s=0.5)
+    PostSettings(min_hold_s=10.0)
+    with pytest.raises(ValueError) as e:
+        PostSettings(min_hold_s=0.25)
+    assert str(e.value) == "min_hold_s must be at least 0.5"
+    with pytest.raises(ValueError) as e:
+        PostSettings(min_hold_s=10.5)
+    assert str(e.value) == "min_hold_s 10.5 must be at most 10"
+
+
+def test_a_longer_minimum_label_length_is_enforced(monkeypatch) -> None:
+    monkeypatch.setattr(postprocess, "UNKNOWN_LABEL_MIN_LENGTH", 3)
+    PostSettings(unknown_label="abc")
+    with pytest.raises(ValueError, match="^unknown_label cannot be empty$"):
+        PostSettings(unknown_label="ab")
 
 
 # -- threshold --------------------------------------------------------------------------------------
