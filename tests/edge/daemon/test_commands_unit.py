@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,7 +25,7 @@ class FakeConnection:
     def __init__(self) -> None:
         self.published: list[tuple[str, bytes, int, bool]] = []
         self.replies: list[tuple[IncomingMessage, bytes]] = []
-        self.subscriptions: list[tuple[str, Any, int, str]] = []
+        self.subscriptions: list[tuple[str, Any, int, str, bool]] = []
 
     def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, **_: Any) -> bool:
         self.published.append((topic, payload, qos, retain))
@@ -34,7 +36,7 @@ class FakeConnection:
         return True
 
     def subscribe(self, topic_filter: str, handler: Any, qos: int = 1, worker: str = "default", no_retained: bool = False) -> None:
-        self.subscriptions.append((topic_filter, handler, qos, worker))
+        self.subscriptions.append((topic_filter, handler, qos, worker, no_retained))
 
 
 class FakePipeline:
@@ -122,7 +124,8 @@ def error_of(handler: CommandHandler, conn: FakeConnection, name: str, payload: 
 def test_subscribes_to_all_commands_on_its_own_worker() -> None:
     handler, conn, _ = setup()
     handler.subscribe()
-    assert conn.subscriptions == [("edgeteach/dev/cmd/+", handler.handle, 1, "commands")]
+    # no_retained: a command left retained on the broker must never run (MQTT 5 retain handling 2)
+    assert conn.subscriptions == [("edgeteach/dev/cmd/+", handler.handle, 1, "commands", True)]
 
 
 def test_ping_reply_has_ok_command_and_a_timestamp() -> None:
@@ -377,3 +380,90 @@ def test_counters_count_handled_and_failed() -> None:
     assert (handler.handled, handler.failed) == (2, 1)
     send(handler, conn, "ping", {"x": 1})
     assert (handler.handled, handler.failed) == (2, 2)
+
+
+# -- retained commands and reply topics --------------------------------------------------------------
+
+
+def message(name: str, response_topic: str | None = None, retain: bool = False) -> IncomingMessage:
+    return IncomingMessage(topic=TOPICS.command(name), payload=b"", retain=retain, response_topic=response_topic)
+
+
+def test_a_retained_command_is_neither_executed_nor_answered(caplog: pytest.LogCaptureFixture) -> None:
+    handler, conn, target = setup(pipe := FakePipeline("door"))
+    with caplog.at_level(logging.WARNING, logger="edge.daemon.commands"):
+        handler.handle(IncomingMessage(topic=TOPICS.command("pause"), payload=b"", retain=True,
+                                       response_topic="edgeteach/dev/replies/1"))
+    assert not pipe.paused and target.paused_calls == []
+    assert conn.published == [] and conn.replies == []
+    assert (handler.handled, handler.failed) == (0, 0)
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.msg == ("ignoring retained command on %s: commands are never executed from retained messages; "
+                          "clear it with an empty retained message")
+    assert record.args == ("edgeteach/dev/cmd/pause",)
+
+
+def test_a_request_without_response_topic_is_answered_on_the_reply_topic() -> None:
+    handler, conn, _ = setup()
+    msg = message("ping")
+    handler.handle(msg)
+    assert [p[0] for p in conn.published] == ["edgeteach/dev/cmd/ping/reply"]
+    assert json.loads(conn.published[0][1])["ok"] is True and conn.replies == [(msg, conn.published[0][1])]
+    assert (handler.handled, handler.failed) == (1, 0)
+
+
+@pytest.mark.parametrize("response_topic", ["edgeteach/dev/replies/1", "edgeteach/dev/replies/a/b"])
+def test_a_response_topic_under_the_default_reply_prefix_is_answered(response_topic: str) -> None:
+    handler, conn, _ = setup()  # the fake connection has no settings: the default prefix applies
+    handler.handle(msg := message("ping", response_topic))
+    assert conn.replies == [(msg, conn.published[-1][1])]
+    assert (handler.handled, handler.failed) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "response_topic, problem",
+    [
+        ("edgeteach/dev/cmd/reboot",
+         "the reply topic 'edgeteach/dev/cmd/reboot' is not under 'edgeteach/dev/replies/' (mqtt.reply_prefix)"),
+        ("edgeteach/dev/replies", "the reply topic 'edgeteach/dev/replies' is not under 'edgeteach/dev/replies/' (mqtt.reply_prefix)"),
+        ("edgeteach/dev/replies/#", "the reply topic 'edgeteach/dev/replies/#' contains a wildcard (+, #), a NUL or starts with $"),
+        ("", "the reply topic must be a non-empty string"),
+    ],
+)
+def test_a_refused_response_topic_is_neither_executed_nor_answered(response_topic: str, problem: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    handler, conn, target = setup(pipe := FakePipeline("door"))
+    with caplog.at_level(logging.WARNING, logger="edge.daemon.commands"):
+        handler.handle(message("pause", response_topic))
+    assert not pipe.paused and target.paused_calls == []
+    assert conn.published == [] and conn.replies == []
+    assert (handler.handled, handler.failed) == (0, 1)
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.msg == "ignoring command %s: %s; it was neither executed nor answered"
+    assert record.args == ("pause", problem)
+    handler.handle(message("ping", response_topic))
+    assert (handler.handled, handler.failed) == (0, 2)
+    assert conn.published == []
+
+
+def test_the_reply_prefix_comes_from_the_connection_settings() -> None:
+    conn, target = FakeConnection(), FakeTarget(FakePipeline("door"))
+    conn.settings = SimpleNamespace(reply_prefix="site/answers/")  # type: ignore[attr-defined]
+    handler = CommandHandler(conn, TOPICS, target, MAX_PAYLOAD)  # type: ignore[arg-type]
+    handler.handle(msg := message("ping", "site/answers/42"))
+    assert conn.replies == [(msg, conn.published[-1][1])]
+    assert (handler.handled, handler.failed) == (1, 0)
+    handler.handle(message("ping", "edgeteach/dev/replies/1"))  # the default prefix no longer applies
+    assert len(conn.replies) == 1 and len(conn.published) == 1
+    assert (handler.handled, handler.failed) == (1, 1)
+
+
+def test_settings_without_a_reply_prefix_mean_the_default() -> None:
+    conn, target = FakeConnection(), FakeTarget(FakePipeline("door"))
+    conn.settings = SimpleNamespace(reply_prefix=None)  # type: ignore[attr-defined]
+    handler = CommandHandler(conn, TOPICS, target, MAX_PAYLOAD)  # type: ignore[arg-type]
+    handler.handle(message("ping", "edgeteach/dev/replies/1"))
+    handler.handle(message("ping", "site/answers/42"))
+    assert (handler.handled, handler.failed) == (1, 1) and len(conn.replies) == 1
