@@ -37,6 +37,10 @@ class EdgeConfig(StrictModel):
     health: HealthSettings = Field(default_factory=HealthSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     pipelines: list[PipelineConfig] = Field(default_factory=list, description="camera and microphone classifiers")
+    models_dir: str | None = Field(
+        None, min_length=1,
+        description="`cmd/reload` loads bundles only from inside this folder (symlinks resolved); default: the config file's folder",
+    )
 
     @field_validator("device_id", mode="before")
     @classmethod
@@ -88,7 +92,9 @@ def resolve_path(value: str, base: Path) -> str:
 
 
 def resolve_paths(config: EdgeConfig, base: Path) -> None:
-    """Makes the config's relative paths (bundles, video files, WAV files, the GGUF) relative to `base`."""
+    """Makes the config's relative paths (bundles, video files, WAV files, the GGUF, models_dir) relative to `base`;
+    models_dir left out means `base` itself."""
+    config.models_dir = resolve_path(config.models_dir, base) if config.models_dir else str(base)
     if config.llm.model:
         config.llm.model = resolve_path(config.llm.model, base)
     for pipeline in config.pipelines:

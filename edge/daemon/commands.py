@@ -8,7 +8,9 @@ Commands (docs/mqtt.md has examples):
     resume  {"pipeline": "door"}
     set     {"pipeline": "door", "threshold": 0.8, "smoothing": {...}, "min_hold_s": 2}
     reload  {"pipeline": "door", "bundle": "/path/to/bundle"}   validated first; a bad bundle is refused
-                                                                  and the old model keeps running
+                                                                  and the old model keeps running. Only
+                                                                  folders inside `models_dir` (symlinks
+                                                                  resolved; relative = under it) are loaded
     snapshot {"pipeline": "door"}          -> {"jpeg_base64": ...}; with "raw": true the JPEG bytes go to
                                               `<prefix>/<pipeline>/snapshot` and the reply names the topic
 `"pipeline"` may be left out when the daemon runs a single pipeline. Any request may carry an "id",
@@ -27,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from edge.config.mqtt import MAX_REQUEST_ID_CHARS, default_reply_prefix, reply_topic_problem
@@ -38,6 +41,31 @@ from edge.pipelines.base import Pipeline
 log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = MAX_REQUEST_ID_CHARS
+MANIFEST_NAME = "manifest.json"
+# One reply for a missing folder, a folder that is not a bundle and a path outside models_dir, so a requester
+# cannot probe the device's files through cmd/reload; the reason is in the log only.
+RELOAD_PATH_REFUSED = ("no such bundle under models_dir: give the path of a bundle folder inside the device's models_dir "
+                       "(the device log says why); the old model keeps running")
+
+
+def confined_bundle(bundle: str, models_dir: str | Path) -> tuple[Path | None, str]:
+    """(the bundle folder, "") when `bundle` names a folder holding a manifest inside `models_dir`, once `..` and
+    symlinks are resolved (a relative path is taken under models_dir); else (None, why, for the log)."""
+    try:
+        root = Path(models_dir).expanduser().resolve()
+        path = Path(bundle).expanduser()
+        resolved = (path if path.is_absolute() else root / path).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
+        return None, f"cannot resolve the path ({exc})"
+    if not resolved.is_relative_to(root):
+        return None, f"{resolved} is outside models_dir {root}"
+    if resolved.name == MANIFEST_NAME and resolved.is_file():
+        resolved = resolved.parent
+    if not resolved.exists():
+        return None, f"{resolved}: no such folder"
+    if not (resolved / MANIFEST_NAME).is_file():
+        return None, f"{resolved}: not a bundle (no {MANIFEST_NAME} in a folder)"
+    return resolved, ""
 
 
 class CommandError(Exception):
@@ -59,8 +87,10 @@ class CommandTarget(Protocol):
 class CommandHandler:
     """Subscribes to `<prefix>/cmd/+` and dispatches requests on its own MQTT worker thread."""
 
-    def __init__(self, connection: MqttConnection, topics: Topics, target: CommandTarget, max_payload_bytes: int) -> None:
+    def __init__(self, connection: MqttConnection, topics: Topics, target: CommandTarget, max_payload_bytes: int,
+                 models_dir: str | Path | None = None) -> None:
         self._conn = connection
+        self.models_dir = models_dir  # None (embedding, tests): reload takes any path; the daemon always sets one
         self._topics = topics
         self._target = target
         self._max_payload = max_payload_bytes
@@ -211,8 +241,15 @@ class CommandHandler:
         self._no_more(args, "reload")
         if not isinstance(bundle, str) or not bundle:
             raise CommandError('reload needs "bundle": the path of a bundle folder on this device')
+        path = bundle
+        if self.models_dir is not None:
+            folder, why = confined_bundle(bundle, self.models_dir)
+            if folder is None:
+                log.warning("reload of %s refused: %s", name, why)
+                raise CommandError(f"{name}: {RELOAD_PATH_REFUSED}")
+            path = str(folder)  # the checked folder, not the request's path: a symlink swapped later is not followed
         try:
-            pipeline.reload(bundle)
+            pipeline.reload(path)
         except ValueError as exc:  # BundleError is a ValueError; the old model keeps running
             raise CommandError(f"{name}: new bundle refused, the old model keeps running: {exc}") from None
         self._target.pipeline_reloaded(name)

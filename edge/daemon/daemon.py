@@ -58,7 +58,8 @@ class Daemon:
             birth=OutgoingMessage(self.topics.status, b"online", qos=1, retain=True),
         )
         self.publisher = DecisionPublisher(self.connection, self.topics)
-        self.commands = CommandHandler(self.connection, self.topics, self, config.mqtt.max_payload_bytes)
+        self.commands = CommandHandler(self.connection, self.topics, self, config.mqtt.max_payload_bytes,
+                                       models_dir=self._models_dir(config))
         self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix,
                                    config.mqtt.discovery.enabled)
         self.health: HealthServer | None = None
@@ -202,6 +203,13 @@ class Daemon:
         if lingering:
             log.debug("non-daemon threads still running at stop: %s", ", ".join(lingering))
 
+    def _models_dir(self, config: EdgeConfig) -> Path:
+        """Where cmd/reload may load bundles from: models_dir, else the config file's folder (the working folder
+        for a config that did not come from a file)."""
+        if config.models_dir:
+            return Path(config.models_dir)
+        return self.config_path.resolve().parent if self.config_path is not None else Path.cwd()
+
     # -- SIGHUP ------------------------------------------------------------------------------------
 
     def reload_config(self) -> bool:
@@ -220,6 +228,7 @@ class Daemon:
             self.notifier.ready("config reload refused; see the log")
             return False
         self.config = apply_reload(self.config, new, self.registry)
+        self.commands.models_dir = self._models_dir(new)
         self.discovery.set_pipelines(self.registry.kinds())
         self.reloads_ok += 1
         self.notifier.ready(f"config reloaded; running {len(self.pipelines())} pipeline(s)")
