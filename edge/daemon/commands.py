@@ -53,8 +53,7 @@ def confined_bundle(bundle: str, models_dir: str | Path) -> tuple[Path | None, s
     symlinks are resolved (a relative path is taken under models_dir); else (None, why, for the log)."""
     try:
         root = Path(models_dir).expanduser().resolve()
-        path = Path(bundle).expanduser()
-        resolved = (path if path.is_absolute() else root / path).resolve()
+        resolved = (root / Path(bundle).expanduser()).resolve()  # an absolute path replaces root; a relative one goes under it
     except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
         return None, f"cannot resolve the path ({exc})"
     if not resolved.is_relative_to(root):

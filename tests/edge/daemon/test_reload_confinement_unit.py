@@ -99,6 +99,9 @@ def test_missing_and_not_a_bundle_inside(models: Path) -> None:
     empty = (models / "empty").resolve()
     assert confined_bundle(str(models / "empty"), models) == (None, f"{empty}: not a bundle (no manifest.json in a folder)")
     assert confined_bundle(str(models / "file.txt"), models)[0] is None
+    (models / "colors" / "labels.txt").write_text("red\n")  # a file inside a bundle is not the bundle
+    assert confined_bundle(str(models / "colors" / "labels.txt"), models) == (
+        None, f"{(models / 'colors' / 'labels.txt').resolve()}: not a bundle (no manifest.json in a folder)")
     assert confined_bundle(str(models / "empty" / "manifest.json"), models)[0] is None
 
 
