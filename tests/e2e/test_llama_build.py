@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.support import llama_builds
-from tests.support.gguf_models import SMOLLM2, model_path
+from tests.support.gguf_models import SMOLLM2
 from tests.support.llama_builds import REPO, bash
+from tests.support.llm_server import require_model
 
 SAPPHIRE_RAPIDS = ("flags : fpu sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma f16c bmi2 avx512f avx512dq avx512bw avx512vl "
                    "avx512_vnni avx512_bf16 avx_vnni amx_tile amx_int8 amx_bf16\n")
@@ -82,13 +83,6 @@ def _require_llama() -> Path:
     return lib
 
 
-def _require_model() -> Path:
-    path = model_path(SMOLLM2)
-    if path is None:
-        pytest.skip("the test GGUF is missing: run scripts/fetch-test-models.sh")
-    return path
-
-
 def test_the_installed_build_is_the_portable_one_and_holds_no_avx512() -> None:
     lib = _require_llama()
     key = bash(f'llama_build_key "{sys.executable}" "$(llama_cmake_args "")"').stdout.strip()
@@ -105,7 +99,7 @@ def test_the_installed_build_is_the_portable_one_and_holds_no_avx512() -> None:
 
 def test_setup_smoke_generation_passes_on_the_installed_build() -> None:
     _require_llama()
-    model = _require_model()
+    model = require_model(SMOLLM2)
     run = bash(f'llama_smoke "{sys.executable}" "{model}" "test"')
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"smoke generation ok: [1-9]\d* tokens", run.stdout), run.stdout
@@ -117,7 +111,7 @@ def test_a_broken_build_stops_setup_with_the_signal_and_the_flags_to_try(tmp_pat
     """A libggml-cpu compiled for an extension this CPU lacks: setup's smoke step stops with the signal
     named and the portable flags, and a native test in pytest fails alone instead of killing the run."""
     _require_llama()
-    model = _require_model()
+    model = require_model(SMOLLM2)
     wrong = llama_builds.wrong_flags_for_this_cpu()
     if wrong is None:
         pytest.skip("this CPU has every extension we know how to build wrongly for (AVX-VNNI, AVX-512)")

@@ -289,13 +289,10 @@ def test_no_open_checks_the_camera_is_there_without_opening_it(tmp_path: Path, c
 
 
 def test_llm_generation_check_runs_the_model_in_a_child(tmp_path: Path) -> None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (scripts/setup.sh llm)")
-    from tests.support.gguf_models import SMOLLM2, model_path
+    from tests.support.gguf_models import SMOLLM2
+    from tests.support.llm_server import require_model
 
-    model = model_path(SMOLLM2)
-    if model is None:
-        pytest.skip("the test GGUF is missing: run scripts/fetch-test-models.sh")
+    model = require_model(SMOLLM2)
     config = write_config(tmp_path / "edge.yaml", mqtt=mqtt_at(free_port()), llm={"enabled": True, "model": str(model)})
     rows = doctor(config)
     generation = row(rows, "llm generation")
