@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import re
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class LlmSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(False, description="start `edge llm serve` alongside `edge run`")
+    enabled: bool = Field(False, description="the device runs the local LLM server (`edge llm serve`)")
+    run_by: Literal["daemon", "systemd"] = Field(
+        "daemon",
+        description="who owns the LLM server process when enabled: 'daemon' = `edge run` starts it as its child; "
+        "'systemd' = edgeteach-llm.service runs it (under that unit's memory and CPU limits) and `edge run` does not "
+        "start one. The installer writes 'systemd'",
+    )
     model: str | None = Field(None, description="path to a GGUF file (relative paths: next to the config file)")
     model_sha256: str | None = Field(None, description="SHA-256 of the GGUF, checked at load when given (`edge llm pull` prints it)")
     model_name: str | None = Field(None, description="name shown in /v1/models and responses (default: the file name without .gguf)")
