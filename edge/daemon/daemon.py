@@ -113,7 +113,10 @@ class Daemon:
                 log.info("health: http://%s:%d/healthz and /metrics", self.config.health.host, self.health.port)
             except OSError as exc:
                 log.error("%s", exc)  # the classifiers matter more than the probe: carry on without it
-        if self.config.llm.enabled:
+        if self.config.llm.enabled and self.config.llm.run_by == "systemd":
+            # One owner of the LLM process (issue 12 item 10): the unit runs it under its own limits.
+            log.info("LLM: run by edgeteach-llm.service (llm.run_by: systemd); `edge run` does not start one")
+        elif self.config.llm.enabled:
             if self.config_path is None:
                 log.error("llm.enabled needs the daemon to run from a config file (`edge run -c FILE`); LLM not started")
             else:
