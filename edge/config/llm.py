@@ -4,7 +4,6 @@ service when `enabled`)."""
 from __future__ import annotations
 
 import re
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,7 +33,22 @@ class LlmSettings(BaseModel):
     )
     host: str = Field("127.0.0.1", description="HTTP listen address; 0.0.0.0 exposes the API to the network (set api_key then)")
     port: int = Field(8080, ge=1, le=65535)
-    api_key: str | None = Field(None, description="when set, HTTP requests need `Authorization: Bearer <api_key>`")
+    api_key: str | None = Field(
+        None,
+        description="when set, HTTP requests need `Authorization: Bearer <api_key>`. Leave it out for no key (only on "
+        "127.0.0.1); an empty key is an error, not 'no key'",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="extra names clients may use in the Host header (e.g. a DNS name of the device). Always allowed: "
+        "any IP address, localhost, the device's hostname and <hostname>.local; '*' allows any name",
+    )
+    http_idle_timeout_s: float = Field(10.0, gt=0, le=3600,
+                                       description="an HTTP connection that has not sent a complete request within this "
+                                       "many seconds (after connecting, or after its last answer) is closed")
+    http_max_connections: int = Field(64, ge=2, le=10000,
+                                      description="open HTTP connections at most; the idlest is closed to make room, and "
+                                      "when all have a request in flight a new one gets 503")
     queue_size: int = Field(4, ge=1, description="requests waiting behind the running one; beyond it: HTTP 429 / MQTT error")
     max_tokens: int = Field(512, ge=1, description="ceiling for any request's max_tokens (and the default)")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="default sampling temperature; 0 = always the most likely token")
@@ -45,6 +59,19 @@ class LlmSettings(BaseModel):
     mqtt_stream_interval_s: float = Field(0.1, ge=0.0, le=10.0,
                                           description="streamed MQTT answers: at most one chunk message per this many "
                                           "seconds (0 = one per token)")
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_not_empty(cls, value: str | None) -> str | None:
+        # An empty key used to mean "auth off": a typo or an unset variable must not open the API.
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("is empty: give a long random secret (e.g. `openssl rand -hex 16`), or leave the key out "
+                             "for no authentication (only on 127.0.0.1)")
+        if value != value.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+            raise ValueError("must have no spaces or control characters (it travels in an HTTP header)")
+        return value
 
     @field_validator("model_sha256")
     @classmethod

@@ -5,22 +5,29 @@
 - `GET /metrics`: Prometheus text exposition format 0.0.4 (edge.daemon.metrics gathers the families,
   prometheus_client writes them).
 
-Stdlib only (http.server in a thread): the device must not need a web framework for two endpoints.
+A Starlette app under uvicorn (edge.host.webserver): the same framing, timeouts and connection cap as the
+LLM API, so a neighbour's slow or half-open sockets cannot hold the probe hostage.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from edge.host.webserver import BackgroundServer, ServerLimits
 
 log = logging.getLogger(__name__)
 
 HealthFn = Callable[[], "tuple[bool, dict[str, Any]]"]
 MetricsFn = Callable[[], str]
+LIMITS = ServerLimits()  # two cheap endpoints: the defaults
 
 
 class HealthServer:
@@ -29,51 +36,49 @@ class HealthServer:
     def __init__(self, host: str, port: int, health: HealthFn, metrics: MetricsFn) -> None:
         self._health = health
         self._metrics = metrics
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "edgeteach"
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                path = self.path.split("?", 1)[0]
-                try:
-                    if path == "/healthz":
-                        ok, body = outer._health()
-                        self._send(200 if ok else 503, "application/json", json.dumps(body, default=str).encode())
-                    elif path == "/metrics":
-                        self._send(200, "text/plain; version=0.0.4; charset=utf-8", outer._metrics().encode())
-                    else:
-                        self._send(404, "text/plain", b"not found: try /healthz or /metrics\n")
-                except Exception as exc:  # a broken metric must not kill the server thread
-                    log.exception("health endpoint %s failed", path)
-                    self._send(500, "text/plain", f"internal error: {exc}\n".encode())
-
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("health: " + format, *args)
-
+        app = Starlette(routes=[Route("/healthz", self._healthz), Route("/metrics", self._prometheus)])
+        app.add_exception_handler(404, _not_found)
+        app.add_exception_handler(405, _not_found)
         try:
-            self._server = ThreadingHTTPServer((host, port), Handler)
+            self._server = BackgroundServer(app, host, port, LIMITS, name="health-http")
         except OSError as exc:
             raise OSError(f"health server cannot listen on {host}:{port} ({exc.strerror}); pick a free port in health.port or "
                           "set health.enabled: false") from exc
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.25}, name="health-http", daemon=True)
+
+    # Both callbacks read the daemon's state (locks, a registry walk): cheap, but off the event loop all the
+    # same, so one slow call never stalls the other connections. A failure is logged, never echoed.
+    async def _healthz(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            ok, body = await run_in_threadpool(self._health)
+            return Response(json.dumps(body, default=str), 200 if ok else 503, media_type="application/json")
+        except Exception:
+            log.exception("health endpoint /healthz failed")
+            return PlainTextResponse("internal error (the daemon's log has the details)\n", 500)
+
+    async def _prometheus(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            text = await run_in_threadpool(self._metrics)
+            return Response(text, 200, media_type="text/plain; version=0.0.4; charset=utf-8")
+        except Exception:
+            log.exception("health endpoint /metrics failed")
+            return PlainTextResponse("internal error (the daemon's log has the details)\n", 500)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.address[1]
 
     def start(self) -> HealthServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    # The body of a request we do not serve is never read: close, so it cannot be taken for the next request.
+    return PlainTextResponse("not found: try /healthz or /metrics\n", 404, headers={"Connection": "close"})

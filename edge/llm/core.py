@@ -17,6 +17,17 @@ from edge.llm.worker import Job, QueueFullError, Sink, Worker
 log = logging.getLogger(__name__)
 
 
+# A token is rarely longer than a few characters (BPE vocabularies top out near 16 for text; runs of
+# spaces in code vocabularies reach more), so a prompt of more than this many characters per token of
+# context cannot fit, and is refused before the tokenizer spends CPU on it (up to 1 MiB per request).
+MAX_CHARS_PER_TOKEN = 32
+
+
+def max_prompt_chars(context_size: int) -> int:
+    """The longest prompt, in characters, that is worth tokenizing for a context of `context_size` tokens."""
+    return context_size * MAX_CHARS_PER_TOKEN
+
+
 class NotReadyError(RequestError):
     def __init__(self, message: str, retry_after_s: int = 5) -> None:
         super().__init__(message, status=503, code="model_not_ready")
@@ -76,11 +87,25 @@ class LlmCore:
         ready) without queuing anything."""
         if self.worker is None or self.engine is None:
             self.metrics.count_request(api, "not_ready")
-            if self.load_error:
-                raise NotReadyError(f"the model failed to load: {self.load_error}", retry_after_s=60)
+            if self.load_error:  # its text names files: the log has it, the client gets what to do
+                raise NotReadyError("the model failed to load (the server's log says why); fix it and restart the "
+                                    "LLM server", retry_after_s=60)
             raise NotReadyError("the model is still loading; retry in a few seconds")
+        # Cheapest refusals first: tokenizing a long prompt costs CPU on the caller's thread, so a full queue
+        # (429) and a prompt that cannot fit by its length alone (400) are answered before any tokenizing.
+        # The queue can still fill between here and submit(); submit() then refuses as well.
+        if self.worker.full:
+            self.metrics.count_request(api, "queue_full")
+            raise self.worker.queue_full_error()
         injected = self.sensor_summary() if request.sensor_context else None
         messages = with_sensor_context(request.messages, injected)
+        chars = sum(len(m["content"]) for m in messages)
+        limit = max_prompt_chars(self.engine.context_size)
+        if chars > limit:
+            self.metrics.count_request(api, "bad_request")
+            raise RequestError(f"the prompt is {chars} characters; a context of {self.engine.context_size} tokens holds at "
+                               f"most about {limit}: shorten the messages or raise llm.context_size",
+                               status=400, code="context_length_exceeded", param="messages")
         if injected:
             log.debug("sensor context added to the system prompt:\n%s", injected)
         try:

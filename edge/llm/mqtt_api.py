@@ -24,7 +24,7 @@ from typing import Any
 
 from edge.config.mqtt import MAX_REQUEST_ID_CHARS, default_reply_prefix, reply_topic_problem
 from edge.llm.core import LlmCore, NotReadyError
-from edge.llm.requests import RequestError, parse_chat_request, usage
+from edge.llm.requests import RequestError, parse_chat_request, parse_json, usage
 from edge.llm.sensors import SensorContext
 from edge.llm.worker import DoneEvent, ErrorEvent, Event, QueueFullError, TextEvent
 from edge.mqtt.connection import IncomingMessage, MqttConnection
@@ -86,11 +86,10 @@ class MqttLlmApi:
                                      code="too_large"))
             return
         try:
-            body = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = parse_json(msg.payload)  # deep nesting (RecursionError) is an error reply too
+        except RequestError as exc:
             self.core.metrics.count_request("mqtt", "bad_request")
-            self._error(reply, None, RequestError(f"the payload is not valid JSON ({exc}); send e.g. {{\"prompt\": \"Hello\"}}",
-                                                  code="invalid_json"))
+            self._error(reply, None, RequestError(f"{exc}; send e.g. {{\"prompt\": \"Hello\"}}", code="invalid_json"))
             return
         if isinstance(body, dict):
             reply_to = body.get("reply_to")

@@ -3,6 +3,7 @@ the OpenAI-compatible response objects."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -44,15 +45,39 @@ class ChatRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_JSON_ECHO_CHARS = 40  # how much of a bad value an error message quotes back
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body of an HTTP or MQTT request. Every way JSON can fail is a RequestError (400 / an MQTT error
+    reply): invalid text, invalid UTF-8, and nesting so deep that the parser hits Python's recursion limit."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise RequestError("the JSON is nested too deeply", code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError's text is a position, nothing internal
+        raise RequestError(f"the request is not valid JSON ({exc})", code="invalid_json") from None
+
+
+def _shown(value: Any) -> str:
+    """A client's value quoted back in an error, cut short (a 1 MiB string is not echoed)."""
+    text = repr(value)
+    return text if len(text) <= MAX_JSON_ECHO_CHARS else text[:MAX_JSON_ECHO_CHARS] + "..."
+
+
 def _number(body: dict[str, Any], key: str, default: Any, lo: float, hi: float, integer: bool = False) -> Any:
     value = body.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
-        kind = "an integer" if integer else "a number"
-        raise RequestError(f"'{key}' must be {kind} between {lo:g} and {hi:g}, got {value!r}", param=key)
+    shown = _shown(value)
+    kind = "an integer" if integer else "a number"
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+            raise RequestError(f"'{key}' must be {kind} between {lo:g} and {hi:g}, got {shown}", param=key)
+    except OverflowError:  # an integer too large for a float, e.g. 10**400
+        raise RequestError(f"'{key}' must be {kind} between {lo:g} and {hi:g}, got a number too large", param=key) from None
     if not lo <= value <= hi:
-        raise RequestError(f"'{key}' must be between {lo:g} and {hi:g}, got {value!r}", param=key)
+        raise RequestError(f"'{key}' must be between {lo:g} and {hi:g}, got {shown}", param=key)
     return int(value) if integer else float(value)
 
 
@@ -82,7 +107,7 @@ def parse_messages(value: Any) -> list[Message]:
         if role == "developer":  # OpenAI's newer name for the system role
             role = "system"
         if role not in ROLES:
-            raise RequestError(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {role!r}", param="messages")
+            raise RequestError(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {_shown(role)}", param="messages")
         if "content" not in m:
             raise RequestError(f"messages[{i}] has no 'content'", param="messages")
         messages.append({"role": role, "content": _content_text(m.get("content"), i)})
@@ -112,13 +137,13 @@ def parse_chat_request(body: Any, settings: LlmSettings) -> ChatRequest:
         raise RequestError("'stop' must be a string or a list of up to 4 non-empty strings", param="stop")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise RequestError(f"'stream' must be true or false, got {stream!r}", param="stream")
+        raise RequestError(f"'stream' must be true or false, got {_shown(stream)}", param="stream")
     options = body.get("stream_options") or {}
     ext_value = body.get("edgeteach")
     ext = ext_value if isinstance(ext_value, dict) else {}
     sensor = body.get("sensor_context", ext.get("sensor_context", settings.sensor_context))
     if not isinstance(sensor, bool):
-        raise RequestError(f"'sensor_context' must be true or false, got {sensor!r}", param="sensor_context")
+        raise RequestError(f"'sensor_context' must be true or false, got {_shown(sensor)}", param="sensor_context")
     return ChatRequest(
         messages=messages,
         max_tokens=max_tokens,

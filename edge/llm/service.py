@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -33,10 +34,31 @@ class ServeTarget:
     topic_prefix: str
     client_id: str
     pipeline_kinds: dict[str, str] = field(default_factory=dict)  # name -> camera/microphone, for the sensor context
+    insecure_no_key: bool = False  # --insecure-no-key: serve a non-loopback address without llm.api_key
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: it may resolve to a LAN address
+        return False
+
+
+def exposure_problem(llm: LlmSettings, insecure_no_key: bool) -> str | None:
+    """Why the API must not start as configured, or None. Off loopback, anyone on the network reaches it:
+    without a key they could use the model, read the sensor states and fill the queue."""
+    if llm.api_key is None and not is_loopback(llm.host) and not insecure_no_key:
+        return (f"llm.host {llm.host} is reachable from the network but llm.api_key is not set: set llm.api_key (clients "
+                "then send `Authorization: Bearer <key>`), or listen on 127.0.0.1, or start with --insecure-no-key if "
+                "everyone on this network may use the model")
+    return None
 
 
 def resolve_target(config_path: str | None, overrides: dict[str, Any], mqtt_host: str | None = None,
-                   mqtt_port: int | None = None, no_mqtt: bool = False) -> ServeTarget:
+                   mqtt_port: int | None = None, no_mqtt: bool = False, insecure_no_key: bool = False) -> ServeTarget:
     """The `llm:` (and `mqtt:`, `device_id`) sections of the config file, with command-line overrides
     (None values are ignored). MQTT is used when the config file has an `mqtt:` section or --mqtt-host is
     given, unless llm.mqtt is false or --no-mqtt."""
@@ -67,6 +89,8 @@ def resolve_target(config_path: str | None, overrides: dict[str, Any], mqtt_host
     except ValidationError as exc:
         problems = "; ".join(f"llm.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ServeConfigError(problems) from None
+    if problem := exposure_problem(llm, insecure_no_key):
+        raise ServeConfigError(problem)
     if mqtt_host or mqtt_port:
         base = mqtt_settings.model_dump() if mqtt_settings else {}
         base.update({k: v for k, v in (("host", mqtt_host), ("port", mqtt_port)) if v})
@@ -75,7 +99,8 @@ def resolve_target(config_path: str | None, overrides: dict[str, Any], mqtt_host
         mqtt_settings = None
     prefix = Topics.for_device(device_id, mqtt_settings.topic_prefix if mqtt_settings else None).prefix
     client_id = f"{(mqtt_settings.client_id if mqtt_settings and mqtt_settings.client_id else f'edgeteach-{device_id}')}-llm"
-    return ServeTarget(llm=llm, mqtt=mqtt_settings, device_id=device_id, topic_prefix=prefix, client_id=client_id, pipeline_kinds=kinds)
+    return ServeTarget(llm=llm, mqtt=mqtt_settings, device_id=device_id, topic_prefix=prefix, client_id=client_id, pipeline_kinds=kinds,
+                       insecure_no_key=insecure_no_key)
 
 
 class LlmServer:
@@ -93,6 +118,10 @@ class LlmServer:
         self._topics: Any = None
 
     def start(self) -> None:
+        if problem := exposure_problem(self.target.llm, self.target.insecure_no_key):
+            raise ServeConfigError(problem)
+        if self.target.insecure_no_key and self.target.llm.api_key is None and not is_loopback(self.target.llm.host):
+            log.warning("--insecure-no-key: the LLM API on %s needs no key; anyone on the network can use it", self.target.llm.host)
         try:
             self.http = LlmHttpServer(self.core, self.target.llm.host, self.target.llm.port)
         except OSError as exc:

@@ -131,9 +131,19 @@ class Worker:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            waiting = self.depth + 1
-            retry = max(1, int(round(self.metrics.mean_request_seconds(default=5.0) * waiting)))
-            raise QueueFullError(retry, self.queue_size) from None
+            raise self.queue_full_error() from None
+
+    @property
+    def full(self) -> bool:
+        """No room for another job now (admission checks this before tokenizing)."""
+        return self._stopping or self.depth >= self.queue_size
+
+    def queue_full_error(self) -> QueueFullError:
+        """The 429 with an honest Retry-After: the recent mean request time for each job ahead."""
+        if self._stopping:
+            return QueueFullError(5, self.queue_size)
+        retry = max(1, int(round(self.metrics.mean_request_seconds(default=5.0) * (self.depth + 1))))
+        return QueueFullError(retry, self.queue_size)
 
     def _run(self) -> None:
         while True:
@@ -146,10 +156,10 @@ class Worker:
             self._current = job
             try:
                 self._run_job(job)
-            except Exception as exc:  # never let one request kill the worker
+            except Exception:  # never let one request kill the worker
                 log.exception("LLM request %d failed", job.id)
                 self.metrics.count_request(job.api, "error")
-                self._safe_sink(job, ErrorEvent("error", f"generation failed: {exc}"))
+                self._safe_sink(job, ErrorEvent("error", "generation failed (the server's log has the details)"))
             finally:
                 self._current = None
 

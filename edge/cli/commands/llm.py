@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--gpu-layers", type=int, help="layers offloaded to the GPU (-1 = all; Jetson)")
     serve.add_argument("--chat-format", help="chat format when the GGUF has no template (chatml, gemma, llama-3, ...)")
     serve.add_argument("--api-key", help="require `Authorization: Bearer KEY` (prefer llm.api_key in a protected config)")
+    serve.add_argument("--insecure-no-key", action="store_true",
+                       help="allow a non-loopback --host/llm.host without an API key (anyone on the network may use the model)")
     serve.add_argument("--queue-size", type=int, help="requests that may wait behind the running one (default 4)")
     serve.add_argument("--max-tokens", type=int, help="ceiling for any request's max_tokens (default 512)")
     serve.add_argument("--timeout", dest="request_timeout_s", type=float, help="per-request timeout in seconds (default 120)")
@@ -113,7 +115,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "api_key", "queue_size", "max_tokens", "request_timeout_s")
     overrides: dict[str, Any] = {k: getattr(args, k) for k in keys}
     try:
-        target = resolve_target(args.config, overrides, args.mqtt_host, args.mqtt_port, args.no_mqtt)
+        target = resolve_target(args.config, overrides, args.mqtt_host, args.mqtt_port, args.no_mqtt, args.insecure_no_key)
     except ServeConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -88,14 +88,14 @@ def openai_client(srv: LlmServerProcess, key: str = API_KEY) -> Any:
     return openai.OpenAI(base_url=f"{srv.base_url}/v1", api_key=key, max_retries=0, timeout=120)
 
 
-def post(srv: LlmServerProcess, body: Any, raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+def post(srv: LlmServerProcess, body: Any, raw: bytes | None = None) -> tuple[int, http.client.HTTPMessage, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
     conn.request("POST", "/v1/chat/completions", body=raw if raw is not None else json.dumps(body),
                  headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
     response = conn.getresponse()
     data = response.read()
     conn.close()
-    return response.status, dict(response.headers), json.loads(data)
+    return response.status, response.headers, json.loads(data)  # header names are case-insensitive
 
 
 class Stream:
