@@ -2,7 +2,8 @@
 
 A source is opened, read until it fails or ends, and closed; it never restarts itself. Restarting with
 backoff is the supervisor's job (edge.sources.supervisor), so every backend behaves the same way when a
-cable is pulled or a stream drops.
+cable is pulled or a stream drops. A source also says how long it may stay silent (`stall_timeout_s`): a
+driver that blocks in read() without an error is noticed by the supervisor, not by the source itself.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class FrameSource(ABC):
     """A camera, stream, video file or image folder."""
 
     description: str = "camera"
+    # No frame for this long (opening included) and the supervisor declares the source stalled and restarts it;
+    # None: never. Backends set it from the config's `source.stall_timeout_s`.
+    stall_timeout_s: float | None = None
 
     @abstractmethod
     def open(self) -> None:
@@ -54,7 +58,8 @@ class FrameSource(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Releases the device; safe to call twice or after a failed open."""
+        """Releases the device; safe to call twice or after a failed open, and from another thread while read()
+        is blocked (the supervisor calls it so to unblock a stalled read): it must not crash then."""
 
     def __enter__(self) -> FrameSource:
         self.open()
@@ -69,6 +74,7 @@ class AudioSource(ABC):
 
     description: str = "microphone"
     sample_rate: int = 0  # known after open(): the native rate blocks arrive at
+    stall_timeout_s: float | None = None  # as FrameSource's: no block for this long is a stall
 
     @abstractmethod
     def open(self) -> None: ...
@@ -78,7 +84,8 @@ class AudioSource(ABC):
         """The next block; raises SourceEnded at the end of a file, SourceError on failure."""
 
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """As FrameSource.close: safe twice, and from another thread while read() is blocked."""
 
     def __enter__(self) -> AudioSource:
         self.open()

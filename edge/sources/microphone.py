@@ -55,7 +55,9 @@ class SoundDeviceSource(AudioSource):
         self.requested_rate = sample_rate
         self.channels = channels
         self.block_s = block_s
-        self.stall_timeout_s = stall_timeout_s
+        # read() gives up on its own after this long without a block (PortAudio's callback stopped); the
+        # supervisor watches the same bound for a driver that blocks instead (in open or start).
+        self.stall_timeout_s: float = stall_timeout_s
         self.description = f"microphone {device}"
         self.sample_rate = 0
         self.overflows = 0  # PortAudio reported input overflow (the OS dropped samples)

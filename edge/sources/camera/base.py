@@ -108,11 +108,18 @@ class CameraOptions:
     fps: float | None = _config_default("fps")  # requested frame rate; also the pace of files and folders
     loop: bool = _config_default("loop")  # files and folders: start again at the end
     realtime: bool = _config_default("realtime")  # files and folders: deliver at their own pace
-    stall_timeout_s: float = _config_default("stall_timeout_s")  # streams: no frame this long is a failure
+    stall_timeout_s: float = _config_default("stall_timeout_s")  # no frame this long: stalled (and the streams' read timeout)
 
     @classmethod
     def from_config(cls, source: CameraSourceConfig) -> CameraOptions:
         return cls(source.width, source.height, source.fps, source.loop, source.realtime, source.stall_timeout_s)
+
+    def stall_timeout(self, paced_fps: float | None = None) -> float:
+        """The stall timeout of a source delivering at `paced_fps` (files and folders paced in real time): never
+        shorter than three frame intervals, so a slow slideshow (fps: 0.05) is not taken for a hung camera."""
+        if paced_fps and paced_fps > 0:
+            return max(self.stall_timeout_s, 3.0 / paced_fps)
+        return self.stall_timeout_s
 
 
 def open_camera_source(uri: str, options: CameraOptions | None = None) -> FrameSource:

@@ -23,6 +23,7 @@ class ImageFolderSource(FrameSource):
         self.folder = Path(folder)
         self.loop, self.realtime = options.loop, options.realtime
         self.fps = options.fps or 2.0
+        self.stall_timeout_s = options.stall_timeout(self.fps if self.realtime else None)
         self.description = f"image folder {folder}"
         self._files: list[Path] = []
         self._index = 0

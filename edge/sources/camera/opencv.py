@@ -4,6 +4,7 @@ cameras through a GStreamer pipeline string."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -45,12 +46,19 @@ class OpenCvSource(FrameSource):
         self.target = target
         self.width, self.height, self.fps = options.width, options.height, options.fps
         self.loop, self.realtime = options.loop, options.realtime
+        self._options = options
         self.stall_timeout_s = options.stall_timeout_s
         self.gstreamer = gstreamer
         self.description = target.describe()
         self.capture: cv2.VideoCapture | None = None
         self._pacer: Pacer | None = None
         self._frames = 0
+        # close() may come from the supervisor's thread while read() is blocked in the driver. Releasing a
+        # VideoCapture under a running read() frees what the read is using (a crash, not an exception), so a
+        # close() during a read only takes the capture away and the read releases it when it returns.
+        self._io = threading.Lock()
+        self._reading = False
+        self._release_after_read: cv2.VideoCapture | None = None
 
     @property
     def is_file(self) -> bool:
@@ -70,8 +78,8 @@ class OpenCvSource(FrameSource):
                 raise SourceError(f"{self.description}: no such file; check the path (relative paths are relative to the config file)")
             return cv2.VideoCapture(str(value), cv2.CAP_FFMPEG)
         if kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(self.stall_timeout_s,
-                                                                                                                 60) * 1000)]
+            read_timeout_ms = int(min(self._options.stall_timeout_s, 60) * 1000)  # FFmpeg fails the read itself
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_timeout_ms]
             return cv2.VideoCapture(str(value), cv2.CAP_FFMPEG, params)
         if kind == "device":
             if not os.path.exists(value):
@@ -103,21 +111,36 @@ class OpenCvSource(FrameSource):
         self._pacer = None
         if self.is_file and self.realtime:
             native = capture.get(cv2.CAP_PROP_FPS)
-            self._pacer = Pacer(self.fps or (native if 0 < native < 1000 else 30.0))
+            pace = self.fps or (native if 0 < native < 1000 else 30.0)
+            self._pacer = Pacer(pace)
+            self.stall_timeout_s = self._options.stall_timeout(pace)
 
     def read(self) -> Frame:
-        if self.capture is None:
-            raise SourceError(f"{self.description}: read before open")
+        with self._io:
+            capture = self.capture
+            if capture is None:
+                raise SourceError(f"{self.description}: read before open (or closed)")
+            self._reading = True
+        try:
+            return self._read(capture)
+        finally:
+            with self._io:
+                self._reading = False
+                late, self._release_after_read = self._release_after_read, None
+            if late is not None:
+                late.release()
+
+    def _read(self, capture: cv2.VideoCapture) -> Frame:
         if self._pacer is not None:
             self._pacer.wait()
-        ok, image = self.capture.read()
+        ok, image = capture.read()
         if not ok or image is None:
             if self.is_file:
                 if self._frames == 0:
                     raise SourceError(f"{self.description}: no frame could be decoded; the file is damaged or in an unsupported codec")
                 if self.loop:
-                    self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    ok, image = self.capture.read()
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, image = capture.read()
                     if not ok or image is None:
                         raise SourceError(f"{self.description}: cannot seek back to the start to loop")
                 else:
@@ -128,6 +151,10 @@ class OpenCvSource(FrameSource):
         return Frame(image=image, ts=time.time())
 
     def close(self) -> None:
-        if self.capture is not None:
-            self.capture.release()
-            self.capture = None
+        with self._io:
+            capture, self.capture = self.capture, None
+            if capture is not None and self._reading:
+                self._release_after_read = capture  # see __init__: never released under a running read
+                return
+        if capture is not None:
+            capture.release()

@@ -23,6 +23,7 @@ class Picamera2Source(FrameSource):
         self.camera_num = camera_num
         self.size = (int(options.width or 640), int(options.height or 480))
         self.fps = options.fps
+        self.stall_timeout_s = options.stall_timeout(self.fps)  # libcamera can stop delivering without an error
         self.description = f"Raspberry Pi camera {camera_num}"
         self.camera: Any = None
 
