@@ -102,14 +102,16 @@ def _require(manifest: dict[str, Any], key: str, kind: type | tuple[type, ...], 
 
 
 def read_labels(path: Path) -> list[str]:
-    """Reads labels.txt: one label a line, in output order. Teachable Machine's "INDEX LABEL" lines are accepted."""
+    """Reads labels.txt: one label a line, in output order. Teachable Machine's "INDEX LABEL" lines are accepted:
+    a leading number is taken for an index only when it is the line's own position (0, 1, 2 ...), so a label
+    such as "10 Rupees" keeps its number."""
     labels: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if not line:
             continue
         head, _, rest = line.partition(" ")
-        labels.append(rest.strip() if head.isdigit() and rest.strip() else line)
+        labels.append(rest.strip() if head == str(len(labels)) and rest.strip() else line)
     return labels
 
 
