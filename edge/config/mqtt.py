@@ -24,6 +24,17 @@ class DiscoverySettings(BaseModel):
     prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
 
 
+class SnapshotSettings(BaseModel):
+    """The `snapshot` command sends camera images: to the requester only, small, and not too often (issue 12)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_side: int = Field(640, ge=16, le=4096, description="snapshots are downscaled so that their longer side is at most this "
+                          "many pixels (a smaller image is sent as it is)")
+    min_interval_s: float = Field(1.0, ge=0.1, le=3600, description="at most one snapshot per this many seconds for the whole "
+                                  "device; requests in between are refused with an error that carries no image")
+
+
 class MqttSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -42,12 +53,30 @@ class MqttSettings(BaseModel):
     reconnect_min_delay: float = Field(1.0, gt=0)
     reconnect_max_delay: float = Field(30.0, gt=0)
     queue_limit: int = Field(1000, ge=1, description="QoS 1 messages kept in memory while the broker is unreachable")
-    max_payload_bytes: int = Field(65536, ge=256, description="larger command payloads are refused with an error reply")
+    queue_max_bytes: int = Field(8 * 1024 * 1024, ge=65536, description="payload bytes of those messages kept in memory at most; "
+                                 "a message that would go over (or over queue_limit) is refused and counted")
+    max_payload_bytes: int = Field(65536, ge=256, le=64 * 1024 * 1024, description="larger command and LLM request payloads are "
+                                   "refused; the broker is asked (MQTT 5) not to send any packet over this plus "
+                                   "64 KiB of room for the topic and properties")
     stats_interval: float = Field(10.0, gt=0, description="seconds between stats messages")
+    snapshot: SnapshotSettings = SnapshotSettings()
     discovery: DiscoverySettings = DiscoverySettings()
 
 
 MAX_REQUEST_ID_CHARS = 128  # longer request "id"s are refused (commands and LLM requests)
+
+
+# Room above max_payload_bytes in the MQTT 5 Maximum Packet Size the client announces at CONNECT: the fixed
+# header, a topic (the spec allows up to 64 KiB) and properties (response topic, correlation data). A payload
+# a little over max_payload_bytes still arrives and gets an error reply that says so; megabytes never leave
+# the broker.
+PACKET_HEADROOM_BYTES = 64 * 1024
+
+
+def max_packet_bytes(max_payload_bytes: int) -> int:
+    """The Maximum Packet Size announced at CONNECT (MQTT 5) and enforced on arrival (MQTT 3.1.1, whose
+    broker cannot be told): `mqtt.max_payload_bytes` + PACKET_HEADROOM_BYTES."""
+    return max_payload_bytes + PACKET_HEADROOM_BYTES
 
 
 def default_reply_prefix(topic_prefix: str, reply_prefix: str | None) -> str:

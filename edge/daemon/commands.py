@@ -1,5 +1,6 @@
 """Remote control over MQTT: `<prefix>/cmd/<name>` with a JSON object payload, answered on
-`<prefix>/cmd/<name>/reply` and, for MQTT 5 requests, on the response topic with the correlation data.
+`<prefix>/cmd/<name>/reply` and on the requester's own reply topic: the MQTT 5 response topic (with the
+correlation data) or, for MQTT 3.1.1 clients, a "reply_to" in the request.
 
 Commands (docs/mqtt.md has examples):
     ping                                   -> {"pong": true}
@@ -11,15 +12,22 @@ Commands (docs/mqtt.md has examples):
                                                                   and the old model keeps running. Only
                                                                   folders inside `models_dir` (symlinks
                                                                   resolved; relative = under it) are loaded
-    snapshot {"pipeline": "door"}          -> {"jpeg_base64": ...}; with "raw": true the JPEG bytes go to
-                                              `<prefix>/<pipeline>/snapshot` and the reply names the topic
+    snapshot {"pipeline": "door"}          -> {"jpeg_base64": ...} on the requester's reply topic only; with
+                                              "raw": true the JPEG bytes themselves are that reply
 `"pipeline"` may be left out when the daemon runs a single pipeline. Any request may carry an "id",
 echoed in the reply. Every reply has "ok"; failures carry "error" saying what was wrong and how to fix it.
 Malformed, oversized or unknown requests get an error reply; a command can never take the daemon down.
 Never executed, never answered (a log line says why): a retained command (left on the broker, it would
-run again on every start), and a request whose MQTT 5 response topic has a wildcard or is not under
-`mqtt.reply_prefix` (default `<prefix>/replies/`): a requester must not make the device publish on
+run again on every start), and a request whose MQTT 5 response topic or "reply_to" has a wildcard or is not
+under `mqtt.reply_prefix` (default `<prefix>/replies/`): a requester must not make the device publish on
 topics that are not meant for replies.
+
+Camera images are what a classroom neighbour must not get (issue 12): the image of a snapshot goes only to
+the requester's reply topic, never to the broadcast `cmd/snapshot/reply` (which says a snapshot was taken,
+and its size); a snapshot is refused without such a topic, while the pipeline is paused, and more often than
+`mqtt.snapshot.min_interval_s` for the whole device, and it is downscaled to `mqtt.snapshot.max_side`.
+Replies are low-priority MQTT messages: a flood of requests fills at most half of the QoS 1 queue, so it
+never crowds out the pipelines' events.
 """
 
 from __future__ import annotations
@@ -29,10 +37,11 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.config.mqtt import MAX_REQUEST_ID_CHARS, default_reply_prefix, reply_topic_problem
+from edge.config.mqtt import MAX_REQUEST_ID_CHARS, SnapshotSettings, default_reply_prefix, reply_topic_problem
 from edge.daemon.publisher import to_json
 from edge.mqtt.connection import IncomingMessage, MqttConnection
 from edge.mqtt.topics import Topics
@@ -67,6 +76,20 @@ def confined_bundle(bundle: str, models_dir: str | Path) -> tuple[Path | None, s
     return resolved, ""
 
 
+@dataclass(frozen=True)
+class PrivateReply:
+    """The part of a reply only the requester may see (a camera image): a command returns it under
+    PRIVATE_KEY; it goes on the requester's reply topic only, the rest of the reply on the broadcast too."""
+
+    fields: dict[str, Any] = field(default_factory=dict)  # added to the requester's JSON reply
+    raw: bytes | None = None  # sent instead of the JSON reply ("raw": true)
+    content_type: str | None = None  # of `raw` (MQTT 5 Content Type property)
+
+
+PRIVATE_KEY = "_private"
+PRIVATE_COMMANDS = frozenset({"snapshot"})  # refused unless the requester named its own reply topic
+
+
 class CommandError(Exception):
     """A request that cannot be carried out; the message goes back to the requester as "error"."""
 
@@ -87,7 +110,8 @@ class CommandHandler:
     """Subscribes to `<prefix>/cmd/+` and dispatches requests on its own MQTT worker thread."""
 
     def __init__(self, connection: MqttConnection, topics: Topics, target: CommandTarget, max_payload_bytes: int,
-                 models_dir: str | Path | None = None) -> None:
+                 models_dir: str | Path | None = None, snapshot: SnapshotSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._conn = connection
         self.models_dir = models_dir  # None (embedding, tests): reload takes any path; the daemon always sets one
         self._topics = topics
@@ -95,6 +119,9 @@ class CommandHandler:
         self._max_payload = max_payload_bytes
         settings = getattr(connection, "settings", None)
         self._reply_prefix = default_reply_prefix(topics.prefix, getattr(settings, "reply_prefix", None))
+        self._snapshot_settings = snapshot or getattr(settings, "snapshot", None) or SnapshotSettings()
+        self._clock = clock
+        self._next_snapshot_at = float("-inf")  # only the "commands" worker thread reads and writes it
         self.handled = 0
         self.failed = 0
         self._commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -127,9 +154,18 @@ class CommandHandler:
                 self.failed += 1
                 return
         request_id: Any = None
+        reply_to: str | None = None
+        private: PrivateReply | None = None
         try:
             args = self._parse(message.payload)
             request_id = args.pop("id", None)
+            if "reply_to" in args:  # the MQTT 3.1.1 way to name one's own reply topic
+                reply_to = args.pop("reply_to")
+                problem = reply_topic_problem(reply_to, self._reply_prefix)
+                if problem is not None:
+                    log.warning("ignoring command %s: reply_to: %s; it was neither executed nor answered", name, problem)
+                    self.failed += 1
+                    return
             if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
                                            or len(str(request_id)) > MAX_ID_CHARS):
                 request_id = None
@@ -137,7 +173,11 @@ class CommandHandler:
             command = self._commands.get(name)
             if command is None:
                 raise CommandError(f"unknown command {name!r}; known commands: {', '.join(sorted(self._commands))}")
+            if name in PRIVATE_COMMANDS and not (message.response_topic or reply_to):
+                raise CommandError(f"{name} sends its image to the requester only: send the request with an MQTT 5 response topic "
+                                   f'or a "reply_to", both under {self._reply_prefix!r} (mqtt.reply_prefix)')
             result = command(args)
+            private = result.pop(PRIVATE_KEY, None)
             reply: dict[str, Any] = {"ok": True, "command": name, **result}
             self.handled += 1
         except CommandError as exc:
@@ -151,8 +191,17 @@ class CommandHandler:
             reply["id"] = request_id
         reply["ts"] = round(time.time(), 3)
         body = to_json(reply)
-        self._conn.publish(self._topics.command_reply(name), body, qos=1, retain=False)
-        self._conn.reply(message, body)
+        # Low priority: a flood of requests may fill only half of the QoS 1 queue, never the room events need.
+        self._conn.publish(self._topics.command_reply(name), body, qos=1, retain=False, low_priority=True)
+        own_topic = message.response_topic or reply_to  # the MQTT 5 response topic wins over "reply_to"
+        if own_topic is None:
+            return
+        if private is None:
+            self._conn.reply(message, body, topic=own_topic, low_priority=True)
+        elif private.raw is not None:
+            self._conn.reply(message, private.raw, topic=own_topic, content_type=private.content_type, low_priority=True)
+        else:
+            self._conn.reply(message, to_json({**reply, **private.fields}), topic=own_topic, low_priority=True)
 
     def _parse(self, payload: bytes) -> dict[str, Any]:
         if len(payload) > self._max_payload:
@@ -263,11 +312,16 @@ class CommandHandler:
             raise CommandError('"raw" must be true or false')
         if pipeline.kind != "camera":
             raise CommandError(f"{name} is a {pipeline.kind} pipeline; snapshots exist for camera pipelines only")
-        jpeg = pipeline.snapshot_jpeg()
+        if pipeline.paused:  # paused means "camera off" to the people in front of it
+            raise CommandError(f"{name} is paused: no snapshots while paused; resume it first")
+        now, interval = self._clock(), self._snapshot_settings.min_interval_s
+        if now < self._next_snapshot_at:
+            raise CommandError(f"too many snapshots: at most one every {interval:g} s per device (mqtt.snapshot.min_interval_s); "
+                               f"try again in {self._next_snapshot_at - now:.1f} s")
+        self._next_snapshot_at = now + interval  # a refused request does not push it further
+        jpeg = pipeline.snapshot_jpeg(self._snapshot_settings.max_side)
         if jpeg is None:
             raise CommandError(f"{name} has no frame yet (source starting or failing); try again in a moment")
-        if raw:
-            topic = self._topics.snapshot(name)
-            self._conn.publish(topic, jpeg, qos=1, retain=False)
-            return {"pipeline": name, "topic": topic, "bytes": len(jpeg)}
-        return {"pipeline": name, "content_type": "image/jpeg", "bytes": len(jpeg), "jpeg_base64": base64.b64encode(jpeg).decode("ascii")}
+        private = (PrivateReply(raw=jpeg, content_type="image/jpeg") if raw
+                   else PrivateReply(fields={"jpeg_base64": base64.b64encode(jpeg).decode("ascii")}))
+        return {"pipeline": name, "content_type": "image/jpeg", "bytes": len(jpeg), "raw": raw, PRIVATE_KEY: private}

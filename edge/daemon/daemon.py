@@ -245,6 +245,8 @@ class Daemon:
             "connected": self.connection.connected,
             "pending": self.connection.pending(),
             "queue_limit": self.config.mqtt.queue_limit,
+            "pending_bytes": self.connection.pending_bytes(),
+            "queue_max_bytes": self.config.mqtt.queue_max_bytes,
             "handler_queues": self.connection.handler_queue_sizes(),
             "commands_handled": self.commands.handled,
             "commands_failed": self.commands.failed,

@@ -53,7 +53,12 @@ class DaemonCollector(Collector):
         m.add("mqtt_connected", mqtt["connected"], "1 while connected to the broker")
         m.add("mqtt_queue_pending", mqtt["pending"], "QoS 1 messages not yet acknowledged by the broker")
         m.add("mqtt_queue_limit", mqtt["queue_limit"], "bound of that queue (mqtt.queue_limit)")
-        m.add("mqtt_queue_overflow_total", mqtt["overflowed"], "QoS 1 messages dropped because the queue was full", "counter")
+        m.add("mqtt_queue_bytes", mqtt.get("pending_bytes"), "payload bytes of those messages")
+        m.add("mqtt_queue_max_bytes", mqtt.get("queue_max_bytes"), "bound of those bytes (mqtt.queue_max_bytes)")
+        m.add("mqtt_queue_overflow_total", mqtt["overflowed"], "QoS 1 messages refused because the queue was full (count or bytes)",
+              "counter")
+        m.add("mqtt_oversized_total", mqtt.get("oversized"), "incoming messages over the maximum packet size, dropped on arrival",
+              "counter")
         m.add("mqtt_dropped_offline_total", mqtt["dropped_offline"], "QoS 0 messages dropped while disconnected", "counter")
         m.add("mqtt_published_total", mqtt["published"], "messages accepted for publishing", "counter")
         m.add("mqtt_connects_total", mqtt["connects"], "successful connections to the broker", "counter")

@@ -10,12 +10,17 @@ What it adds to a bare paho client:
 - subscriptions that survive reconnects (re-subscribed in `on_connect`);
 - message handlers that run on worker threads, never on paho's network thread, so a slow handler
   (an inference, a bundle reload, an LLM answer) cannot stall keepalives or acknowledgements;
-- a bounded in-memory queue for QoS >= 1 messages while disconnected. paho keeps those messages and
-  resends them after reconnecting; when `queue_limit` messages are pending, the newest one is REFUSED
-  (as paho itself does with `MQTT_ERR_QUEUE_SIZE`: it never evicts older ones), and that refusal is
-  counted in `overflowed`. `essential=True` messages (birth, will-on-stop, retained status) may use a
-  small reserve above the limit, so a queue full of outage events cannot keep the `online` birth
-  message from going out on reconnect;
+- a bounded in-memory queue for QoS >= 1 messages not yet acknowledged (while disconnected, or while a slow
+  link drains). paho keeps those messages and resends them after reconnecting. The queue is bounded twice:
+  `queue_limit` messages and `queue_max_bytes` payload bytes. A message that would go over either is
+  REFUSED, the newest one (as paho itself does with `MQTT_ERR_QUEUE_SIZE`: it never evicts older ones, which
+  are already on the wire or promised), and that refusal is counted in `overflowed`. `essential=True`
+  messages (birth, will-on-stop, retained status) may use a small reserve above the limit, so a queue full
+  of outage events cannot keep the `online` birth message from going out on reconnect; `low_priority=True`
+  messages (command replies) may fill only half of it, so a flood of requests cannot crowd out events;
+- the MQTT 5 Maximum Packet Size at CONNECT (`max_payload_bytes` + headroom), so the broker drops a bigger
+  message for this client instead of sending it; MQTT 3.1.1 cannot say so, and such a message is dropped
+  on arrival, before any handler (the broker's `message_size_limit` keeps it off the device entirely);
 - `reply()` for MQTT 5 request/response (response topic + correlation data).
 
 Typical use::
@@ -31,6 +36,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import ssl
@@ -47,13 +53,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.config.mqtt import MqttSettings
+from edge.config.mqtt import MqttSettings, max_packet_bytes
 
 log = logging.getLogger(__name__)
 
 Payload = bytes | bytearray | str | None
 
 ESSENTIAL_RESERVE = 64  # room above queue_limit for essential messages (see module doc)
+LOW_PRIORITY_SHARE = 0.5  # the part of the queue (count and bytes) low_priority messages may fill
 
 
 class MqttConfigError(ValueError):
@@ -98,11 +105,12 @@ class ConnectionCounters:
     connects: int = 0  # successful CONNACKs, the first one included
     disconnects: int = 0  # unexpected losses of the connection
     published: int = 0  # publish() calls accepted (sent or queued)
-    overflowed: int = 0  # QoS >= 1 messages refused because queue_limit messages were already pending
+    overflowed: int = 0  # QoS >= 1 messages refused: queue_limit messages or queue_max_bytes already pending
     dropped_offline: int = 0  # QoS 0 messages dropped because the broker was unreachable
     received: int = 0
     handler_errors: int = 0
     handler_dropped: int = 0  # incoming messages dropped because a handler worker's queue was full
+    oversized: int = 0  # incoming messages over the maximum packet size, dropped on arrival (MQTT 3.1.1)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -198,6 +206,8 @@ class MqttConnection:
         self.birth = birth
         self.counters = ConnectionCounters()
         self._lock = threading.Lock()
+        self._admit = threading.Lock()  # one publish at a time between the queue check and paho's enqueue
+        self._max_packet = max_packet_bytes(settings.max_payload_bytes)
         self._handler_queue_size = handler_queue_size
         self._subscriptions: dict[str, tuple[int, Handler, str, bool]] = {}  # filter -> (qos, handler, worker, no_retained)
         self._workers: dict[str, _Worker] = {}
@@ -251,7 +261,13 @@ class MqttConnection:
         if self._started:
             return
         self._started = True
-        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
+        properties = None
+        if self.protocol == mqtt.MQTTv5:
+            # The broker must not forward any packet bigger than this to us (MQTT-3.1.2-25; Mosquitto drops
+            # it for this client): a 10 MB publish to cmd/ping never reaches this process's memory.
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho's Properties.__init__ is unannotated
+            properties.MaximumPacketSize = self._max_packet
+        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive, properties=properties)
         self._client.loop_start()
 
     def stop(self, timeout: float = 2.0, publish_will: bool = True) -> None:
@@ -300,6 +316,23 @@ class MqttConnection:
         # paho exposes no public accessor; _out_messages is exactly the queue max_queued_messages bounds.
         return len(getattr(self._client, "_out_messages", ()))
 
+    def pending_bytes(self) -> int:
+        """Payload bytes of those messages (the queue `queue_max_bytes` bounds)."""
+        return self._queue_usage()[1]
+
+    def _queue_usage(self) -> tuple[int, int]:
+        # Under paho's own (reentrant) lock: its network thread removes acknowledged messages meanwhile.
+        with getattr(self._client, "_out_message_mutex", contextlib.nullcontext()):
+            messages = list(getattr(self._client, "_out_messages", {}).values())
+        return len(messages), sum(len(m.payload) for m in messages)
+
+    def _queue_full(self, size: int, low_priority: bool) -> bool:
+        """Whether one more message of `size` payload bytes would go over queue_limit or queue_max_bytes
+        (half of each for low-priority messages)."""
+        share = LOW_PRIORITY_SHARE if low_priority else 1.0
+        count, used = self._queue_usage()
+        return count >= self.settings.queue_limit * share or used + size > self.settings.queue_max_bytes * share
+
     def handler_queue_sizes(self) -> dict[str, int]:
         return {name: worker.qsize() for name, worker in self._workers.items()}
 
@@ -313,16 +346,19 @@ class MqttConnection:
 
     def publish(
         self, topic: str, payload: Payload, qos: int = 0, retain: bool = False, properties: Properties | None = None,
-        essential: bool = False
+        essential: bool = False, low_priority: bool = False
     ) -> bool:
-        """Sends now, or queues (QoS >= 1) while disconnected. Returns False when the message was dropped:
-        QoS 0 while offline, or QoS >= 1 with `queue_limit` messages pending (counted in
-        `counters.overflowed`). `essential` messages may exceed the limit by a small reserve: use it only
-        for a few retained status-like messages, never for a stream."""
+        """Sends now, or queues (QoS >= 1) until acknowledged. Returns False when the message was dropped:
+        QoS 0 while offline, or QoS >= 1 when it would take the pending messages over `queue_limit` or
+        `queue_max_bytes` (counted in `counters.overflowed`). `essential` messages may exceed the limits by
+        a small reserve: use it only for a few retained status-like messages, never for a stream.
+        `low_priority` messages may fill only half of each limit: use it for what a flood of requests
+        produces (command replies), so it can never take the room events need."""
         data = _to_bytes(payload)
-        full = qos > 0 and not essential and self.pending() >= self.settings.queue_limit
         try:
-            info = None if full else self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
+            with self._admit:
+                full = qos > 0 and not essential and self._queue_full(len(data), low_priority)
+                info = None if full else self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
         except ValueError as exc:  # invalid topic or payload: a caller bug, never a crash
             log.error("cannot publish to %r: %s", topic, exc)
             return False
@@ -337,20 +373,27 @@ class MqttConnection:
                 self.counters.published += 1
                 return True
         if overflowed == 1 or overflowed % 100 == 0:
-            log.warning("MQTT queue full (%d messages pending, mqtt.queue_limit): dropped %d QoS 1 message(s) so far", self.pending(),
-                        overflowed)
+            count, used = self._queue_usage()
+            log.warning("MQTT queue full (%d messages, %d bytes pending; mqtt.queue_limit %d, mqtt.queue_max_bytes %d, half of each for "
+                        "low-priority replies): dropped %d QoS 1 message(s) so far", count, used, self.settings.queue_limit,
+                        self.settings.queue_max_bytes, overflowed)
         return False
 
-    def reply(self, request: IncomingMessage, payload: Payload, qos: int = 1) -> bool:
-        """Answers an MQTT 5 request on its response topic, echoing its correlation data. Returns False
-        (and sends nothing) when the request named no response topic."""
-        if not request.response_topic:
+    def reply(self, request: IncomingMessage, payload: Payload, qos: int = 1, topic: str | None = None, content_type: str | None = None,
+              low_priority: bool = False) -> bool:
+        """Answers a request on `topic`, else on its MQTT 5 response topic, echoing its correlation data
+        (and, MQTT 5, naming the `content_type`). Returns False (and sends nothing) when there is no topic."""
+        topic = topic or request.response_topic
+        if not topic:
             return False
         properties = None
-        if request.correlation_data is not None and self.protocol == mqtt.MQTTv5:
+        if self.protocol == mqtt.MQTTv5 and (request.correlation_data is not None or content_type):
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho's Properties.__init__ is unannotated
-            properties.CorrelationData = request.correlation_data
-        return self.publish(request.response_topic, payload, qos=qos, properties=properties)
+            if request.correlation_data is not None:
+                properties.CorrelationData = request.correlation_data
+            if content_type:
+                properties.ContentType = content_type
+        return self.publish(topic, payload, qos=qos, properties=properties, low_priority=low_priority)
 
     # -- subscribing -------------------------------------------------------------------------------
 
@@ -426,6 +469,17 @@ class MqttConnection:
                     self.settings.host, self.settings.port, reason_code, self.settings.queue_limit)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if len(message.payload) > self._max_packet:
+            # Only a broker that ignores our Maximum Packet Size (MQTT 3.1.1) lets this through: drop it here,
+            # before it is copied, queued for a worker (256 of them would be gigabytes) or parsed.
+            with self._lock:
+                self.counters.oversized += 1
+                oversized = self.counters.oversized
+            if oversized == 1 or oversized % 100 == 0:
+                log.warning("dropped a %d-byte message on %s: over mqtt.max_payload_bytes + %d bytes of headroom (%d so far); on an "
+                            "MQTT 3.1.1 broker set message_size_limit to keep such messages off the device", len(message.payload),
+                            message.topic[:200], self._max_packet - self.settings.max_payload_bytes, oversized)
+            return
         props = getattr(message, "properties", None)
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None

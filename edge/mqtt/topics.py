@@ -37,10 +37,6 @@ class Topics:
     def source_status(self, pipeline: str) -> str:
         return f"{self.prefix}/{pipeline}/status"
 
-    def snapshot(self, pipeline: str) -> str:
-        """Raw JPEG bytes of the last frame, published on request (`snapshot` with "raw": true)."""
-        return f"{self.prefix}/{pipeline}/snapshot"
-
     @property
     def commands(self) -> str:
         """Filter for all commands. `+` matches one level, so replies (`cmd/<name>/reply`) never loop back."""

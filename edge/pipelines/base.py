@@ -86,8 +86,8 @@ class Pipeline(Protocol):
         model running when the new one is bad."""
         ...
 
-    def snapshot_jpeg(self) -> bytes | None:
-        """The last captured frame as JPEG (camera pipelines), else None."""
+    def snapshot_jpeg(self, max_side: int | None = None) -> bytes | None:
+        """The last captured frame as JPEG (camera pipelines), its longer side at most `max_side`, else None."""
         ...
 
     def stats(self) -> dict[str, Any]:
@@ -275,7 +275,7 @@ class BasePipeline(Generic[ConfigT]):
     def _on_model_changed(self, classifier: Classifier) -> None:
         """Subclasses recompute what depends on the model (audio window sizes)."""
 
-    def snapshot_jpeg(self) -> bytes | None:
+    def snapshot_jpeg(self, max_side: int | None = None) -> bytes | None:
         return None
 
     # -- decisions -----------------------------------------------------------------------------------

@@ -90,10 +90,16 @@ class VisionPipeline(BasePipeline[CameraPipelineConfig]):
                 continue
             self._decide(probs, frame.ts, inference_ms, classifier)
 
-    def snapshot_jpeg(self) -> bytes | None:
+    def snapshot_jpeg(self, max_side: int | None = None) -> bytes | None:
         frame = self._last_frame
         if frame is None:
             return None
-        image = cv2.flip(frame.image, 1) if self.cfg.mirror else frame.image
+        image = frame.image
+        height, width = image.shape[:2]
+        if max_side is not None and max(height, width) > max_side:
+            # INTER_AREA: the downscaling filter without aliasing; the aspect ratio is kept.
+            scale = max_side / max(height, width)
+            image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        image = cv2.flip(image, 1) if self.cfg.mirror else image
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return bytes(data.tobytes()) if ok else None

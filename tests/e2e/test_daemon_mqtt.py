@@ -347,10 +347,14 @@ def test_ping_status_set_pause_resume_and_snapshot_commands(setup: Setup) -> Non
     assert snap["ok"] and snap["content_type"] == "image/jpeg"
     image = cv2.imdecode(np.frombuffer(base64.b64decode(snap["jpeg_base64"]), np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[:2] == (48, 64)
-    raw = s.command("snapshot", {"pipeline": "cam", "raw": True})
-    assert raw["ok"] and raw["topic"] == f"{PREFIX}/cam/snapshot"
-    jpeg = s.listener.wait_topic(raw["topic"])[0].payload
-    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) == raw["bytes"]
+    # "raw": the JPEG bytes are the reply itself, on the requester's topic only (here an MQTT 3.1.1-style
+    # "reply_to"); the broadcast reply says a snapshot was taken. At most one snapshot a second per device.
+    time.sleep(1.2)
+    assert s._requester is not None
+    s._requester.publish(f"{PREFIX}/cmd/snapshot", json.dumps({"pipeline": "cam", "raw": True, "reply_to": f"{PREFIX}/replies/raw"}), qos=1)
+    jpeg = s.listener.wait_topic(f"{PREFIX}/replies/raw")[0].payload
+    raw = s.listener.wait_topic(f"{PREFIX}/cmd/snapshot/reply", where=lambda m: m.json().get("raw") is True)[0].json()
+    assert raw["ok"] and jpeg[:2] == b"\xff\xd8" and len(jpeg) == raw["bytes"]
     assert "microphone" in s.command("snapshot", {"pipeline": "mic"})["error"]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from edge.config.mqtt import SnapshotSettings
 from edge.daemon.commands import MAX_ID_CHARS, CommandError, CommandHandler
 from edge.mqtt.connection import IncomingMessage
 from edge.mqtt.topics import Topics
@@ -25,14 +26,22 @@ class FakeConnection:
     def __init__(self) -> None:
         self.published: list[tuple[str, bytes, int, bool]] = []
         self.replies: list[tuple[IncomingMessage, bytes]] = []
+        self.reply_details: list[dict[str, Any]] = []  # topic, content_type, low_priority of each reply
+        self.low_priority: list[bool] = []  # of each publish
         self.subscriptions: list[tuple[str, Any, int, str, bool]] = []
 
-    def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, **_: Any) -> bool:
+    def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, low_priority: bool = False, **_: Any) -> bool:
         self.published.append((topic, payload, qos, retain))
+        self.low_priority.append(low_priority)
         return True
 
-    def reply(self, request: IncomingMessage, payload: bytes, qos: int = 1) -> bool:
+    def reply(self, request: IncomingMessage, payload: bytes, qos: int = 1, topic: str | None = None, content_type: str | None = None,
+              low_priority: bool = False) -> bool:
+        # as MqttConnection.reply: `topic`, else the response topic, else nothing is sent
+        if not (topic or request.response_topic):
+            return False
         self.replies.append((request, payload))
+        self.reply_details.append({"topic": topic or request.response_topic, "content_type": content_type, "low_priority": low_priority})
         return True
 
     def subscribe(self, topic_filter: str, handler: Any, qos: int = 1, worker: str = "default", no_retained: bool = False) -> None:
@@ -43,6 +52,7 @@ class FakePipeline:
     def __init__(self, name: str, kind: str = "camera", jpeg: bytes | None = b"\xff\xd8jpeg\xff\xd9") -> None:
         self.name, self.kind, self.jpeg = name, kind, jpeg
         self.paused = False
+        self.snapshot_sides: list[int | None] = []
         self.params: list[dict[str, Any]] = []
         self.reloaded: list[str] = []
         self.set_error: Exception | None = None
@@ -65,7 +75,8 @@ class FakePipeline:
             raise self.reload_error
         self.reloaded.append(bundle)
 
-    def snapshot_jpeg(self) -> bytes | None:
+    def snapshot_jpeg(self, max_side: int | None = None) -> bytes | None:
+        self.snapshot_sides.append(max_side)
         return self.jpeg
 
     def stats(self) -> dict[str, Any]:
@@ -341,21 +352,160 @@ def test_a_refused_bundle_keeps_the_old_model() -> None:
     assert target.reloaded_calls == []
 
 
-def test_snapshot_as_base64_by_default() -> None:
-    handler, conn, _ = setup(FakePipeline("door", jpeg=b"\xff\xd8abc"))
-    reply = send(handler, conn, "snapshot", {"raw": False})
-    assert reply["pipeline"] == "door" and reply["content_type"] == "image/jpeg" and reply["bytes"] == 5
-    assert base64.b64decode(reply["jpeg_base64"]) == b"\xff\xd8abc"
-    assert "topic" not in reply
-    assert send(handler, conn, "snapshot")["jpeg_base64"] == reply["jpeg_base64"]
+# -- snapshots: the image to the requester only, rate-limited, downscaled, never while paused -----------
 
 
-def test_snapshot_raw_publishes_the_jpeg_bytes() -> None:
-    handler, conn, _ = setup(FakePipeline("door", jpeg=b"\xff\xd8abc"))
-    reply = send(handler, conn, "snapshot", {"raw": True})
-    assert ("edgeteach/dev/door/snapshot", b"\xff\xd8abc", 1, False) in conn.published
-    assert reply["topic"] == "edgeteach/dev/door/snapshot" and reply["bytes"] == 5 and "jpeg_base64" not in reply
-    assert reply["pipeline"] == "door" and reply["ok"] is True
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def snapshot_setup(jpeg: bytes | None = b"\xff\xd8abc", **settings: Any) -> tuple[CommandHandler, FakeConnection, FakePipeline, Clock]:
+    conn, pipe, clock = FakeConnection(), FakePipeline("door", jpeg=jpeg), Clock()
+    handler = CommandHandler(conn, TOPICS, FakeTarget(pipe), MAX_PAYLOAD, snapshot=SnapshotSettings(**settings),  # type: ignore[arg-type]
+                             clock=clock)
+    return handler, conn, pipe, clock
+
+
+def snap(handler: CommandHandler, conn: FakeConnection, payload: dict[str, Any] | None = None,
+         response_topic: str | None = "edgeteach/dev/replies/me") -> tuple[dict[str, Any], bytes | None]:
+    """One snapshot request: (the broadcast reply on cmd/snapshot/reply, what the requester got or None)."""
+    replies = len(conn.replies)
+    handler.handle(IncomingMessage(topic=TOPICS.command("snapshot"), payload=json.dumps(payload or {}).encode(),
+                                   response_topic=response_topic, correlation_data=b"c"))
+    topic, body, qos, retain = conn.published[-1]
+    assert (topic, qos, retain) == ("edgeteach/dev/cmd/snapshot/reply", 1, False)
+    return json.loads(body), (conn.replies[-1][1] if len(conn.replies) > replies else None)
+
+
+def test_the_snapshot_image_goes_to_the_requester_only() -> None:
+    # planted bug: the private fields merged into the broadcast reply -> jpeg_base64 on cmd/snapshot/reply
+    handler, conn, pipe, _ = snapshot_setup()
+    broadcast, own = snap(handler, conn, {"raw": False, "id": "s1"})
+    assert broadcast == {"ok": True, "command": "snapshot", "pipeline": "door", "content_type": "image/jpeg", "bytes": 5, "raw": False,
+                         "id": "s1", "ts": broadcast["ts"]}
+    assert own is not None and json.loads(own) == {**broadcast, "jpeg_base64": base64.b64encode(b"\xff\xd8abc").decode()}
+    assert conn.reply_details[-1] == {"topic": "edgeteach/dev/replies/me", "content_type": None, "low_priority": True}
+    assert all(b"\xff\xd8" not in body and b"jpeg_base64" not in body for _, body, _, _ in conn.published)
+
+
+def test_a_raw_snapshot_is_the_jpeg_bytes_on_the_requesters_topic_only() -> None:
+    # planted bug: the raw bytes published on <prefix>/<pipeline>/snapshot as before -> a broadcast carries them
+    handler, conn, _, _ = snapshot_setup()
+    broadcast, own = snap(handler, conn, {"raw": True})
+    assert own == b"\xff\xd8abc"
+    assert conn.reply_details[-1] == {"topic": "edgeteach/dev/replies/me", "content_type": "image/jpeg", "low_priority": True}
+    assert broadcast["ok"] is True and broadcast["bytes"] == 5 and broadcast["raw"] is True and "jpeg_base64" not in broadcast
+    assert [topic for topic, _, _, _ in conn.published] == ["edgeteach/dev/cmd/snapshot/reply"]
+
+
+def test_reply_to_names_the_requesters_topic_for_mqtt_3_clients() -> None:
+    # planted bug: reply_to ignored -> the MQTT 3.1.1 requester is refused as if it had named no topic
+    handler, conn, _, _ = snapshot_setup()
+    broadcast, own = snap(handler, conn, {"reply_to": "edgeteach/dev/replies/student-4"}, response_topic=None)
+    assert broadcast["ok"] is True and "reply_to" not in broadcast
+    assert own is not None and "jpeg_base64" in json.loads(own)
+    assert conn.reply_details[-1]["topic"] == "edgeteach/dev/replies/student-4"
+
+
+def test_the_mqtt5_response_topic_wins_over_reply_to() -> None:
+    handler, conn, _, _ = snapshot_setup()
+    snap(handler, conn, {"reply_to": "edgeteach/dev/replies/other"}, response_topic="edgeteach/dev/replies/me")
+    assert [d["topic"] for d in conn.reply_details] == ["edgeteach/dev/replies/me"]
+
+
+@pytest.mark.parametrize("reply_to", ["edgeteach/other/replies/x", "edgeteach/dev/replies/#", "edgeteach/dev/cam/state", "", 7, None])
+def test_a_refused_reply_to_is_neither_executed_nor_answered(reply_to: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # planted bug: reply_to not checked -> the image went to any topic the requester named
+    handler, conn, pipe, _ = snapshot_setup()
+    with caplog.at_level(logging.WARNING, logger="edge.daemon.commands"):
+        handler.handle(IncomingMessage(topic=TOPICS.command("snapshot"), payload=json.dumps({"reply_to": reply_to}).encode()))
+    assert conn.published == [] and conn.replies == [] and pipe.snapshot_sides == []
+    assert (handler.handled, handler.failed) == (0, 1)
+    assert "ignoring command snapshot: reply_to: the reply topic" in caplog.text
+
+
+def test_a_snapshot_without_a_reply_topic_of_the_requester_is_refused() -> None:
+    # planted bug: the PRIVATE_COMMANDS check removed -> a snapshot taken with nowhere private to send it
+    handler, conn, pipe, _ = snapshot_setup()
+    broadcast, own = snap(handler, conn, response_topic=None)
+    assert own is None and pipe.snapshot_sides == []
+    assert broadcast["ok"] is False and broadcast["error"] == (
+        "snapshot sends its image to the requester only: send the request with an MQTT 5 response topic or a \"reply_to\", both "
+        "under 'edgeteach/dev/replies/' (mqtt.reply_prefix)")
+
+
+def test_snapshots_are_rate_limited_per_device_with_an_error_that_carries_no_image() -> None:
+    # planted bugs: no rate limit -> the second snapshot is served; a refusal moving the next allowed time ->
+    # the one at 1001.0 is refused
+    handler, conn, pipe, clock = snapshot_setup(min_interval_s=1.0)
+    assert snap(handler, conn)[0]["ok"] is True
+    clock.now += 0.6
+    broadcast, own = snap(handler, conn)
+    expected = "too many snapshots: at most one every 1 s per device (mqtt.snapshot.min_interval_s); try again in 0.4 s"
+    assert broadcast["ok"] is False and broadcast["error"] == expected
+    assert own is not None and json.loads(own) == broadcast  # the requester learns why, and gets no image
+    assert len(pipe.snapshot_sides) == 1  # no frame was even encoded
+    clock.now += 0.4
+    assert snap(handler, conn)[0]["ok"] is True
+    clock.now += 0.999
+    assert snap(handler, conn)[0]["ok"] is False
+    assert (handler.handled, handler.failed) == (2, 2)
+
+
+def test_the_rate_limit_is_shared_by_all_pipelines() -> None:
+    conn, clock = FakeConnection(), Clock()
+    handler = CommandHandler(conn, TOPICS, FakeTarget(FakePipeline("door"), FakePipeline("yard")), MAX_PAYLOAD,  # type: ignore[arg-type]
+                             clock=clock)
+    assert snap(handler, conn, {"pipeline": "door"})[0]["ok"] is True
+    assert "too many snapshots" in snap(handler, conn, {"pipeline": "yard"})[0]["error"]
+
+
+def test_the_rate_limit_and_max_side_default_to_the_config_models_defaults() -> None:
+    handler, conn, pipe, clock = snapshot_setup()
+    snap(handler, conn)
+    clock.now += SnapshotSettings().min_interval_s - 0.01
+    assert snap(handler, conn)[0]["ok"] is False
+    assert pipe.snapshot_sides == [SnapshotSettings().max_side]
+
+
+def test_snapshot_settings_come_from_the_connection_settings() -> None:
+    # the daemon passes none: the mqtt section's snapshot settings apply
+    conn, pipe, clock = FakeConnection(), FakePipeline("door"), Clock()
+    conn.settings = SimpleNamespace(reply_prefix=None, snapshot=SnapshotSettings(max_side=96, min_interval_s=5))  # type: ignore[attr-defined]
+    handler = CommandHandler(conn, TOPICS, FakeTarget(pipe), MAX_PAYLOAD, clock=clock)  # type: ignore[arg-type]
+    snap(handler, conn)
+    clock.now += 4.9
+    assert "at most one every 5 s" in snap(handler, conn)[0]["error"]
+    assert pipe.snapshot_sides == [96]
+
+
+def test_snapshots_are_downscaled_to_max_side() -> None:
+    # planted bug: snapshot_jpeg() called without max_side -> full-size frames
+    handler, conn, pipe, _ = snapshot_setup(max_side=320)
+    snap(handler, conn)
+    assert pipe.snapshot_sides == [320]
+
+
+def test_no_snapshot_while_the_pipeline_is_paused() -> None:
+    # planted bug: the paused check removed -> the camera is read while its users think it is off
+    handler, conn, pipe, clock = snapshot_setup()
+    pipe.paused = True
+    broadcast, own = snap(handler, conn)
+    assert broadcast["error"] == "door is paused: no snapshots while paused; resume it first" and pipe.snapshot_sides == []
+    assert own is not None and b"jpeg" not in own
+    pipe.paused = False
+    assert snap(handler, conn)[0]["ok"] is True  # the refusal did not use up the rate limit
+
+
+def test_replies_are_low_priority_messages() -> None:
+    # planted bug: replies published with normal priority -> a flood of requests could fill the whole queue
+    handler, conn, _ = setup()
+    send(handler, conn, "ping")
+    assert conn.low_priority == [True] and conn.reply_details[-1]["low_priority"] is True
 
 
 @pytest.mark.parametrize("raw", ["true", 1, 0, None, [True]])
@@ -409,7 +559,7 @@ def test_a_request_without_response_topic_is_answered_on_the_reply_topic() -> No
     msg = message("ping")
     handler.handle(msg)
     assert [p[0] for p in conn.published] == ["edgeteach/dev/cmd/ping/reply"]
-    assert json.loads(conn.published[0][1])["ok"] is True and conn.replies == [(msg, conn.published[0][1])]
+    assert json.loads(conn.published[0][1])["ok"] is True and conn.replies == []
     assert (handler.handled, handler.failed) == (1, 0)
 
 

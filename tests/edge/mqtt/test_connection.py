@@ -244,3 +244,115 @@ def test_mutual_tls_with_ca_and_client_certificate(tmp_path: Path) -> None:
         _conn(broker, tls={"enabled": True, "ca_certs": str(certs["ca.crt"]), "certfile": str(certs["client.crt"])})
     with pytest.raises(MqttConfigError, match="no such file"):
         _conn(broker, tls={"enabled": True, "ca_certs": str(tmp_path / "missing.pem")})
+
+
+# -- issue 12: the queue's byte budget, low-priority replies, the Maximum Packet Size -------------------
+
+
+def _offline_conn(tmp_path: Path, **kw: object) -> MqttConnection:
+    """A started connection to a broker that is down: every QoS 1 message waits in paho's queue."""
+    conn = _conn(Broker(workdir=tmp_path, port=free_port()), **kw)  # never started
+    conn.start()
+    wait_for(lambda: conn.last_error.startswith("cannot reach"), 10, "the failed first connect attempt")
+    return conn
+
+
+def test_the_queue_has_a_byte_budget_as_well_as_a_count(tmp_path: Path) -> None:
+    # planted bug: no byte check (count only) -> the 9th 8000-byte message is accepted
+    store = tmp_path / "store"
+    store.mkdir()
+    store.chmod(0o777)
+    broker = Broker(workdir=tmp_path, port=free_port(), extra_config=persistent_broker_config(str(store))).start()
+    listener = Listener(broker.host, broker.port, ("b/#",), client_id="b-listener", persistent=True)
+    conn = _conn(broker, queue_limit=100, queue_max_bytes=65536)
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        broker.stop()
+        wait_for(lambda: not conn.connected, 10, "the connection to notice the broker is gone")
+        accepted = [conn.publish(f"b/{i}", bytes(8000), qos=1) for i in range(8)]  # 64000 bytes: fits
+        assert accepted == [True] * 8 and conn.pending_bytes() == 64000
+        assert not conn.publish("b/over", bytes(8000), qos=1)  # 72000 > 65536: the newest is refused, counted
+        assert conn.counters.overflowed == 1 and conn.pending() == 8  # 8 of 100: the count was not the reason
+        assert conn.publish("b/small", bytes(1536), qos=1)  # 65536 exactly: still fits
+        assert not conn.publish("b/one-more", b"x", qos=1)
+        assert conn.counters.overflowed == 2 and conn.pending_bytes() == 65536
+        assert conn.publish("b/status", b"online", qos=1, essential=True)  # essential messages may go over
+        broker.start()
+        assert conn.wait_connected(15)
+        wait_for(lambda: conn.pending() == 0 and conn.pending_bytes() == 0, 15, "the broker to acknowledge the queue")
+        conn.publish("b/marker", b"m", qos=1)
+        listener.wait_topic("b/marker", timeout=10)
+        assert sorted(m.topic for m in listener.messages if m.topic.startswith("b/")) == sorted(
+            [f"b/{i}" for i in range(8)] + ["b/small", "b/status", "b/marker"])
+    finally:
+        conn.stop()
+        listener.close()
+        broker.stop()
+
+
+def test_low_priority_messages_fill_at_most_half_of_the_queue(tmp_path: Path) -> None:
+    # planted bug: low_priority ignored -> the 6th reply is accepted and, with 10, no room is left for events
+    conn = _offline_conn(tmp_path, queue_limit=10, queue_max_bytes=65536)
+    try:
+        replies = [conn.publish(f"r/{i}", b"{}", qos=1, low_priority=True) for i in range(7)]
+        assert replies == [True] * 5 + [False] * 2
+        events = [conn.publish(f"e/{i}", b"{}", qos=1) for i in range(6)]  # the other half is still free for events
+        assert events == [True] * 5 + [False]
+        assert conn.counters.overflowed == 3 and conn.pending() == 10
+    finally:
+        conn.stop()
+
+
+def test_low_priority_messages_use_at_most_half_of_the_byte_budget(tmp_path: Path) -> None:
+    conn = _offline_conn(tmp_path, queue_limit=1000, queue_max_bytes=65536)
+    try:
+        assert conn.publish("r/0", bytes(30000), qos=1, low_priority=True)
+        assert not conn.publish("r/1", bytes(3000), qos=1, low_priority=True)  # 33000 > 32768
+        assert conn.publish("e/0", bytes(35000), qos=1)  # 65000 <= 65536 for an ordinary message
+        assert conn.counters.overflowed == 1 and conn.pending_bytes() == 65000
+        assert conn.publish("r/q0", b"x", qos=0, low_priority=True) is False  # QoS 0 offline: dropped, not queued
+        assert conn.counters.overflowed == 1
+    finally:
+        conn.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_an_oversized_message_never_reaches_a_handler(broker: Broker, protocol: str) -> None:
+    # planted bugs: no MaximumPacketSize at CONNECT -> MQTT 5: the broker sends it and `oversized` counts 1, not 0;
+    # no size check in _on_message -> MQTT 3.1.1: the handler gets the 1 MB message
+    conn = _conn(broker, protocol=protocol, max_payload_bytes=1024)
+    got: list[tuple[str, int]] = []
+    arrived = threading.Condition()
+
+    def handler(msg: IncomingMessage) -> None:
+        with arrived:
+            got.append((msg.topic, len(msg.payload)))
+            arrived.notify_all()
+
+    conn.subscribe("big/+", handler)
+    conn.start()
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sender.connect(broker.host, broker.port)
+    sender.loop_start()
+    try:
+        assert conn.wait_connected(10)
+
+        def seen(topic: str) -> bool:
+            with arrived:
+                return any(t == topic for t, _ in got)
+
+        # the subscription is in place once a first message comes through
+        wait_for(lambda: sender.publish("big/warm", b"w", qos=1) is not None and seen("big/warm"), 10, "the subscription")
+        sender.publish("big/huge", bytes(1_000_000), qos=1).wait_for_publish(10)
+        fits = 1024 + 60_000  # over max_payload_bytes but within the headroom: it arrives (a handler refuses it with a reply)
+        sender.publish("big/fits", bytes(fits), qos=1).wait_for_publish(10)
+        sender.publish("big/marker", b"m", qos=1).wait_for_publish(10)  # the broker forwards in order: huge was before it
+        wait_for(lambda: seen("big/marker"), 10, "the marker")
+        assert ("big/fits", fits) in got
+        assert not seen("big/huge")
+        assert conn.counters.oversized == (0 if protocol == "5" else 1)  # MQTT 5: the broker kept it; 3.1.1: dropped here
+    finally:
+        sender.loop_stop()
+        sender.disconnect()
+        conn.stop()
