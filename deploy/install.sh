@@ -9,9 +9,13 @@
 # What it does, each step checked first and skipped when already done:
 #   Debian packages -> system user `edgeteach` (groups video, audio) -> /opt/edgeteach/venv with EdgeTeach
 #   (and llama.cpp unless --no-llm) -> /etc/edgeteach/config.yaml (never overwritten) -> model storage
-#   /var/lib/edgeteach/models -> systemd units edgeteach.service and edgeteach-llm.service, enabled.
+#   /var/lib/edgeteach/models -> the local Mosquitto closed (accounts and an ACL) -> systemd units
+#   edgeteach.service and edgeteach-llm.service, enabled.
 # Every option is described by --help and in docs/deploy.md.
 set -euo pipefail
+# Whatever the caller's umask: what we create is readable by the services and writable by root only
+# (a group-writable venv would be refused by the next run, see untrusted_file).
+umask 022
 
 SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROG="deploy/install.sh"
@@ -22,6 +26,7 @@ DRY_RUN=0
 OS_OVERRIDE=""
 WITH_LLM=1
 WITH_MOSQUITTO=1
+ALLOW_ANONYMOUS=0
 CUDA=0
 CUDA_ARCH=""
 LLM_SMOKE_MODEL=""
@@ -48,6 +53,8 @@ Installs EdgeTeach from this source tree as a systemd service. A second run chan
   --os NAME              raspios | jetson | debian (also: ubuntu) instead of detecting this machine
   --no-llm               skip the local LLM (llama.cpp build and edgeteach-llm.service)
   --no-mosquitto         do not install a local MQTT broker (the config then names a remote one)
+  --allow-anonymous      let clients without an account use the local broker (read and write edgeteach/#
+                         and homeassistant/#); by default it asks every client for a password
   --cuda                 build llama.cpp with CUDA (-DGGML_CUDA=on; arch 87 on a Jetson Orin); the CPU
                          part is always built portably (EDGETEACH_LLAMA_CMAKE_ARGS replaces that baseline)
   --cuda-arch N          CMAKE_CUDA_ARCHITECTURES for --cuda (default: 87 on a Jetson Orin, 72 on a Xavier)
@@ -66,8 +73,10 @@ Installs EdgeTeach from this source tree as a systemd service. A second run chan
   --root DIR             install everything under DIR as if it were / (staging, tests): no apt, no user,
                          no ownership changes, units enabled offline with `systemctl --root`
   --start                start (or restart) the services at the end
-  --uninstall            stop and remove the services and /opt/edgeteach; keep config and models
-  --purge                with --uninstall: also remove /etc/edgeteach, /var/lib/edgeteach and the user
+  --uninstall            stop and remove the services and what the installer put in the prefix (listed
+                         in PREFIX/.edgeteach-manifest, nothing else); keep config and models
+  --purge                with --uninstall: also remove /etc/edgeteach, /var/lib/edgeteach, the broker's
+                         accounts and ACL, and the user
   -h, --help             this help
 EOF
 }
@@ -82,6 +91,7 @@ while [ $# -gt 0 ]; do
     --os) need_value "$@"; OS_OVERRIDE="$2"; shift ;;
     --no-llm) WITH_LLM=0 ;;
     --no-mosquitto) WITH_MOSQUITTO=0 ;;
+    --allow-anonymous) ALLOW_ANONYMOUS=1 ;;
     --cuda) CUDA=1 ;;
     --cuda-arch) need_value "$@"; CUDA_ARCH="$2"; shift ;;
     --llm-smoke-model) need_value "$@"; LLM_SMOKE_MODEL="$2"; shift ;;
@@ -104,6 +114,14 @@ done
 
 [ "$PURGE" -eq 0 ] || [ "$UNINSTALL" -eq 1 ] || die "--purge only goes with --uninstall"
 case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path, got '$PREFIX'" ;; esac
+case "$PREFIX/" in *"/../"*|*"/./"*|*"//"*) die "--prefix $PREFIX: write it without '.', '..' or '//'" ;; esac
+PREFIX="${PREFIX%/}"
+# --uninstall removes what the installer put in the prefix, so the prefix must be a folder of EdgeTeach's
+# own: a folder the whole system shares is refused (an old version removed the whole prefix: /opt).
+case "$PREFIX" in
+  ""|/usr|/usr/local|/usr/lib|/usr/share|/opt|/etc|/var|/var/lib|/var/cache|/home|/root|/srv|/tmp|/var/tmp|/bin|/sbin|/lib|/lib64|/boot|/dev|/proc|/sys|/run|/mnt|/media|/snap)
+    die "--prefix ${PREFIX:-/} is a folder the whole system shares; give EdgeTeach one of its own, e.g. --prefix /opt/edgeteach" ;;
+esac
 if [ -n "$ROOT" ]; then
   case "$ROOT" in /*) ;; *) ROOT="$(pwd)/$ROOT" ;; esac
   ROOT="${ROOT%/}"
@@ -237,6 +255,15 @@ STATE_DIR="/var/lib/edgeteach"
 MODELS_DIR="$STATE_DIR/models"
 UNIT_DIR="/etc/systemd/system"
 BIN_LINK="/usr/local/bin/edge"
+# What this installer created in the prefix, one "KIND PATH" a line, for --uninstall (see record()).
+MANIFEST="$PREFIX/.edgeteach-manifest"
+# The local broker: our own conf.d file, its accounts (hashed) and ACL; the clear passwords stay with us.
+MOSQUITTO_CONF="/etc/mosquitto/conf.d/edgeteach.conf"
+MOSQUITTO_PASSWD="/etc/mosquitto/edgeteach.passwd"
+MOSQUITTO_ACL="/etc/mosquitto/edgeteach.acl"
+DEVICE_SECRET="$CONF_DIR/mqtt-password"            # the daemon's (mqtt.password_file): 0640 root:edgeteach
+TEACHER_USER="teacher"
+TEACHER_SECRET="$CONF_DIR/mqtt-teacher-password"   # the operator's: 0600 root, read once with sudo
 R() { printf '%s%s' "$ROOT" "$1"; }   # a path as seen from here
 
 UNITS=(edgeteach.service)
@@ -324,6 +351,7 @@ ensure_dir() {
     change "create $path (mode $mode${owner:+, owner $owner})"
     run install -d -m "$mode" "$here"
     [ -z "$owner" ] || [ "$SYSTEM_CHANGES_ALLOWED" -eq 0 ] || run chown "$owner" "$here"
+    case "$path" in "$PREFIX"|"$PREFIX"/*) record dir "$path" ;; esac
     return
   fi
   local have_mode have_owner
@@ -342,9 +370,38 @@ ensure_dir() {
   fi
 }
 
+# ---- the manifest: what --uninstall may remove from the prefix ----------------------------------------
+# record KIND PATH, KIND being tree (the folder and everything in it: the venv), file, or dir (removed only
+# when empty, so a prefix that held other things before keeps them). Only what this installer created is
+# recorded; --uninstall removes exactly that, in reverse order.
+record() {
+  local kind="$1" path="$2" here
+  [ "$DRY_RUN" -eq 0 ] || return 0
+  here="$(R "$MANIFEST")"
+  if [ -f "$here" ] && grep -qxF "$kind $path" "$here"; then return 0; fi
+  printf '%s %s\n' "$kind" "$path" >>"$here"
+}
+
+# What an install made before the manifest existed (its .install-stamp says it was one): the venv, the
+# stamp, the docs we copy, and the prefix and docs folders, which go only when nothing else is in them.
+legacy_manifest() {
+  local f
+  printf 'dir %s\n' "$PREFIX"
+  [ ! -f "$(R "$VENV")/pyvenv.cfg" ] || printf 'tree %s\n' "$VENV"
+  printf 'dir %s\n' "$PREFIX/docs"
+  for f in "$SRC_DIR"/docs/*.md; do
+    [ -f "$(R "$PREFIX/docs/$(basename "$f")")" ] && printf 'file %s\n' "$PREFIX/docs/$(basename "$f")"
+  done
+  printf 'file %s\n' "$PREFIX/.install-stamp"
+}
+
 step_dirs() {
   section "Directories"
   ensure_dir "$PREFIX" 0755
+  if [ "$DRY_RUN" -eq 0 ] && [ ! -f "$(R "$MANIFEST")" ] && [ -f "$(R "$PREFIX/.install-stamp")" ]; then
+    change "list the earlier install's files in $MANIFEST (for --uninstall)"
+    legacy_manifest >"$(R "$MANIFEST")"
+  fi
   # The config may hold the broker password: readable by the service, not by everyone.
   ensure_dir "$CONF_DIR" 0750 "root:$SERVICE_USER"
   ensure_dir "$STATE_DIR" 0750 "$SERVICE_USER:$SERVICE_USER"
@@ -444,6 +501,31 @@ pip_source_args() {
   if [ -n "$EXTRA_INDEX_URL" ]; then printf '%s\n' --extra-index-url "$EXTRA_INDEX_URL"; fi
 }
 
+# untrusted_file DIR [DEPTH]: the first file in DIR (down to DEPTH levels) that belongs to another user than
+# the one running the installer (root on a device) or root, or that others (DEPTH unset: group or others)
+# may write; nothing when all are safe. The venv's code runs as the services and in the installer's checks:
+# anyone who can write there can plant code in them.
+untrusted_file() {
+  local dir="$1" depth="${2:-}" me writable=/022
+  me="$(id -u)"
+  if [ -n "$depth" ]; then
+    # another tree (--reuse-packages): only its top folders, and only world-writable is refused there
+    # (a developer's own venv is often group-writable by their private group)
+    writable=/002
+    find -H "$dir" -maxdepth "$depth" \( \( ! -uid 0 ! -uid "$me" \) -o \( ! -type l -perm "$writable" \) \) -print -quit 2>/dev/null
+  else
+    find -H "$dir" \( \( ! -uid 0 ! -uid "$me" \) -o \( ! -type l -perm "$writable" \) \) -print -quit 2>/dev/null
+  fi
+}
+
+# refuse_untrusted DIR WHAT [DEPTH]: stops the install when untrusted_file finds something in DIR.
+refuse_untrusted() {
+  local dir="$1" what="$2" bad
+  bad="$(untrusted_file "$dir" "${3:-}")"
+  [ -n "$bad" ] || return 0
+  die "refusing to use $what $dir: $bad belongs to $(stat -c %U "$bad") with mode $(stat -c %a "$bad"), but only $(id -un) (or root) may write there; someone else could have planted code in it. Remove it (sudo rm -rf $dir) and run the installer again: it builds a fresh one"
+}
+
 step_venv() {
   section "Virtual environment $VENV"
   local venv_here cfg want_site have_site py_version
@@ -451,6 +533,8 @@ step_venv() {
   cfg="$venv_here/pyvenv.cfg"
   if use_system_site; then want_site=true; else want_site=false; fi
   command -v "$PYTHON_BIN" >/dev/null || [ "$DRY_RUN" -eq 1 ] || die "no $PYTHON_BIN; install python3 (3.10 or later) or pass --python PATH"
+  [ -z "$REUSE_VENV" ] || refuse_untrusted "$REUSE_VENV" "the packages of" 3
+  if [ -e "$venv_here" ] || [ -L "$venv_here" ]; then refuse_untrusted "$venv_here" "the existing virtual environment"; fi
   if [ -x "$venv_here/bin/python" ] && [ -f "$cfg" ]; then
     have_site="$(sed -n 's/^include-system-site-packages *= *//p' "$cfg")"
     if [ "$have_site" = "$want_site" ]; then
@@ -492,6 +576,7 @@ create_venv() {
   use_system_site && args+=(--system-site-packages)
   [ -z "$REUSE_VENV" ] || args+=(--without-pip)
   run "$PYTHON_BIN" -m venv "${args[@]}" "$1"
+  record tree "$VENV"
 }
 
 # Raspberry Pi OS: apt's picamera2 (and simplejpeg) are built against the system numpy; a numpy 2 from
@@ -505,6 +590,61 @@ write_constraints() {
   [ "$TARGET_OS" = raspios ] || return 0
   numpy_version="$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
   [ -z "$numpy_version" ] || printf 'numpy==%s\n' "$numpy_version" >"$file"
+}
+
+# Where the packages' own code runs. pip downloads and builds as the service user (a setup.py or build
+# backend from the index never runs as root, and the service runs that code at every start anyway); root
+# then only unpacks the built wheels, offline, into its own venv, and the import check runs as the service
+# user again. Hashes were the other way: a lock file per board, Python and index (Jetson wheels) that this
+# project cannot keep current. Under --root (staging, tests) and with --reuse-packages (nothing downloaded:
+# our own tree and a venv already there) there is no user to switch to, and pip runs as the caller.
+build_unprivileged() { [ "$SYSTEM_CHANGES_ALLOWED" -eq 1 ] && [ -z "$REUSE_VENV" ]; }
+
+# service_exec COMMAND...: COMMAND as the service user (from /, which it may read) where build_unprivileged,
+# else as the caller; as_service is the same as a step (only shown in a dry run).
+service_exec() {
+  if build_unprivileged; then (cd / && runuser -u "$SERVICE_USER" -- "$@"); else "$@"; fi
+}
+as_service() {
+  if [ "$DRY_RUN" -eq 0 ]; then
+    service_exec "$@"
+  elif build_unprivileged; then
+    show_cmd runuser -u "$SERVICE_USER" -- "$@"
+  else
+    show_cmd "$@"
+  fi
+}
+
+# pip_install_unprivileged STAGE PIP_ARGS...: (uses the caller's pip array) the build as the service user into
+# STAGE/wheels, then root's offline install of exactly those wheels.
+pip_install_unprivileged() {
+  local stage="$1" wheels prebuilt
+  shift
+  wheels="$stage/wheels"
+  prebuilt="$stage/prebuilt"
+  # The source copy is readable by the build user; the wheels folder is its own, inside a folder of root's.
+  run chmod 0755 "$stage"
+  run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$wheels"
+  local find_links=()
+  if [ "$WITH_LLM" -eq 1 ]; then
+    # our portable llama.cpp build (above): pip takes the wheel rather than building the sdist again
+    run install -d -m 0755 "$prebuilt"
+    if [ "$DRY_RUN" -eq 0 ]; then
+      cp "$(llama_wheel "$(venv_python)" "$(llama_build_args)")" "$prebuilt/" && chmod 0644 "$prebuilt"/*.whl
+    fi
+    find_links=(--find-links "$prebuilt")
+  fi
+  info "pip downloads and builds as $SERVICE_USER; root installs only the built wheels (no package code runs as root)"
+  as_service env HOME="$wheels" PIP_NO_CACHE_DIR=1 "${pip[@]}" wheel -q -w "$wheels" "${find_links[@]}" "$@" "${stage}[$(extras)]"
+  local root_args=(--no-index --find-links "$wheels")
+  [ ! -s "$stage/constraints.txt" ] || root_args+=(-c "$stage/constraints.txt")
+  run "${pip[@]}" install -q "${root_args[@]}" "edgeteach[$(extras)]"
+  # the same version number as before after a git pull: reinstall our own wheel whatever pip thinks
+  if [ "$DRY_RUN" -eq 1 ]; then
+    run "${pip[@]}" install -q --no-index --no-deps --force-reinstall "$wheels/edgeteach-VERSION.whl"
+  else
+    run "${pip[@]}" install -q --no-index --no-deps --force-reinstall "$wheels"/edgeteach-*.whl
+  fi
 }
 
 step_package() {
@@ -547,7 +687,11 @@ step_package() {
       llama_install "$(venv_python)" "$cmake_args" "${pip_args[@]}" || die "building llama-cpp-python failed; see the output above (or install with --no-llm)"
     fi
   fi
-  run "${pip[@]}" install -q "${pip_args[@]}" "${stage}[$(extras)]"
+  if build_unprivileged; then
+    pip_install_unprivileged "$stage" "${pip_args[@]}"
+  else
+    run "${pip[@]}" install -q "${pip_args[@]}" "${stage}[$(extras)]"
+  fi
   if [ "$USE_SYSTEM_OPENCV" -eq 1 ]; then
     info "JetPack's OpenCV has GStreamer (csi:// cameras): pip's opencv-python-headless is removed so the venv uses it"
     run "${pip[@]}" uninstall -y -q opencv-python-headless
@@ -560,8 +704,9 @@ step_package() {
     run "${pip[@]}" install -q --force-reinstall --no-deps "${pip_args[@]}" onnxruntime-gpu
   fi
   if [ "$DRY_RUN" -eq 0 ]; then
-    "$(venv_python)" -c 'import edge, onnxruntime' || die "the installed environment cannot import edge/onnxruntime; see the pip output above"
+    as_service "$(venv_python)" -c 'import edge, onnxruntime' || die "the installed environment cannot import edge/onnxruntime; see the pip output above"
     printf '%s\n' "$want" >"$stamp_file"
+    record file "$PREFIX/.install-stamp"
     rm -rf "$stage"
     trap - EXIT
   fi
@@ -607,7 +752,7 @@ step_docs() {
   ensure_dir "$PREFIX/docs" 0755
   for f in "$SRC_DIR"/docs/*.md; do
     [ -f "$f" ] || continue
-    install_file "$f" "$PREFIX/docs/$(basename "$f")" 0644 || true
+    if install_file "$f" "$PREFIX/docs/$(basename "$f")" 0644; then record file "$PREFIX/docs/$(basename "$f")"; fi
   done
 }
 
@@ -620,13 +765,36 @@ hostname_id() {
   printf '%s' "${name:-edgeteach}"
 }
 
-# The example with this machine's name (a classroom of Pis must not share one device_id) and bundle
-# paths pointing into the model storage the service may read.
+# The example with this machine's name (a classroom of Pis must not share one device_id), bundle paths
+# and models_dir pointing into the model storage the service may read, the broker account the installer
+# makes (unless --no-mosquitto), and the LLM left to edgeteach-llm.service (unless --no-llm).
 render_config() {
-  local example="$SRC_DIR/edge/config/example-config.yaml"
+  local example="$SRC_DIR/edge/config/example-config.yaml" id rendered
   [ -f "$example" ] || die "$example is missing: run the installer from a complete EdgeTeach source tree"
-  sed -e "s|^device_id: .*|device_id: $(hostname_id)|" \
-      -e "s|^\([[:space:]]*bundle:[[:space:]]*\)models/|\1$MODELS_DIR/|" "$example"
+  id="$(hostname_id)"
+  local edits=(-e "s|^device_id: .*|device_id: $id|"
+               -e "/^device_id: /a # cmd/reload loads bundles only from inside this folder (docs/configuration.md)\nmodels_dir: $MODELS_DIR"
+               -e "s|^\([[:space:]]*bundle:[[:space:]]*\)models/|\1$MODELS_DIR/|")
+  if [ "$WITH_MOSQUITTO" -eq 1 ]; then
+    edits+=(-e "s|^  # username: .*|  username: $id                 # the account the installer made on the local broker|"
+            -e "s|^  # password_file: .*|  password_file: $DEVICE_SECRET|")
+  fi
+  rendered="$(sed "${edits[@]}" "$example")"
+  if [ "$WITH_MOSQUITTO" -eq 1 ] && ! grep -q "^  password_file: $DEVICE_SECRET" <<<"$rendered"; then
+    die "edge/config/example-config.yaml no longer has the commented mqtt username/password_file lines render_config fills in; update deploy/install.sh"
+  fi
+  printf '%s\n' "$rendered"
+  if [ "$WITH_LLM" -eq 1 ]; then
+    cat <<EOF
+
+# The local LLM (docs/llm.md). edgeteach-llm.service runs it, under its own memory and CPU limits: set
+# enabled: true and model: to a GGUF in $MODELS_DIR, then run the installer again (it enables the unit)
+# or \`sudo systemctl enable --now edgeteach-llm\`.
+llm:
+  enabled: false
+  run_by: systemd            # the unit runs \`edge llm serve\`, not \`edge run\` (one owner: docs/deploy.md)
+EOF
+  fi
 }
 
 step_config() {
@@ -642,6 +810,163 @@ step_config() {
     info "edit it: device_id, the MQTT broker, and the bundles you copy into $MODELS_DIR"
   fi
   rm -f "$rendered"
+}
+
+# config_query EXPR: a Python expression over the installed config `c` (edge.config.load_config), printed
+# (as the service user: no package code runs as root); nothing when there is no venv or config yet (a
+# dry run) or the config does not load.
+config_query() {
+  local python config
+  python="$(venv_python)"
+  config="$(R "$CONF_DIR/config.yaml")"
+  [ -x "$python" ] && [ -f "$config" ] || return 0
+  service_exec "$python" -c 'import sys; from edge.config import load_config; c = load_config(sys.argv[1]); print(eval(sys.argv[2]))' \
+    "$config" "$1" 2>/dev/null || true
+}
+
+# ---- step: the local broker --------------------------------------------------------------------------
+# A classroom shares one network: the local Mosquitto asks every client for a password, and an ACL lets the
+# device's account use only its own topics and the teacher's command every device.
+
+# new_secret: a random password (24 characters), made in pipes: it never appears on a command line (`ps`).
+new_secret() { head -c 18 /dev/urandom | base64 | tr '+/' '-_'; }
+
+# ensure_secret FILE MODE OWNER: a password file, made with a new password when missing and kept
+# afterwards (never printed; the file is where it is read). Status 0 when it made a new one.
+ensure_secret() {
+  local path="$1" mode="$2" owner="$3" here
+  here="$(R "$path")"
+  if [ -s "$here" ]; then
+    ok "$path (kept)"
+    return 1
+  fi
+  change "create $path with a new random password (mode $mode${owner:+, owner $owner})"
+  if [ "$DRY_RUN" -eq 0 ]; then
+    (umask 077 && new_secret >"$here")
+    chmod "$mode" "$here"
+    [ "$SYSTEM_CHANGES_ALLOWED" -eq 0 ] || chown "$owner" "$here"
+  fi
+  return 0
+}
+
+# broker_owned FILE: root:mosquitto 0640 (the broker reads it after dropping root; nobody else may).
+broker_owned() {
+  chmod 0640 "$1"
+  if [ "$SYSTEM_CHANGES_ALLOWED" -eq 1 ] && getent group mosquitto >/dev/null; then chown root:mosquitto "$1"; fi
+}
+
+# ensure_account USER SECRET_FILE NEW: USER in the broker's password file with the password of SECRET_FILE,
+# added when missing or when NEW is 1 (a new password). mosquitto_passwd -U hashes a file of clear
+# "user:password" lines, so the password is never on its command line. Status 0 when it changed something.
+ensure_account() {
+  local user="$1" secret="$2" new="$3" passwd tmp
+  passwd="$(R "$MOSQUITTO_PASSWD")"
+  if [ "$new" -eq 0 ] && [ -f "$passwd" ] && grep -q "^$user:" "$passwd"; then
+    ok "account $user in $MOSQUITTO_PASSWD"
+    return 1
+  fi
+  change "account $user in $MOSQUITTO_PASSWD (password from $secret, hashed)"
+  if [ "$DRY_RUN" -eq 1 ]; then
+    show_cmd mosquitto_passwd -U "FILE_WITH_$user:PASSWORD"
+    return 0
+  fi
+  command -v mosquitto_passwd >/dev/null || die "no mosquitto_passwd: install the Debian package mosquitto (or pass --no-mosquitto)"
+  tmp="$(umask 077 && mktemp "$(dirname "$passwd")/.edgeteach-passwd.XXXXXX")"
+  printf '%s:%s\n' "$user" "$(cat "$(R "$secret")")" >"$tmp"
+  mosquitto_passwd -U "$tmp" || { rm -f "$tmp"; die "mosquitto_passwd -U failed for the account $user"; }
+  { if [ -f "$passwd" ]; then grep -v "^$user:" "$passwd" || true; fi; cat "$tmp"; } >"$tmp.all"
+  rm -f "$tmp"
+  broker_owned "$tmp.all"
+  mv -f "$tmp.all" "$passwd"
+  return 0
+}
+
+# render_acl DEVICE_ID TOPIC_PREFIX: the ACL the installer writes once (then it is the teacher's to edit).
+render_acl() {
+  local id="$1" prefix="$2"
+  cat <<EOF
+# Who may use which topics on this broker. Written once by deploy/install.sh, then yours: add a client with
+#   sudo mosquitto_passwd $MOSQUITTO_PASSWD NAME     (asks for its password)
+# and a "user NAME" block below, then: sudo systemctl reload mosquitto. See docs/deploy.md, "The local broker".
+
+# Clients without an account: only when the broker allows them (installed with --allow-anonymous).
+topic readwrite edgeteach/#
+topic readwrite homeassistant/#
+
+# This device (edge run and edge llm serve): its own topics (states, events, status, replies under
+# $prefix/replies/, command and LLM requests), and its Home Assistant discovery.
+user $id
+topic readwrite $prefix/#
+topic write homeassistant/sensor/+/config
+topic read homeassistant/status
+
+# The operator (a teacher's laptop, Home Assistant): every device's topics, commands included.
+user $TEACHER_USER
+topic readwrite edgeteach/#
+topic readwrite homeassistant/#
+EOF
+}
+
+render_broker_conf() {
+  cat <<EOF
+# Written by deploy/install.sh (docs/deploy.md, "The local broker"); re-running the installer rewrites it.
+# Every client logs in (accounts: $MOSQUITTO_PASSWD) and may use only the topics $MOSQUITTO_ACL gives it.
+listener 1883
+allow_anonymous $( [ "$ALLOW_ANONYMOUS" -eq 1 ] && echo true || echo false )
+password_file $MOSQUITTO_PASSWD
+acl_file $MOSQUITTO_ACL
+EOF
+}
+
+step_broker() {
+  [ "$WITH_MOSQUITTO" -eq 1 ] || return 0
+  section "Local broker (Mosquitto): accounts and ACL"
+  local id prefix new changed=0 rendered
+  id="$(config_query 'c.device_id')"
+  prefix="$(config_query 'c.mqtt.topic_prefix or "edgeteach/" + c.device_id')"
+  [ -n "$id" ] || id="$(hostname_id)"
+  [ -n "$prefix" ] || prefix="edgeteach/$id"
+  prefix="${prefix%/}"
+  [ "$id" != "$TEACHER_USER" ] || die "this device is called '$TEACHER_USER', the name of the operator account: rename it (device_id, or the hostname) and run again"
+  ensure_dir /etc/mosquitto/conf.d 0755
+  new=0
+  if ensure_secret "$DEVICE_SECRET" 0640 "root:$SERVICE_USER"; then new=1; fi
+  if ensure_account "$id" "$DEVICE_SECRET" "$new"; then changed=1; fi
+  new=0
+  if ensure_secret "$TEACHER_SECRET" 0600 root:root; then new=1; fi
+  if ensure_account "$TEACHER_USER" "$TEACHER_SECRET" "$new"; then changed=1; fi
+  if [ -f "$(R "$MOSQUITTO_ACL")" ]; then
+    ok "$MOSQUITTO_ACL exists (never overwritten: it holds the clients you added)"
+    grep -qx "user $id" "$(R "$MOSQUITTO_ACL")" ||
+      info "warning: $MOSQUITTO_ACL has no 'user $id' block: this device cannot use its topics until you add one (docs/deploy.md)"
+  else
+    rendered="$(mktemp)"
+    render_acl "$id" "$prefix" >"$rendered"
+    if install_file "$rendered" "$MOSQUITTO_ACL" 0640 "" "<the ACL for $id and $TEACHER_USER>"; then changed=1; fi
+    rm -f "$rendered"
+    [ "$DRY_RUN" -eq 1 ] || broker_owned "$(R "$MOSQUITTO_ACL")"
+  fi
+  rendered="$(mktemp)"
+  render_broker_conf >"$rendered"
+  if install_file "$rendered" "$MOSQUITTO_CONF" 0644 "" "<listener 1883, allow_anonymous $( [ "$ALLOW_ANONYMOUS" -eq 1 ] && echo true || echo false ), password_file, acl_file>"; then
+    changed=1
+  fi
+  rm -f "$rendered"
+  if [ "$ALLOW_ANONYMOUS" -eq 1 ]; then
+    info "warning: --allow-anonymous: anyone on the network may read and command every device on this broker"
+  fi
+  if [ "$changed" -eq 1 ] && [ -z "$ROOT" ] && systemd_running; then
+    change "restart mosquitto (new accounts or settings)"
+    run systemctl restart mosquitto
+  fi
+  if [ -z "$(config_query 'c.mqtt.username or ""')" ] && [ -f "$(R "$CONF_DIR/config.yaml")" ] && [ -x "$(venv_python)" ] && [ "$ALLOW_ANONYMOUS" -eq 0 ]; then
+    info "warning: $CONF_DIR/config.yaml has no mqtt.username, and the local broker now refuses clients without one: add"
+    info "  username: $id"
+    info "  password_file: $DEVICE_SECRET"
+    info "under mqtt: (or install again with --allow-anonymous)"
+  fi
+  info "the operator account '$TEACHER_USER': its password is in $TEACHER_SECRET (sudo cat $TEACHER_SECRET; copy it once into your MQTT client)"
+  info "add a client: sudo mosquitto_passwd $MOSQUITTO_PASSWD NAME, a 'user NAME' block in $MOSQUITTO_ACL, then sudo systemctl reload mosquitto"
 }
 
 # ---- step: systemd -----------------------------------------------------------------------------------
@@ -714,12 +1039,12 @@ step_units() {
   fi
 }
 
-llm_enabled_in_config() {
-  local python config
-  python="$(venv_python)"
-  config="$(R "$CONF_DIR/config.yaml")"
-  [ -x "$python" ] && [ -f "$config" ] || return 1
-  "$python" -c 'import sys; from edge.config import load_config; sys.exit(0 if load_config(sys.argv[1]).llm.enabled else 1)' "$config" 2>/dev/null
+# Who runs the LLM server by the config: off, daemon (`edge run`'s child) or systemd (edgeteach-llm.service).
+# Exactly one of them may: two servers would race for the port.
+llm_owner() {
+  local owner
+  owner="$(config_query '"off" if not c.llm.enabled else c.llm.run_by')"
+  printf '%s' "${owner:-off}"
 }
 
 step_enable() {
@@ -739,9 +1064,14 @@ step_enable() {
     state="$("${SYSTEMCTL[@]}" is-enabled "$unit" 2>/dev/null || true)"
     if [ "$state" = enabled ]; then
       ok "$unit enabled"
-    elif [ "$unit" = edgeteach-llm.service ] && ! llm_enabled_in_config; then
+      if [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" = daemon ]; then
+        info "warning: llm.run_by is daemon in $CONF_DIR/config.yaml, so \`edge run\` starts a second LLM server that races this unit for the port: set llm.run_by: systemd, or sudo systemctl disable --now $unit"
+      fi
+    elif [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" = off ]; then
       # Started without a model it would only fail and restart; the config decides.
-      skip "$unit not enabled: llm.enabled is not true in $CONF_DIR/config.yaml (set llm.enabled and llm.model, then: sudo systemctl enable --now $unit)"
+      skip "$unit not enabled: llm.enabled is not true in $CONF_DIR/config.yaml (set llm.enabled and llm.model, then run the installer again)"
+    elif [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" = daemon ]; then
+      skip "$unit not enabled: llm.run_by is daemon in $CONF_DIR/config.yaml, so \`edge run\` starts the LLM itself (set llm.run_by: systemd to run it under the unit's limits, then run the installer again)"
     else
       change "enable $unit"
       run "${SYSTEMCTL[@]}" enable --quiet "$unit"
@@ -749,6 +1079,7 @@ step_enable() {
   done
   if [ -z "$ROOT" ] && systemd_running; then
     for unit in "${UNITS[@]}"; do
+      if [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" != systemd ]; then continue; fi
       if [ "$START" -eq 1 ]; then
         if systemctl is-active --quiet "$unit" && [ "$CHANGES" -eq 0 ]; then
           ok "$unit running"
@@ -775,6 +1106,51 @@ remove_path() {
   else
     ok "$path already gone"
   fi
+}
+
+# remove_installed: what the manifest lists (or, for an install older than the manifest, what such an
+# install made), newest first. Nothing else in the prefix is touched: a --prefix that held other files keeps
+# them, and a folder we made is removed only once it is empty.
+remove_installed() {
+  local here lines=() line kind path i
+  here="$(R "$MANIFEST")"
+  if [ -f "$here" ]; then
+    mapfile -t lines <"$here"
+  elif [ -f "$(R "$PREFIX/.install-stamp")" ]; then
+    mapfile -t lines < <(legacy_manifest)
+  else
+    ok "nothing of EdgeTeach's in $PREFIX (no $MANIFEST)"
+    return
+  fi
+  [ ! -f "$here" ] || remove_path "$MANIFEST"
+  for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+    line="${lines[i]}"
+    kind="${line%% *}"
+    path="${line#* }"
+    # A manifest is root's file in root's folder; still, only plain paths inside the prefix are followed.
+    case "$path/" in
+      *"/../"*|*"/./"*|*"//"*) info "warning: $MANIFEST names '$path': left alone"; continue ;;
+    esac
+    case "$path" in
+      "$PREFIX"|"$PREFIX"/*) ;;
+      *) info "warning: $MANIFEST names $path, outside $PREFIX: left alone"; continue ;;
+    esac
+    case "$kind" in
+      tree|file) remove_path "$path" ;;
+      dir)
+        if [ ! -d "$(R "$path")" ]; then
+          ok "$path already gone"
+        elif [ "$DRY_RUN" -eq 1 ]; then
+          change "remove $path (if nothing else is left in it)"
+        elif [ -z "$(ls -A "$(R "$path")")" ]; then
+          change "remove $path"
+          rmdir "$(R "$path")"
+        else
+          info "kept $path: it holds files the installer did not put there"
+        fi ;;
+      *) info "warning: $MANIFEST: unknown line '$line': left alone" ;;
+    esac
+  done
 }
 
 do_uninstall() {
@@ -806,9 +1182,11 @@ do_uninstall() {
     change "systemctl daemon-reload"
     run systemctl daemon-reload
   fi
-  remove_path "$PREFIX"
-  if [ -L "$(R "$BIN_LINK")" ]; then
+  remove_installed
+  if [ -L "$(R "$BIN_LINK")" ] && [ "$(readlink "$(R "$BIN_LINK")")" = "$VENV/bin/edge" ]; then
     remove_path "$BIN_LINK"
+  elif [ -e "$(R "$BIN_LINK")" ] || [ -L "$(R "$BIN_LINK")" ]; then
+    ok "$BIN_LINK is not ours (it does not point to $VENV/bin/edge): left alone"
   else
     ok "$BIN_LINK already gone"
   fi
@@ -816,6 +1194,14 @@ do_uninstall() {
   if [ "$PURGE" -eq 1 ]; then
     remove_path "$CONF_DIR"
     remove_path "$STATE_DIR"
+    local broker_before=$CHANGES
+    remove_path "$MOSQUITTO_CONF"
+    remove_path "$MOSQUITTO_PASSWD"
+    remove_path "$MOSQUITTO_ACL"
+    if [ "$CHANGES" -gt "$broker_before" ] && [ -z "$ROOT" ] && systemd_running && systemctl is-active --quiet mosquitto; then
+      change "restart mosquitto (without EdgeTeach's accounts: back to Mosquitto's default, local clients only)"
+      run systemctl restart mosquitto
+    fi
     if [ "$SYSTEM_CHANGES_ALLOWED" -eq 1 ] && getent passwd "$SERVICE_USER" >/dev/null; then
       change "remove user $SERVICE_USER"
       run userdel "$SERVICE_USER"
@@ -823,7 +1209,7 @@ do_uninstall() {
       ok "user $SERVICE_USER already gone"
     fi
   else
-    info "kept: $CONF_DIR and $STATE_DIR (your config and models) and the user $SERVICE_USER; --purge removes them"
+    info "kept: $CONF_DIR and $STATE_DIR (your config and models), the broker's accounts and ACL ($MOSQUITTO_CONF) and the user $SERVICE_USER; --purge removes them"
   fi
   info "Debian packages are left installed (other software may use them)"
 }
@@ -854,6 +1240,7 @@ else
   step_command_link
   step_docs
   step_config
+  step_broker
   step_units
   step_enable
 fi
