@@ -64,7 +64,10 @@ class CameraSourceConfig(StrictModel):
     healthy_after_s: float = Field(10.0, gt=0, le=86400,
                                    description="a source running this long counts as healthy and the backoff starts "
                                    "again from backoff_initial_s")
-    stall_timeout_s: float = Field(20.0, gt=0, le=3600, description="no frame for this long counts as a failure (network streams)")
+    stall_timeout_s: float = Field(10.0, gt=0, le=3600,
+                                   description="no frame for this long (a camera that hangs without an error, a silent stream) and "
+                                   "the source is declared stalled and restarted, and /healthz answers 503; files and folders "
+                                   "paced in real time get at least three frame intervals")
 
     @field_validator("uri", mode="before")
     @classmethod
@@ -85,7 +88,9 @@ class MicrophoneSourceConfig(StrictModel):
     backoff_initial_s: float = Field(0.5, gt=0, le=3600, description="first wait before restarting a source that failed or ended")
     backoff_max_s: float = Field(30.0, gt=0, le=86400, description="longest wait between restarts")
     healthy_after_s: float = Field(10.0, gt=0, le=86400, description="running this long resets the backoff")
-    stall_timeout_s: float = Field(5.0, gt=0, le=3600, description="no audio for this long counts as a failure")
+    stall_timeout_s: float = Field(5.0, gt=0, le=3600,
+                                   description="microphones: no audio for this long and the source is declared stalled and "
+                                   "restarted, and /healthz answers 503 (sound files are never declared stalled)")
 
 
 class PipelineConfigBase(StrictModel):

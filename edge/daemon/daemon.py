@@ -272,12 +272,19 @@ class Daemon:
         return self._loop_running and age < max(2.0, 10 * self.tick_s), age
 
     def healthz(self) -> tuple[bool, dict[str, Any]]:
-        ok, age = self.loop_healthy()
+        """/healthz: 200 while the main loop ticks and every source delivers; 503 when the loop hangs or a source
+        has sent nothing for longer than its stall_timeout_s (hung, unplugged or failing to open)."""
+        loop_ok, age = self.loop_healthy()
+        sources = {name: _source_health(pipeline) for name, pipeline in self.pipelines().items()}
+        stale = sorted(name for name, source in sources.items() if source["stalled"])
+        ok = loop_ok and not stale
         return ok, {
             "status": "ok" if ok else "unhealthy",
             "main_loop_age_s": round(age, 2),
             "mqtt_connected": self.connection.connected,
-            "pipelines": {name: pipeline.stats().get("source_state") for name, pipeline in self.pipelines().items()},
+            "pipelines": {name: source["state"] for name, source in sources.items()},
+            "sources": sources,
+            "stale_sources": stale,
             "failed_pipelines": self.registry.failed(),
         }
 
@@ -287,6 +294,22 @@ class Daemon:
         pipelines = self.registry.stats()
         running = set(self.pipelines())
         return render_metrics(ok, age, mqtt, pipelines, running, process_stats(), self.reloads_ok, self.reloads_failed)
+
+
+def _source_health(pipeline: Pipeline) -> dict[str, Any]:
+    """What /healthz says of one pipeline's source: its state, seconds since its last frame, and whether that
+    exceeds its stall timeout."""
+    try:
+        stats = pipeline.stats()
+    except Exception as exc:  # a pipeline that cannot even report is not healthy
+        return {"state": "unknown", "stalled": True, "error": f"stats unavailable: {exc.__class__.__name__}"}
+    return {
+        "state": stats.get("source_state"),
+        "last_frame_age_s": stats.get("last_frame_age_s"),
+        "stall_timeout_s": stats.get("source_stall_timeout_s"),
+        "stalled": bool(stats.get("source_stalled")),
+        "detail": stats.get("source_detail", ""),
+    }
 
 
 def _float_env(name: str) -> float | None:

@@ -111,6 +111,10 @@ def load_model(cfg: CameraPipelineConfig | MicrophonePipelineConfig, bundle_path
     return Classifier(bundle, variant=cfg.variant, threads=cfg.threads, providers=cfg.providers)
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 2) if seconds is not None else None
+
+
 class RateMeter:
     """Events per second over the last few seconds."""
 
@@ -347,6 +351,11 @@ class BasePipeline(Generic[ConfigT]):
             "source_state": sup.state if sup is not None else STOPPED,
             "source_detail": sup.detail if sup is not None else "",
             "source_restarts": sup.restarts if sup is not None else 0,
+            # seconds since the source's last frame/block; /healthz is 503 while it exceeds source_stall_timeout_s
+            "last_frame_age_s": _rounded(sup.last_item_age() if sup is not None else None),
+            "source_stall_timeout_s": sup.stall_timeout_s if sup is not None else None,
+            "source_stalled": sup.stale() if sup is not None else False,
+            "source_stalls": sup.stalls if sup is not None else 0,
             "paused": self.paused,
             "model": str(classifier.bundle.path),
             "model_sha256": classifier.sha256,
