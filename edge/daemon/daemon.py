@@ -120,10 +120,11 @@ class Daemon:
             if self.config_path is None:
                 log.error("llm.enabled needs the daemon to run from a config file (`edge run -c FILE`); LLM not started")
             else:
-                self.llm = LlmChild(self.config_path)
+                self.llm = LlmChild(self.config_path, self.config.llm.host, self.config.llm.port)
                 self.llm.start()
-                log.info("LLM: started `edge llm serve` (pid %s) on http://%s:%d", self.llm.process.pid if self.llm.process else "?",
-                         self.config.llm.host, self.config.llm.port)
+                if self.llm.process is not None:  # else it logged why (its port is already served)
+                    log.info("LLM: started `edge llm serve` (pid %s) on http://%s:%d", self.llm.process.pid,
+                             self.config.llm.host, self.config.llm.port)
 
     def _build_pipeline(self, cfg: PipelineConfig) -> Pipeline:
         from edge.pipelines import build_pipeline  # imported late: it pulls in OpenCV and ONNX Runtime
@@ -272,8 +273,8 @@ class Daemon:
         return self._loop_running and age < max(2.0, 10 * self.tick_s), age
 
     def healthz(self) -> tuple[bool, dict[str, Any]]:
-        """/healthz: 200 while the main loop ticks and every source delivers; 503 when the loop hangs or a source
-        has sent nothing for longer than its stall_timeout_s (hung, unplugged or failing to open)."""
+        """/healthz: 200 while the main loop ticks and the sources deliver; 503 when the loop hangs or a source that
+        had worked (or hung) has sent nothing for longer than its stall_timeout_s (edge.sources.supervisor.stale)."""
         loop_ok, age = self.loop_healthy()
         sources = {name: _source_health(pipeline) for name, pipeline in self.pipelines().items()}
         stale = sorted(name for name, source in sources.items() if source["stalled"])

@@ -7,9 +7,11 @@ A separate process, not a thread of the daemon: the model's memory and CPU can b
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge.core.backoff import Backoff
+
+log = logging.getLogger(__name__)
 
 
 def llm_serve_command(config_path: str | Path, extra_args: Sequence[str] = ()) -> list[str]:
@@ -83,14 +87,31 @@ def stop_llm_server(process: subprocess.Popen[bytes], timeout: float = 5.0) -> i
     return process.wait()
 
 
+def port_served(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something already accepts connections on the LLM's address (a wildcard host is probed on
+    loopback, where a server on every interface answers too)."""
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with socket.create_connection((probe, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 class LlmChild:
     """`edge llm serve` as a supervised child of `edge run`: started with the daemon, restarted with
     backoff when it dies (an out-of-memory kill, a crash), stopped with it. Polled from the daemon's main
-    loop, so it needs no thread of its own."""
+    loop, so it needs no thread of its own.
 
-    def __init__(self, config_path: str | Path, log_file: str | Path | None = None, nice: int = 5,
+    One owner of the LLM process (issue 12 item 10): when its port is already served (edgeteach-llm.service,
+    a manual `edge llm serve`), no second server is started, which would only lose the race for the port or
+    run outside the unit's limits; it says so and looks again after the backoff."""
+
+    def __init__(self, config_path: str | Path, host: str, port: int, log_file: str | Path | None = None, nice: int = 5,
                  initial_backoff_s: float = 5.0, max_backoff_s: float = 300.0) -> None:
         self.config_path = Path(config_path)
+        self.host = host
+        self.port = port
         self.log_file = log_file
         self.nice = nice
         self.backoff = Backoff(initial_backoff_s, max_backoff_s, healthy_after_s=60.0)  # ran fine a while: restart quickly
@@ -99,16 +120,30 @@ class LlmChild:
         self.last_exit_code: int | None = None
         self._restart_at: float | None = None
         self._started_at = 0.0
+        self.port_taken = False  # the last start found the port served by someone else
 
     @property
     def state(self) -> str:
         if self.process is not None and self.process.poll() is None:
             return "running"
+        if self.port_taken:
+            return "port_in_use"
         return "restarting" if self._restart_at is not None else "stopped"
 
     def start(self) -> None:
+        now = time.monotonic()
+        if port_served(self.host, self.port):
+            if not self.port_taken:  # once per episode, not at every retry
+                log.error("LLM: %s:%d is already served by another process (edgeteach-llm.service? llm.run_by must be 'systemd' "
+                          "then); not starting a second server. Looking again in a while", self.host, self.port)
+            self.port_taken = True
+            self._restart_at = now + self.backoff.next_delay(0.0)
+            return
+        if self.port_taken:
+            log.info("LLM: %s:%d is free again; starting `edge llm serve`", self.host, self.port)
+        self.port_taken = False
         self.process = start_llm_server(self.config_path, log_file=self.log_file, nice=self.nice)
-        self._started_at = time.monotonic()
+        self._started_at = now
         self._restart_at = None
 
     def poll(self) -> None:
@@ -119,8 +154,9 @@ class LlmChild:
             self._restart_at = now + self.backoff.next_delay(now - self._started_at)
             self.process = None
         if self._restart_at is not None and now >= self._restart_at:
-            self.restarts += 1
             self.start()
+            if self.process is not None and self.last_exit_code is not None:
+                self.restarts += 1
 
     def stop(self, timeout: float = 3.0) -> int | None:
         self._restart_at = None
