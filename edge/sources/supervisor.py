@@ -89,6 +89,7 @@ class SourceSupervisor:
         self._attempts = 0
         self._stall_timeout_s: float | None = None  # the source's own, known once it is built
         self._last_item_at = time.monotonic()
+        self._delivered = False  # has handed on at least one item since start()
 
     # -- what the daemon reads -------------------------------------------------------------------------
 
@@ -105,9 +106,12 @@ class SourceSupervisor:
         return time.monotonic() - self._last_item_at
 
     def stale(self) -> bool:
-        """True when the source has delivered nothing for longer than its stall timeout."""
+        """True when the source has delivered nothing for longer than its stall timeout after it had worked, or
+        after a stall. A source that never opened (a wrong URL, a missing file) is not stale: it is `failed`,
+        with its reason, and restarting the daemon would not fix it."""
         age, timeout = self.last_item_age(), self._stall_timeout_s
-        return age is not None and timeout is not None and age > timeout
+        worked_or_hung = self._delivered or self.stalls > 0
+        return worked_or_hung and age is not None and timeout is not None and age > timeout
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -126,6 +130,7 @@ class SourceSupervisor:
             return
         self._stop.clear()
         self._last_item_at = time.monotonic()
+        self._delivered = False
         self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
         self._thread.start()
 
@@ -262,6 +267,7 @@ class SourceSupervisor:
                 return False
             now = time.monotonic()
             attempt.last_activity = self._last_item_at = now
+            self._delivered = True
             if not attempt.running:
                 attempt.running = True
                 self._set(RUNNING, source.description)

@@ -182,3 +182,46 @@ def _read_or_error(source: FrameSource) -> object:
         return source.read()
     except Exception as exc:
         return exc
+
+
+class _NoCameraHere(HungCameraStandIn):
+    def open(self) -> None:
+        from edge.sources.base import SourceError
+
+        raise SourceError("no camera here")
+
+
+def test_a_source_that_never_opens_is_failed_but_not_stale() -> None:
+    """A wrong URL is a config problem shown as `failed`; only a source that worked or hung counts as stale."""
+    sup = SourceSupervisor("cam", lambda: _NoCameraHere(1, 0, 0.2, False), lambda item: None, backoff=Backoff(0.05, 0.1, 60))
+    sup.start()
+    try:
+        wait_for(lambda: sup.restarts >= 3 and (sup.last_item_age() or 0) > 0.5, 10, "restarts past the stall timeout")
+        assert not sup.stale() and sup.last_error == "no camera here" and sup.stalls == 0
+    finally:
+        sup.stop()
+
+
+class _UnpluggedAfterThreeFrames(HungCameraStandIn):
+    def read(self) -> Frame:
+        from edge.sources.base import SourceError
+
+        if self.frames_left == 0:
+            raise SourceError("unplugged")
+        return super().read()
+
+
+def test_a_source_that_worked_and_then_keeps_failing_is_stale() -> None:
+    made: list[HungCameraStandIn] = []
+
+    def factory() -> HungCameraStandIn:
+        made.append(_UnpluggedAfterThreeFrames(1, 3, 0.3, False) if not made else _NoCameraHere(2, 0, 0.3, False))
+        return made[-1]
+
+    sup = SourceSupervisor("cam", factory, lambda item: None, backoff=Backoff(0.05, 0.1, 60))
+    sup.start()
+    try:
+        wait_for(lambda: sup.stale(), 10, "the silent camera to count as stale")
+        assert sup.stalls == 0 and sup.last_error == "no camera here"
+    finally:
+        sup.stop()
