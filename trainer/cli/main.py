@@ -12,6 +12,7 @@ from edge.core import clikit
 COMMAND_MODULES = [
     "trainer.cli.commands.train",
     "trainer.cli.commands.evaluate",
+    "trainer.cli.commands.import_tm",
     "trainer.cli.commands.demo",
 ]
 

@@ -1,0 +1,86 @@
+"""Converted graphs -> a normal EdgeTeach bundle (docs/bundle.md), written through the trainer's own
+`write_bundle`, then loaded back with the device's checks (`load_bundle` + an ONNX Runtime session per variant),
+so an import that `edge run` would refuse fails here instead."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edge.core.bundle import MANIFEST_NAME, VARIANT_FILES, BundleError, load_bundle
+from edge.core.images import RESIZE_POLICY
+from edge.core.session import Classifier
+from trainer.export import remove_stale, write_bundle
+from trainer.tm.errors import TmImportError
+
+SOURCE = "teachable-machine"  # manifest `source` of every imported bundle
+BACKBONE = "teachable-machine (MobileNetV2 0.35 + dense head)"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str  # path inside the export
+    sha256: str
+    bytes: int
+
+
+def prepare_out_dir(out_dir: Path, export: Path) -> None:
+    """The output folder: new, empty, or an earlier bundle (replaced). Never the export itself."""
+    if out_dir.resolve() == export.resolve() or (export.is_dir() and export.resolve() in out_dir.resolve().parents):
+        raise TmImportError(f"{out_dir}: inside the export {export}; write the bundle to its own folder, e.g. models/my-tm-model")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TmImportError(f"{out_dir}: exists and is not a folder; pick a folder name for the bundle")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
+        raise TmImportError(f"{out_dir}: a folder that holds other files and no bundle; pick a new or empty folder so nothing of yours "
+                            "is overwritten")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale(out_dir)
+
+
+def write_tm_bundle(
+    out_dir: Path,
+    *,
+    variants: dict[str, onnx.ModelProto],
+    labels: Sequence[str],
+    size: tuple[int, int],
+    normalization: str,
+    export_format: str,
+    source_files: Sequence[SourceFile],
+    notes: dict[str, str],
+) -> Path:
+    """Writes model(.int8).onnx, labels.txt and manifest.json into a prepared out_dir; checks the result."""
+    for variant, model in variants.items():
+        onnx.save_model(model, str(out_dir / VARIANT_FILES[variant]))
+    height, width = size
+    write_bundle(
+        out_dir,
+        task="image",
+        labels=labels,
+        input_spec={"name": "image", "dtype": "uint8", "shape": [-1, height, width, 3]},
+        preprocessing={"resize": RESIZE_POLICY, "size": [height, width], "color": "RGB", "normalization": normalization},
+        metrics={},
+        extra={
+            "backbone": BACKBONE,
+            "source": SOURCE,
+            "source_export": {
+                "format": export_format,
+                "files": {f.name: {"sha256": f.sha256, "bytes": f.bytes} for f in source_files},
+                "variants": notes,
+            },
+        },
+    )
+    try:
+        bundle = load_bundle(out_dir)
+        blank = np.full((1, height, width, 3), 128, np.uint8)
+        for variant in variants:
+            probs = Classifier(bundle, variant=variant, threads=1).run(blank)
+            if probs.shape != (1, len(labels)) or not np.isfinite(probs).all() or abs(float(probs.sum()) - 1.0) > 0.05:
+                raise TmImportError(f"{out_dir}: the converted {variant} model gives {probs.tolist()} for a grey image, not probabilities; "
+                                    "please report this export")
+    except BundleError as exc:
+        raise TmImportError(f"the converted bundle does not load ({exc}); please report this export") from exc
+    return out_dir

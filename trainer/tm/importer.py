@@ -1,0 +1,83 @@
+"""The whole `trainer import-tm` run: read the export, pick its files, convert, write and check the bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from trainer.tm.bundle_writer import SourceFile, prepare_out_dir, write_tm_bundle
+from trainer.tm.detect import LayersExport, TfliteExport, detect
+from trainer.tm.errors import TmImportError
+from trainer.tm.export_reader import ExportFiles, read_export
+from trainer.tm.graph import TM_NORMALIZATION
+from trainer.tm.labels import check_class_count, parse_labels_txt
+from trainer.tm.tflite_onnx import input_normalization, tflite_to_onnx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    bundle: Path
+    export_format: str  # tflite, keras, tfjs
+    labels: list[str]
+    variants: dict[str, str]  # variant -> how it was made
+    source_files: list[SourceFile]
+
+
+def _source(export: ExportFiles, name: str) -> SourceFile:
+    data = export.files[name]
+    return SourceFile(name=name, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+
+
+Converted = tuple[dict[str, onnx.ModelProto], dict[str, str], tuple[int, int], str, int]  # graphs, notes, size, normalization, classes
+
+
+def _convert_tflite(export: ExportFiles, plan: TfliteExport) -> Converted:
+    graphs: dict[str, onnx.ModelProto] = {}
+    notes: dict[str, str] = {}
+    size, classes, normalization = (0, 0), 0, TM_NORMALIZATION
+    if plan.float_model is not None and plan.float_name is not None:
+        graphs["fp32"], size, classes = tflite_to_onnx(plan.float_model, export.where(plan.float_name), quantized=False)
+        notes["fp32"] = f"{plan.float_name}: float32, converted op by op"
+    if plan.quant_model is not None and plan.quant_name is not None:
+        where = export.where(plan.quant_name)
+        graphs["int8"], qsize, qclasses = tflite_to_onnx(plan.quant_model, where, quantized=True)
+        notes["int8"] = f"{plan.quant_name}: int8 weights and activations with the file's own scales (QDQ)"
+        if "fp32" in graphs:
+            if (qsize, qclasses) != (size, classes):
+                raise TmImportError(f"{where}: input {qsize} / {qclasses} classes, but {plan.float_name} has {size} / {classes}; they are "
+                                    "not the same model — import one folder at a time")
+        else:
+            # Only the quantized file was exported: fp32 (which every bundle has) is the same network with its
+            # weights dequantized once and float activations.
+            graphs["fp32"], size, classes = tflite_to_onnx(plan.quant_model, where, quantized=False)
+            notes["fp32"] = f"{plan.quant_name}: weights dequantized to float32, float activations"
+            normalization = input_normalization(plan.quant_model)
+    return graphs, notes, size, normalization, classes
+
+
+def import_tm(export_path: Path, out_dir: Path) -> ImportResult:
+    """Turns a Teachable Machine export (folder, zip or model file) into a bundle in out_dir."""
+    export = read_export(export_path)
+    plan = detect(export)
+    if isinstance(plan, TfliteExport):
+        graphs, notes, size, normalization, classes = _convert_tflite(export, plan)
+        labels = parse_labels_txt(export.files[plan.labels_name], export.where(plan.labels_name))
+        model_names = [n for n in (plan.float_name, plan.quant_name) if n]
+        export_format = "tflite"
+    else:
+        assert isinstance(plan, LayersExport)
+        raise TmImportError(f"{export.where(plan.model_name)}: {plan.kind} exports are not supported yet")
+    check_class_count(labels, classes, export.where(plan.labels_name), export.where(model_names[0]))
+    prepare_out_dir(out_dir, export_path)
+    sources = [_source(export, n) for n in [*model_names, plan.labels_name]]
+    write_tm_bundle(out_dir, variants=graphs, labels=labels, size=size, normalization=normalization, export_format=export_format,
+                    source_files=sources, notes=notes)
+    for variant, note in notes.items():
+        log.info("%s variant: %s", variant, note)
+    return ImportResult(bundle=out_dir, export_format=export_format, labels=labels, variants=notes, source_files=sources)
