@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,18 +92,48 @@ def check_throttling() -> CheckResult:
     return CheckResult("throttling", "warn", f"0x{value:x}: {', '.join(problems)}", fix)
 
 
+@dataclass(frozen=True)
+class UnitState:
+    """What systemctl says of a unit: `is-enabled` (enabled, disabled, masked, not-found, ...) and `is-active`
+    (active, inactive, failed, activating, ...)."""
+
+    enabled: str
+    active: str
+
+    @property
+    def installed(self) -> bool:
+        return bool(self.enabled) and self.enabled != "not-found"
+
+    @property
+    def runs(self) -> bool:
+        """Starts at boot or runs now."""
+        return self.enabled in ("enabled", "enabled-runtime") or self.active in ("active", "activating", "reloading")
+
+
+def systemd_running() -> bool:
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def unit_state(unit: str) -> UnitState:
+    """Raises OSError/SubprocessError when systemctl cannot be run (see systemd_running first)."""
+    enabled = subprocess.run(["systemctl", "is-enabled", unit], capture_output=True, text=True, timeout=5).stdout.strip()
+    active = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, timeout=5).stdout.strip()
+    return UnitState(enabled or "not-found", active)
+
+
 def check_services(config: EdgeConfig | None = None) -> list[CheckResult]:
-    if not Path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
+    if not systemd_running():
         return [CheckResult("service", "skip", "systemd is not running here")]
     rows: list[CheckResult] = []
     for unit in ("edgeteach.service", "edgeteach-llm.service"):
         try:
-            enabled = subprocess.run(["systemctl", "is-enabled", unit], capture_output=True, text=True, timeout=5).stdout.strip()
-            active = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, timeout=5).stdout.strip()
+            state = unit_state(unit)
         except (OSError, subprocess.SubprocessError) as exc:
             rows.append(CheckResult(unit, "skip", f"systemctl failed ({exc})"))
             continue
-        wanted = unit == "edgeteach.service" or (config is not None and config.llm.enabled)
+        enabled, active = state.enabled, state.active
+        # the LLM unit is wanted only when it is the LLM's owner (llm.run_by: systemd; the `llm owner` check)
+        wanted = unit == "edgeteach.service" or (config is not None and config.llm.enabled and config.llm.run_by == "systemd")
         if not enabled or enabled == "not-found":
             rows.append(CheckResult(unit, "skip", "not installed"))
         elif wanted and enabled != "enabled":

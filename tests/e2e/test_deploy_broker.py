@@ -121,7 +121,12 @@ class Client:
     def subscribe(self, topic: str) -> None:
         done = threading.Event()
         granted: list[Any] = []
-        self.client.on_subscribe = lambda _c, _u, _mid, codes, _p: (granted.extend(codes), done.set())
+
+        def on_subscribe(_client: mqtt.Client, _userdata: Any, _mid: int, codes: list[Any], _props: Any) -> None:
+            granted.extend(codes)
+            done.set()
+
+        self.client.on_subscribe = on_subscribe
         self.client.subscribe(topic, qos=1)
         assert done.wait(10), "no SUBACK"
         assert not granted[0].is_failure, f"subscription to {topic} refused: {granted[0]}"
@@ -135,7 +140,8 @@ class Client:
 
     def wait_for(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
         with self._cond:
-            assert self._cond.wait_for(lambda: (topic, payload) in self.received, timeout), f"{topic} {payload!r} not received: {self.received}"
+            arrived = self._cond.wait_for(lambda: (topic, payload) in self.received, timeout)
+            assert arrived, f"{topic} {payload!r} not received: {self.received}"
 
     def close(self) -> None:
         self.client.disconnect()
@@ -177,7 +183,8 @@ def test_passwords_are_never_printed(install: Install) -> None:
 def test_anonymous_clients_and_wrong_passwords_are_refused(closed_broker: int, clients: list[Client], install: Install) -> None:
     assert not login(clients, closed_broker, None, None).accepted
     assert not login(clients, closed_broker, install.device, install.secret("mqtt-password") + "x").accepted
-    assert not login(clients, closed_broker, "teacher", install.secret("mqtt-password")).accepted  # the device's password is not the teacher's
+    # the device's password is not the teacher's
+    assert not login(clients, closed_broker, "teacher", install.secret("mqtt-password")).accepted
     assert login(clients, closed_broker, install.device, install.secret("mqtt-password")).accepted
 
 
