@@ -39,6 +39,9 @@ AUTH = f"Authorization: Bearer {API_KEY}\r\n"
 # A second request hidden in a body: if the server ever parsed an unread body as the next request, it would
 # answer it with the model list.
 SMUGGLED = f"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n{AUTH}\r\n".encode()
+# An error answered before the body is read closes the connection at once, well before the idle timeout
+# would (which would also close a kept-alive connection, and hide a missing close).
+CLOSED_WITHIN_S = IDLE_TIMEOUT_S / 2
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +166,8 @@ def test_500_half_open_sockets_neither_starve_a_client_nor_stay_open(server: Llm
 def test_a_bad_content_length_is_refused_and_closes(server: LlmServerProcess) -> None:
     for length in ("-1", "1x", "+5", " 0x10"):
         data, closed = exchange(server, request("POST", "/v1/chat/completions",
-                                                f"{AUTH}Content-Type: application/json\r\nContent-Length: {length}\r\n", b"{}"))
+                                                f"{AUTH}Content-Type: application/json\r\nContent-Length: {length}\r\n", b"{}"),
+                                CLOSED_WITHIN_S)
         assert status_of(data) == 400 and closed, (length, data[:200])
     assert server.process.poll() is None
 
@@ -171,9 +175,13 @@ def test_a_bad_content_length_is_refused_and_closes(server: LlmServerProcess) ->
 def test_transfer_encoding_is_refused_and_the_body_is_never_a_request(server: LlmServerProcess) -> None:
     chunked = f"{len(SMUGGLED):x}\r\n".encode() + SMUGGLED + b"\r\n0\r\n\r\n"
     data, closed = exchange(server, request("POST", "/v1/chat/completions",
-                                            f"{AUTH}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", chunked))
+                                            f"{AUTH}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", chunked),
+                            CLOSED_WITHIN_S)
     assert status_of(data) == 411 and closed
     assert data.count(b"HTTP/1.1 ") == 1 and b"SmolLM2" not in data
+    # on any route, whatever it would answer
+    data, closed = exchange(server, request("GET", "/v1/models", f"{AUTH}Transfer-Encoding: chunked\r\n", chunked), CLOSED_WITHIN_S)
+    assert status_of(data) == 411 and closed and data.count(b"HTTP/1.1 ") == 1 and b"SmolLM2" not in data
 
 
 @pytest.mark.parametrize("status, head", [
@@ -182,14 +190,14 @@ def test_transfer_encoding_is_refused_and_the_body_is_never_a_request(server: Ll
     (415, f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n{AUTH}Content-Type: text/plain\r\n"),
 ])
 def test_early_errors_close_before_the_body_is_read(server: LlmServerProcess, status: int, head: str) -> None:
-    data, closed = exchange(server, f"{head}Content-Length: {len(SMUGGLED)}\r\n\r\n".encode() + SMUGGLED)
+    data, closed = exchange(server, f"{head}Content-Length: {len(SMUGGLED)}\r\n\r\n".encode() + SMUGGLED, CLOSED_WITHIN_S)
     assert status_of(data) == status and closed, data[:300]
     assert data.count(b"HTTP/1.1 ") == 1 and b"SmolLM2" not in data  # the smuggled request was never answered
 
 
 def test_an_oversized_body_is_413_and_closes_without_being_read(server: LlmServerProcess) -> None:
     head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n{AUTH}Content-Type: application/json\r\n"
-    data, closed = exchange(server, f"{head}Content-Length: {50 * 2**20}\r\n\r\n".encode() + SMUGGLED)
+    data, closed = exchange(server, f"{head}Content-Length: {50 * 2**20}\r\n\r\n".encode() + SMUGGLED, CLOSED_WITHIN_S)
     assert status_of(data) == 413 and closed
     assert data.count(b"HTTP/1.1 ") == 1 and b"SmolLM2" not in data
 
@@ -242,7 +250,7 @@ def test_models_show_no_path(server: LlmServerProcess) -> None:
 
 def test_host_header_is_checked(server: LlmServerProcess) -> None:
     for host in ("evil.example", "evil.example:8080", "localhost.evil.example", ""):
-        data, closed = exchange(server, f"GET /v1/models HTTP/1.1\r\nHost: {host}\r\n{AUTH}\r\n".encode())
+        data, closed = exchange(server, f"GET /v1/models HTTP/1.1\r\nHost: {host}\r\n{AUTH}\r\n".encode(), CLOSED_WITHIN_S)
         assert status_of(data) == 400 and closed and body_of(data)["error"]["code"] == "invalid_host", host
     for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", "[::1]", "192.168.1.23:8080",
                  f"{socket.gethostname()}.local"):

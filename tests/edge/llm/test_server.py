@@ -387,6 +387,8 @@ def test_mqtt_malformed_requests_get_error_replies(server: LlmServerProcess, mqt
         (b"{this is not json", "invalid_json"),
         (json.dumps({"max_tokens": 5}).encode(), "invalid_request"),
         (json.dumps({"prompt": "word " * 2000}).encode(), "context_length_exceeded"),
+        (b"[" * 60_000, "invalid_json"),  # deep enough for a RecursionError in the parser (issue 12 item 8)
+        (json.dumps({"prompt": "Hi", "max_tokens": 10**400}).encode(), "invalid_request"),  # OverflowError as a float
     ]
     for i, (payload, _) in enumerate(cases):
         _request_v5(mqtt5, payload, topic, f"bad-{i}".encode())
@@ -394,6 +396,7 @@ def test_mqtt_malformed_requests_get_error_replies(server: LlmServerProcess, mqt
     by_correlation = {corr: body for _, body, corr in messages}
     for i, (_, code) in enumerate(cases):
         assert by_correlation[f"bad-{i}".encode()]["error"]["code"] == code
+    assert "nested too deeply" in by_correlation[b"bad-3"]["error"]["message"]
     assert "'messages'" in by_correlation[b"bad-1"]["error"]["message"]  # a refused reply_to: tests/e2e/test_security_mqtt.py
     assert server.process.poll() is None  # still serving
     assert server.get_json("/health")["status"] == "ok"
