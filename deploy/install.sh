@@ -114,7 +114,8 @@ done
 
 [ "$PURGE" -eq 0 ] || [ "$UNINSTALL" -eq 1 ] || die "--purge only goes with --uninstall"
 case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path, got '$PREFIX'" ;; esac
-case "$PREFIX/" in *"/../"*|*"/./"*|*"//"*) die "--prefix $PREFIX: write it without '.', '..' or '//'" ;; esac
+case "$PREFIX/" in *"/../"*|*"/./"*) die "--prefix $PREFIX: write it without '.' or '..'" ;; esac
+case "$PREFIX" in *"//"*) die "--prefix $PREFIX: write it without '//'" ;; esac
 PREFIX="${PREFIX%/}"
 # --uninstall removes what the installer put in the prefix, so the prefix must be a folder of EdgeTeach's
 # own: a folder the whole system shares is refused (an old version removed the whole prefix: /opt).

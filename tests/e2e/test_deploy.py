@@ -136,6 +136,7 @@ def test_real_install_lays_out_the_system(installed: tuple[Path, Path, str]) -> 
     config = yaml.safe_load((root / "etc/edgeteach/config.yaml").read_text())
     assert config["device_id"] not in ("kitchen-pi", "")  # the machine's own name: a classroom of Pis must not collide
     assert all(p["bundle"].startswith("/var/lib/edgeteach/models/") for p in config["pipelines"])
+    assert config["models_dir"] == "/var/lib/edgeteach/models"
     assert (root / "opt/edgeteach/docs/deploy.md").is_file()
 
 
@@ -198,6 +199,114 @@ def test_uninstall_keeps_config_and_models_unless_purged(installed: tuple[Path, 
     assert purge.returncode == 0, purge.stdout + purge.stderr
     assert "remove /etc/edgeteach" in purge.stdout and "remove /var/lib/edgeteach" in purge.stdout
     assert not (root / "etc/edgeteach").exists() and not (root / "var/lib/edgeteach").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# One owner of the LLM server (issue 12 item 10)
+
+
+def set_llm(root: Path, **llm: object) -> None:
+    config_path = root / "etc/edgeteach/config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["llm"] = {**config.get("llm", {}), **llm}
+    config_path.write_text(yaml.safe_dump(config))
+
+
+def test_installed_config_leaves_the_llm_to_its_unit(installed: tuple[Path, Path, str]) -> None:
+    _, root, out = installed
+    assert yaml.safe_load((root / "etc/edgeteach/config.yaml").read_text())["llm"] == {"enabled": False, "run_by": "systemd"}
+    unit = (root / "etc/systemd/system/edgeteach-llm.service").read_text()
+    assert "\nExecStart=/opt/edgeteach/venv/bin/edge llm serve -c /etc/edgeteach/config.yaml\n" in unit
+    assert not (root / "etc/systemd/system/multi-user.target.wants/edgeteach-llm.service").exists()  # llm.enabled is false
+    assert "edgeteach-llm.service not enabled: llm.enabled is not true" in out
+
+
+@pytest.mark.parametrize("run_by, enabled", [("systemd", True), ("daemon", False)])
+def test_llm_unit_is_enabled_only_when_it_owns_the_llm(installed: tuple[Path, Path, str], tmp_path: Path, run_by: str,
+                                                        enabled: bool) -> None:
+    source, original, _ = installed
+    root = tmp_path / "root"
+    shutil.copytree(original, root, symlinks=True)
+    set_llm(root, enabled=True, run_by=run_by)
+
+    result = run_installer("--root", str(root), "--no-mosquitto", "--reuse-packages", str(TEST_VENV), source=source)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (root / "etc/systemd/system/multi-user.target.wants/edgeteach-llm.service").is_symlink() == enabled, result.stdout
+    if not enabled:
+        assert "llm.run_by is daemon" in result.stdout and "set llm.run_by: systemd" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------
+# Uninstall removes only what the installer made; a venv someone else could write to is refused (item 14)
+
+
+def test_uninstall_keeps_what_the_prefix_held_before(installed: tuple[Path, Path, str], tmp_path: Path) -> None:
+    source = installed[0]
+    root = tmp_path / "root"
+    prefix = root / "srv/tools"
+    (prefix / "docs").mkdir(parents=True)
+    (prefix / "notes.txt").write_text("the maker's")
+    (prefix / "docs/mine.md").write_text("the maker's too")
+    install = run_installer("--root", str(root), "--prefix", "/srv/tools", "--no-mosquitto", "--no-llm", "--reuse-packages", str(TEST_VENV),
+                            source=source)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (prefix / "venv/bin/edge").is_file() and (prefix / "docs/deploy.md").is_file()
+
+    result = run_installer("--root", str(root), "--prefix", "/srv/tools", "--uninstall", source=source)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (prefix / "venv").exists() and not (prefix / "docs/deploy.md").exists() and not (prefix / ".edgeteach-manifest").exists()
+    assert (prefix / "notes.txt").read_text() == "the maker's" and (prefix / "docs/mine.md").read_text() == "the maker's too"
+    assert "remove /srv/tools\n" not in result.stdout  # the prefix was there before: not ours to remove
+
+
+@pytest.mark.parametrize("prefix", ["/opt", "/", "/usr"])
+def test_a_shared_system_folder_is_refused_as_prefix(installed: tuple[Path, Path, str], tmp_path: Path, prefix: str) -> None:
+    root = tmp_path / "root"
+    keep = root / prefix.lstrip("/") / "other-software/keep.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("not ours")
+    for args in (["--uninstall"], ["--no-mosquitto", "--reuse-packages", str(TEST_VENV)]):
+        result = run_installer("--root", str(root), "--prefix", prefix, *args, source=installed[0])
+        assert result.returncode != 0 and "a folder the whole system shares" in result.stderr, result.stdout + result.stderr
+        assert keep.read_text() == "not ours"
+
+
+def test_uninstall_of_an_install_older_than_the_manifest(installed: tuple[Path, Path, str], tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(installed[1], root, symlinks=True)
+    (root / "opt/edgeteach/.edgeteach-manifest").unlink()
+    (root / "opt/edgeteach/backup.tar").write_text("the maker's")
+
+    result = run_installer("--root", str(root), "--uninstall", source=installed[0])
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (root / "opt/edgeteach/venv").exists() and not (root / "opt/edgeteach/docs").exists()
+    assert (root / "opt/edgeteach/backup.tar").is_file()
+
+
+@pytest.mark.parametrize("how", ["owner", "world-writable"])
+def test_a_venv_others_could_write_to_is_not_reused(installed: tuple[Path, Path, str], tmp_path: Path, how: str) -> None:
+    source, original, _ = installed
+    root = tmp_path / "root"
+    shutil.copytree(original, root, symlinks=True)
+    venv = root / "opt/edgeteach/venv"
+    if how == "owner":
+        if os.geteuid() != 0:
+            pytest.skip("only root can give a file to another user; the world-writable case runs the same check")
+        os.chown(venv / "lib", 65534, 65534)
+        expected = "belongs to nobody"
+    else:
+        (venv / "bin/edge").chmod(0o777)
+        expected = "with mode 777"
+
+    result = run_installer("--root", str(root), "--no-mosquitto", "--reuse-packages", str(TEST_VENV), source=source)
+
+    assert result.returncode != 0, result.stdout
+    assert "refusing to use the existing virtual environment" in result.stderr and expected in result.stderr, result.stderr
+    assert "someone else could have planted code in it" in result.stderr and "sudo rm -rf" in result.stderr
+    assert "do     pip install" not in result.stdout  # stopped before anything ran from it
 
 
 # ---------------------------------------------------------------------------------------------------
