@@ -49,6 +49,24 @@ class ServerLimits:
     max_connections: int = 64  # open at once; idle ones are closed first to make room
 
 
+class _QuietUvicorn(logging.Filter):
+    """uvicorn logs every malformed request as a WARNING and its start and stop as INFO: on a shared network
+    a neighbour could fill the journal with one line per bad request. Those go to DEBUG (`edge -v` shows
+    them); errors (an exception in the app, with its traceback) stay errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # Handlers do not re-check the logger's level once a record exists: drop it here unless DEBUG is on.
+        return _UVICORN_LOG.isEnabledFor(logging.DEBUG)
+
+
+_UVICORN_LOG = logging.getLogger("uvicorn.error")
+if not any(isinstance(f, _QuietUvicorn) for f in _UVICORN_LOG.filters):
+    _UVICORN_LOG.addFilter(_QuietUvicorn())
+
+
 def _guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
     """uvicorn's h11 protocol with the head deadline and the cap (uvicorn accepts a protocol class)."""
 
