@@ -265,6 +265,9 @@ class _Api:
                     if event.code in ("timeout", "shutdown"):
                         return _error_response(NotReadyError(event.message))
                     return _error_response(RequestError(event.message, 500, event.code))
+        except asyncio.CancelledError:  # the server is stopping: the model need not finish for nobody
+            job.cancel("cancelled")
+            raise
         finally:
             gone.cancel()
 
