@@ -26,7 +26,7 @@ from edge.daemon.health import HealthServer
 from edge.daemon.metrics import render_metrics
 from edge.daemon.publisher import DecisionPublisher, to_json
 from edge.daemon.registry import PipelineRegistry
-from edge.daemon.reload import apply_reload
+from edge.daemon.reload import ReloadJob, apply_reload
 from edge.host.procstats import process_stats
 from edge.host.systemd import SystemdNotifier
 from edge.llm.process import LlmChild
@@ -68,6 +68,7 @@ class Daemon:
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
+        self._reload_job: ReloadJob | None = None  # a SIGHUP reload being prepared off the main loop
         self._started_at = time.monotonic()
         self._last_tick = time.monotonic()
         self._last_stats = float("-inf")
@@ -171,7 +172,9 @@ class Daemon:
     def _tick(self) -> None:
         now = time.monotonic()
         self._last_tick = now
-        if self._reload_requested:
+        if self._reload_job is not None and self._reload_job.done():
+            self._finish_reload()
+        if self._reload_requested and self._reload_job is None:  # a SIGHUP during a reload waits for it, then runs
             self._reload_requested = False
             self.reload_config()
         if self.llm is not None:
@@ -217,9 +220,10 @@ class Daemon:
     # -- SIGHUP ------------------------------------------------------------------------------------
 
     def reload_config(self) -> bool:
-        """Re-reads the config file. A bad file changes nothing (the reason is logged); otherwise
-        edge.daemon.reload applies it: changed pipelines are rebuilt, and one whose new bundle is bad keeps
-        the old one running."""
+        """Re-reads the config file and starts preparing it off the main loop (edge.daemon.reload: the new and
+        changed pipelines are built on a worker thread while the old ones keep classifying and the watchdog
+        keeps being pinged); the next ticks swap them in. A bad file changes nothing (the reason is logged).
+        Returns whether a reload was started."""
         if self.config_path is None:
             log.warning("SIGHUP ignored: the daemon was not started from a config file")
             return False
@@ -231,13 +235,28 @@ class Daemon:
             log.error("config reload refused, keeping the running config: %s", exc)
             self.notifier.ready("config reload refused; see the log")
             return False
-        self.config = apply_reload(self.config, new, self.registry)
-        self.commands.models_dir = self._models_dir(new)
+        log.info("config reload: building the new pipelines; the running ones carry on meanwhile")
+        self._reload_job = ReloadJob(new, self.registry, on_done=self._wake.set).start()
+        return True
+
+    def _finish_reload(self) -> None:
+        """Main loop: puts a prepared reload in place."""
+        job, self._reload_job = self._reload_job, None
+        if job is None:
+            return
+        try:
+            plan = job.result()
+            self.config = apply_reload(self.config, plan, self.registry)
+        except Exception:  # a bug in the reload must not stop the daemon; what runs keeps running
+            self.reloads_failed += 1
+            log.exception("config reload failed; keeping what runs")
+            self.notifier.ready("config reload failed; see the log")
+            return
+        self.commands.models_dir = self._models_dir(plan.new)
         self.discovery.set_pipelines(self.registry.kinds())
         self.reloads_ok += 1
         self.notifier.ready(f"config reloaded; running {len(self.pipelines())} pipeline(s)")
         log.info("config reloaded from %s", self.config_path)
-        return True
 
     # -- numbers -----------------------------------------------------------------------------------
 

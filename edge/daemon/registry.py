@@ -56,17 +56,21 @@ class PipelineRegistry:
 
     def start(self, cfg: PipelineConfig) -> bool:
         """Builds and starts the pipeline of `cfg`; a failure is recorded and published, never raised."""
-        self._publisher.configure(cfg.name, cfg.publish)
         try:
             pipeline = self._build(cfg)
-            pipeline.start()
         except Exception as exc:  # a bad bundle or source must not take the other pipelines down
-            reason = str(exc) or type(exc).__name__
-            log.error("pipeline %s not started: %s", cfg.name, reason)
-            with self._lock:
-                self._failed[cfg.name] = reason
-                self._configs[cfg.name] = cfg
-            self._publisher.on_status(cfg.name, "failed", reason)
+            self.record_failure(cfg, str(exc) or type(exc).__name__)
+            return False
+        return self.adopt(cfg, pipeline)
+
+    def adopt(self, cfg: PipelineConfig, pipeline: Pipeline) -> bool:
+        """Starts an already built `pipeline` under `cfg.name` (stop the one it replaces first); a failure to
+        start is recorded and published, never raised."""
+        self._publisher.configure(cfg.name, cfg.publish)
+        try:
+            pipeline.start()
+        except Exception as exc:
+            self.record_failure(cfg, str(exc) or type(exc).__name__)
             return False
         with self._lock:
             self._pipelines[cfg.name] = pipeline
@@ -75,14 +79,14 @@ class PipelineRegistry:
         log.info("pipeline %s (%s) started with %s", cfg.name, cfg.kind, cfg.bundle)
         return True
 
-    def replace(self, name: str, replacement: Pipeline, cfg: PipelineConfig, timeout: float) -> None:
-        """Stops the running pipeline `name` and starts `replacement` (already built) in its place."""
-        self.stop([name], timeout=timeout)
-        self._publisher.configure(name, cfg.publish)
-        replacement.start()
+    def record_failure(self, cfg: PipelineConfig, reason: str) -> None:
+        """Notes that the pipeline of `cfg` could not be built or started, and publishes why."""
+        log.error("pipeline %s not started: %s", cfg.name, reason)
+        self._publisher.configure(cfg.name, cfg.publish)
         with self._lock:
-            self._pipelines[name] = replacement
-            self._configs[name] = cfg
+            self._failed[cfg.name] = reason
+            self._configs[cfg.name] = cfg
+        self._publisher.on_status(cfg.name, "failed", reason)
 
     def stop(self, names: list[str], timeout: float) -> None:
         """Stops pipelines in parallel so N pipelines still stop within one timeout."""
