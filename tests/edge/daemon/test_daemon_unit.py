@@ -46,3 +46,22 @@ def test_a_raising_llm_poll_does_not_end_the_tick(caplog: pytest.LogCaptureFixtu
     assert ticks.count(1) == 2 and "stats" in ticks  # the rest of the tick still ran, both times
     assert notifier.pings == 2  # and the watchdog is still fed
     assert any("LLM" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
+
+
+class _PipelineWhoseStatsFail:
+    """Stand-in for a pipeline broken enough that it cannot report its counters."""
+
+    name, kind, paused = "cam", "camera", False
+
+    def stats(self) -> dict[str, Any]:
+        raise RuntimeError("/secret/path/model.onnx vanished")
+
+
+def test_healthz_is_503_for_a_pipeline_that_cannot_report_and_says_nothing_of_the_exception_text() -> None:
+    daemon = Daemon(EdgeConfig(device_id="unit"), notifier=_Notifier())  # type: ignore[arg-type]
+    daemon._loop_running = True
+    assert daemon.healthz()[0] is True
+    daemon.registry._pipelines["cam"] = _PipelineWhoseStatsFail()  # type: ignore[assignment]
+    ok, body = daemon.healthz()
+    assert ok is False and body["stale_sources"] == ["cam"] and body["sources"]["cam"]["state"] == "unknown"
+    assert "secret" not in str(body)

@@ -155,3 +155,36 @@ def test_a_slow_reload_keeps_the_watchdog_fed_and_the_old_pipeline_classifying_u
         daemon.request_stop()
         runner.join(15)
     assert not runner.is_alive()
+
+
+def test_a_sighup_during_a_reload_waits_for_it_and_is_applied_next(tmp_path: Path, broker: Broker) -> None:
+    colors = make_color_bundle(tmp_path / "colors")
+    red_green = make_color_bundle(tmp_path / "red-green", labels=("red", "green"))
+    video = write_color_video(tmp_path / "colors.avi", ["red", "green"], seconds_each=1.0, fps=10)
+    path = write_config(tmp_path / "edge.yaml", broker.host, broker.port, [camera_pipeline("cam", colors, str(video))])
+    daemon = SlowBuildDaemon(load_config(path), path)
+    daemon.slow = {str(red_green)}
+    daemon.start()
+    try:
+        write_config(path, broker.host, broker.port, [camera_pipeline("cam", red_green, str(video))])
+        daemon.request_reload()
+        daemon._tick()
+        first = daemon._reload_job
+        wait_for(daemon.building.is_set, 15, "the first reload to build")
+        # the file changes again and a second SIGHUP comes while the first build runs
+        write_config(path, broker.host, broker.port, [camera_pipeline("cam", colors, str(video), threshold=0.7)])
+        daemon.request_reload()
+        daemon._tick()
+        assert daemon._reload_job is first and daemon.reloads_ok == 0  # not a second build beside the first
+        daemon.gate.set()
+        assert first is not None and first.wait(15)
+        daemon._tick()  # applies the first, starts the second
+        assert daemon.reloads_ok == 1 and daemon._reload_job not in (None, first)
+        second = daemon._reload_job
+        assert second is not None and second.wait(15)
+        daemon._tick()
+        assert daemon.reloads_ok == 2 and daemon.registry.configs()["cam"].threshold == 0.7
+        assert daemon.registry.configs()["cam"].bundle == str(colors)
+    finally:
+        daemon.gate.set()
+        daemon.stop()
