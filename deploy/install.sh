@@ -623,8 +623,7 @@ pip_install_unprivileged() {
   shift
   wheels="$stage/wheels"
   prebuilt="$stage/prebuilt"
-  # The source copy is readable by the build user; the wheels folder is its own, inside a folder of root's.
-  run chmod 0755 "$stage"
+  # the wheels folder is the build user's own, inside root's stage folder
   run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$wheels"
   local find_links=()
   if [ "$WITH_LLM" -eq 1 ]; then
@@ -666,6 +665,8 @@ step_package() {
     stage="$(mktemp -d)"
     # shellcheck disable=SC2064  # expand now: the folder name is known now
     trap "rm -rf '$stage'" EXIT
+    # the build user reads the source copy and the constraints (public anyway); only root writes here
+    chmod 0755 "$stage"
     (cd "$SRC_DIR" && source_files | tr '\n' '\0' | xargs -0 cp --parents -t "$stage")
     write_constraints "$stage/constraints.txt"
     [ -s "$stage/constraints.txt" ] && pip_args+=(-c "$stage/constraints.txt")
@@ -1232,6 +1233,8 @@ if [ "$UNINSTALL" -eq 1 ]; then
   do_uninstall
 else
   [ "$WITH_LLM" -eq 1 ] || [ "$CUDA" -eq 0 ] || info "note: --cuda only affects llama.cpp, which --no-llm skips"
+  # deploy/llama-cpp.sh builds, and runs the venv's Python, as this user too (build_unprivileged says why)
+  if build_unprivileged; then LLAMA_BUILD_USER="$SERVICE_USER"; fi
   step_packages
   step_user
   step_dirs
