@@ -50,7 +50,7 @@ def fitted(shared_dir: Path) -> np.ndarray:
 
 def litert_run(model: Path | bytes, pixels: np.ndarray, resolver: object = None) -> np.ndarray:
     """LiteRT's probabilities for fitted uint8 pixels, fed as the export expects (float exports: TM's [-1, 1])."""
-    kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    kwargs: dict[str, object] = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
     if resolver is not None:
         kwargs["experimental_op_resolver_type"] = resolver
     interpreter = litert.Interpreter(num_threads=1, **kwargs)

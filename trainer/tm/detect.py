@@ -38,6 +38,7 @@ class LayersExport:
     kind: str  # "keras" or "tfjs"
     model_name: str  # keras_model.h5 or model.json
     labels_name: str  # labels.txt (keras) or metadata.json (tfjs)
+    weight_files: tuple[str, ...] = ()  # tfjs: the shards model.json names (weights.bin)
 
 
 Plan = TfliteExport | LayersExport
@@ -139,7 +140,9 @@ def detect(export: ExportFiles) -> Plan:
                          "together — unzip the whole download")
         return LayersExport("keras", names[0], labels)
     try:
-        json.loads(export.files[names[0]])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TmImportError(f"{export.where(names[0])}: not valid JSON ({exc}); download the export again") from exc
-    return LayersExport("tfjs", names[0], _tfjs_is_image(export, names[0]))
+        manifest = json.loads(export.files[names[0]]).get("weightsManifest", [])
+        shards = tuple(str(PurePosixPath(names[0]).parent / p) for group in manifest for p in group.get("paths", []))
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
+        raise TmImportError(f"{export.where(names[0])}: not a TF.js model.json ({exc}); download the export again") from exc
+    metadata = _tfjs_is_image(export, names[0])
+    return LayersExport("tfjs", names[0], metadata, tuple(s for s in shards if s in export.files))

@@ -14,7 +14,10 @@ from trainer.tm.detect import LayersExport, TfliteExport, detect
 from trainer.tm.errors import TmImportError
 from trainer.tm.export_reader import ExportFiles, read_export
 from trainer.tm.graph import TM_NORMALIZATION
-from trainer.tm.labels import check_class_count, parse_labels_txt
+from trainer.tm.h5_weights import read_h5
+from trainer.tm.keras_layers import layers_to_onnx
+from trainer.tm.labels import check_class_count, parse_labels_txt, parse_metadata_labels
+from trainer.tm.tfjs_weights import read_tfjs
 from trainer.tm.tflite_onnx import input_normalization, tflite_to_onnx
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,15 @@ def _convert_tflite(export: ExportFiles, plan: TfliteExport) -> Converted:
     return graphs, notes, size, normalization, classes
 
 
+def _convert_layers(export: ExportFiles, plan: LayersExport) -> Converted:
+    where = export.where(plan.model_name)
+    config, weights = read_h5(export.files[plan.model_name], where) if plan.kind == "keras" else read_tfjs(export, plan.model_name)
+    graph, size, classes = layers_to_onnx(config, weights, where)
+    # No int8 variant: a float Keras/TF.js export carries no quantization, and static int8 needs calibration
+    # photos an export does not have; the quantized TFLite export is the way to an int8 model.
+    return {"fp32": graph}, {"fp32": f"{plan.model_name}: float32, converted layer by layer"}, size, TM_NORMALIZATION, classes
+
+
 def import_tm(export_path: Path, out_dir: Path) -> ImportResult:
     """Turns a Teachable Machine export (folder, zip or model file) into a bundle in out_dir."""
     export = read_export(export_path)
@@ -72,7 +84,11 @@ def import_tm(export_path: Path, out_dir: Path) -> ImportResult:
         export_format = "tflite"
     else:
         assert isinstance(plan, LayersExport)
-        raise TmImportError(f"{export.where(plan.model_name)}: {plan.kind} exports are not supported yet")
+        graphs, notes, size, normalization, classes = _convert_layers(export, plan)
+        labels = (parse_labels_txt if plan.kind == "keras" else parse_metadata_labels)(export.files[plan.labels_name],
+                                                                                       export.where(plan.labels_name))
+        model_names = [plan.model_name, *plan.weight_files]
+        export_format = plan.kind
     check_class_count(labels, classes, export.where(plan.labels_name), export.where(model_names[0]))
     prepare_out_dir(out_dir, export_path)
     sources = [_source(export, n) for n in [*model_names, plan.labels_name]]
