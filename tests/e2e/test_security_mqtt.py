@@ -1,27 +1,46 @@
 """Issue 12, safe on a shared classroom network: the real daemon and `edge llm serve` against a real
 Mosquitto. A command or LLM request left retained on the broker is never executed; reply topics with
-wildcards or outside `mqtt.reply_prefix` get no reply at all; request ids are at most 128 characters."""
+wildcards or outside `mqtt.reply_prefix` get no reply at all; request ids are at most 128 characters. A 10 MB
+command never reaches the daemon's memory (MQTT 5 Maximum Packet Size); a flood of snapshot requests over a slow
+link drops no event and puts no image on the broadcast reply topic."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import paho.mqtt.client as mqtt
+import psutil
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.support.broker import Broker, free_port, mosquitto_available
-from tests.support.daemon import DaemonCommands, DaemonProcess, camera_pipeline, write_color_video, write_config
+from tests.support.daemon import (
+    DaemonCommands,
+    DaemonProcess,
+    camera_pipeline,
+    health_metrics,
+    metric_value,
+    write_color_video,
+    write_config,
+)
 from tests.support.gguf_models import SMOLLM2
 from tests.support.llm_server import LlmServerProcess, require_model, start_server
 from tests.support.mqtt_listener import Listener, retained
 from tests.support.onnx_models import make_color_bundle
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -180,3 +199,155 @@ def test_llm_refuses_retained_requests_bad_reply_topics_and_long_ids(llm: LlmSer
         assert log.count("ignoring LLM request") == 7, log[-3000:]
     finally:
         listener.close()
+
+
+# -- items 3 and 4: no oversized message reaches memory; snapshots do not leak, floods drop no event ---------
+
+
+def _peak_rss_reset(pid: int) -> None:
+    """Resets the kernel's peak-RSS mark (VmHWM) of `pid` to its current RSS (Linux: clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _peak_rss(pid: int) -> int:
+    """The peak resident set size of `pid` since the last reset (VmHWM), in bytes: a message read into memory
+    and freed again still shows here, where a later RSS reading would miss it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+def test_a_10_mb_command_gets_no_reply_and_does_not_grow_the_daemon(tmp_path: Path, broker: Broker) -> None:
+    # planted bug: no Maximum Packet Size at CONNECT -> the broker sends the 10 MB; the daemon's peak RSS grows by > 10 MB
+    listener = Listener(broker.host, broker.port, (f"{PREFIX}/replies/#", f"{PREFIX}/cmd/ping/reply"))
+    daemon = _start_daemon(tmp_path, broker)
+    commands = None
+    try:
+        commands = DaemonCommands(broker.host, broker.port, PREFIX)
+        wait_for(lambda: _answers(commands), 60, "the daemon to answer a ping")
+        for _ in range(3):  # settle: the first requests allocate what every request needs
+            assert commands("ping")["pong"] is True
+        process = psutil.Process(daemon.pid)
+        _peak_rss_reset(daemon.pid)
+        before = process.memory_info().rss
+        big = f"{PREFIX}/replies/big"
+        _publish(broker, f"{PREFIX}/cmd/ping", b"{" + b" " * (10 * 1024 * 1024) + b"}", response_topic=big, correlation=b"big")
+        assert commands("ping")["pong"] is True  # a normal ping after it still answers (and marks the end of the big one)
+        peak, after = _peak_rss(daemon.pid), process.memory_info().rss
+        listener.sync()
+        assert not listener.on(big), "the 10 MB ping was answered"
+        assert not [m for m in listener.on(f"{PREFIX}/cmd/ping/reply") if b"max_payload_bytes" in m.payload]
+        assert peak - before < 5 * 1024 * 1024, f"peak RSS grew by {(peak - before) / 1e6:.1f} MB"
+        assert after - before < 5 * 1024 * 1024, f"RSS grew by {(after - before) / 1e6:.1f} MB"
+    finally:
+        if commands is not None:
+            commands.close()
+        daemon.stop()
+        listener.close()
+
+
+def _answers(commands: DaemonCommands) -> bool:
+    try:
+        return bool(commands("ping", timeout=2)["pong"])
+    except AssertionError:
+        return False
+
+
+class SlowLink:
+    """A TCP relay between the daemon and the broker that carries at most `rate` bytes a second from the
+    daemon to the broker (the other way at full speed): a Pi on a poor classroom Wi-Fi, where what the
+    daemon publishes waits in its QoS 1 queue until the broker acknowledges it."""
+
+    def __init__(self, broker: Broker, rate: int) -> None:
+        self._broker, self._rate = broker, rate
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((self._broker.host, self._broker.port))
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, self._rate), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, 0), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket, rate: int) -> None:
+        try:
+            while data := source.recv(1024 if rate else 65536):
+                if rate:
+                    time.sleep(len(data) / rate)
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._server.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def test_a_snapshot_flood_on_a_slow_link_drops_no_event_and_leaks_no_image(tmp_path: Path, broker: Broker) -> None:
+    # planted bugs: command replies at normal priority -> with the link backed up the replies fill the queue and
+    # events are refused (events_dropped_total > 0); the image in the broadcast reply -> jpeg_base64 on
+    # cmd/snapshot/reply; no rate limit -> hundreds of images
+    link = SlowLink(broker, rate=12 * 1024)
+    health_port = free_port()
+    bundle = make_color_bundle(tmp_path / "colors")
+    video = write_color_video(tmp_path / "colors.avi", ["red", "green"], seconds_each=0.2, fps=10, size=(320, 240))
+    pipeline = camera_pipeline("cam", bundle, str(video), source={"uri": str(video), "loop": True})
+    config = write_config(tmp_path / "edge.yaml", broker.host, link.port, [pipeline], health_port=health_port,
+                          mqtt={"queue_limit": 400, "snapshot": {"max_side": 160}})
+    listener = Listener(broker.host, broker.port)
+    daemon = DaemonProcess(config)
+    flood = f"{PREFIX}/replies/flood"
+    requester = _client(broker)
+    commands = None
+    try:
+        listener.wait_topic(f"{PREFIX}/cam/event", timeout=60)
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = flood
+        started = time.monotonic()
+        for i in range(500):  # 500 requests in 1 s, QoS 0 as mosquitto_pub sends them: no flow control slows them
+            requester.publish(f"{PREFIX}/cmd/snapshot", json.dumps({"pipeline": "cam", "id": i}), qos=0, properties=props)
+            time.sleep(max(0.0, started + (i + 1) / 500 - time.monotonic()))
+        flood_ended = time.time()
+        # the pipeline's events still arrive: three label changes (one a second) published after the flood
+        listener.wait_for(lambda m: m.topic == f"{PREFIX}/cam/event" and m.json()["ts"] > flood_ended, 60, count=3,
+                          what="events after the flood")
+        wait_for(lambda: metric_value(health_metrics(health_port), "mqtt_queue_pending") == 0, 60, "the queue to drain")
+        commands = DaemonCommands(broker.host, broker.port, PREFIX)
+        assert commands("ping", timeout=30)["pong"] is True  # published after every reply to the flood
+        metrics = health_metrics(health_port)
+        assert metric_value(metrics, "events_dropped_total", pipeline="cam") == 0, metrics
+        assert (metric_value(metrics, "events_published_total", pipeline="cam") or 0) >= 3
+        listener.sync()
+        broadcast = listener.on(f"{PREFIX}/cmd/snapshot/reply")
+        assert broadcast, "no broadcast reply at all"
+        leaks = [m for m in broadcast if b"jpeg_base64" in m.payload or b"\xff\xd8" in m.payload]
+        assert not leaks, f"{len(leaks)} broadcast replies carry image bytes"
+        private = [m.json() for m in listener.on(flood)]
+        images = [reply for reply in private if reply.get("jpeg_base64")]
+        refused = [reply for reply in private if "too many snapshots" in reply.get("error", "")]
+        assert 1 <= len(images) <= 3 and refused, (len(images), len(refused))
+        image = cv2.imdecode(np.frombuffer(base64.b64decode(images[0]["jpeg_base64"]), np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape[:2] == (120, 160)  # 320x240 downscaled to mqtt.snapshot.max_side
+        assert all("jpeg_base64" not in reply for reply in private if not reply["ok"])
+    finally:
+        if commands is not None:
+            commands.close()
+        requester.loop_stop()
+        requester.disconnect()
+        daemon.stop()
+        listener.close()
+        link.close()
