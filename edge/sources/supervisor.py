@@ -35,6 +35,9 @@ STOPPED = "stopped"  # stopped on request
 Source = FrameSource | AudioSource
 
 WATCH_INTERVAL_S = 0.1  # how often the supervisor looks at its reader: the stall detection's resolution
+# A source with a read timeout of its own (a microphone's queue, FFmpeg's stream timeout) fails with its own,
+# more precise error at stall_timeout_s; the supervisor steps in only this much later, for reads that block.
+STALL_GRACE_S = 1.0
 CLOSE_WAIT_S = 2.0  # how long close() may take when called to unblock a stuck read (it may block as well)
 READER_EXIT_WAIT_S = 1.0  # after close(), how long a reader gets to come out of read() before it is abandoned
 MAX_STUCK_READERS = 4  # abandoned readers still alive; beyond this no new one is started (each holds a thread)
@@ -189,9 +192,9 @@ class SourceSupervisor:
                 return STOPPED, ""
             timeout = self._stall_timeout_s if attempt.source is not None else None
             idle = time.monotonic() - attempt.last_activity
-            if timeout is not None and idle > timeout:
+            if timeout is not None and idle > timeout + STALL_GRACE_S:
                 self.stalls += 1
-                what = "no frame" if isinstance(attempt.source, FrameSource) else "no data"
+                what = "no frame" if isinstance(attempt.source, FrameSource) else "no audio"
                 when = "since the last one" if attempt.running else "since opening started"
                 self._abandon(attempt, "stalled")
                 return FAILED, (f"stalled: {what} for {idle:.1f} s {when} and no error from the driver (stall_timeout_s "

@@ -225,3 +225,33 @@ def test_a_source_that_worked_and_then_keeps_failing_is_stale() -> None:
         assert sup.stalls == 0 and sup.last_error == "no camera here"
     finally:
         sup.stop()
+
+
+class _TimesOutByItself(HungCameraStandIn):
+    """Like a microphone whose read() gives up on its own with a precise error, a little after stall_timeout_s."""
+
+    def read(self) -> Frame:
+        from edge.sources.base import SourceError
+
+        if self.frames_left > 0:
+            return super().read()
+        time.sleep(self.stall_timeout_s + 0.5)  # type: ignore[operator]
+        raise SourceError("no audio for 0.5 s (stream stopped); unplugged?")
+
+
+def test_a_source_that_reports_its_own_timeout_is_not_declared_stalled_over_it() -> None:
+    statuses: list[tuple[str, str]] = []
+    made: list[HungCameraStandIn] = []
+
+    def factory() -> HungCameraStandIn:
+        made.append(_TimesOutByItself(len(made) + 1, 2, 0.3, False))
+        return made[-1]
+
+    sup = SourceSupervisor("mic", factory, lambda item: None, lambda _n, state, detail: statuses.append((state, detail)),
+                           Backoff(0.05, 0.1, 60))
+    sup.start()
+    try:
+        failed = wait_for(lambda: [d for s, d in statuses if s == "failed"], 10, "the source's own failure")
+    finally:
+        sup.stop()
+    assert failed[0].startswith("no audio for") and sup.stalls == 0 and sup.abandoned_readers == 0
