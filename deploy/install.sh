@@ -1265,4 +1265,8 @@ Next:
   2. check the setup as the service sees it:  sudo -u $SERVICE_USER $VENV/bin/edge doctor -c $CONF_DIR/config.yaml
   3. start it:  sudo systemctl start edgeteach   and watch it:  journalctl -u edgeteach -f
 EOF
+  if [ "$WITH_MOSQUITTO" -eq 1 ]; then
+    echo "  4. watch and command it from your laptop as 'teacher' (password: sudo cat $TEACHER_SECRET):"
+    echo "     mosquitto_sub -h $(hostname_id).local -u teacher -P PASSWORD -t 'edgeteach/#' -v"
+  fi
 fi
