@@ -5,7 +5,8 @@ name live in `registry`, the SIGHUP reload in `reload`, the Prometheus families 
 Threads: each pipeline runs its own capture/inference threads and calls `DecisionPublisher.on_decision`
 from there; MQTT handlers run on MqttConnection's workers; the main loop (this module) only ticks:
 rate-limited state flushes and heartbeats, stats, the systemd watchdog, signals. The watchdog is pinged
-from the main loop itself, so a hung loop stops the pings and systemd restarts the service.
+from the main loop itself, so a hung loop stops the pings and systemd restarts the service; that is why
+nothing slow runs on it (a SIGHUP's pipelines are built on their own thread, edge.daemon.reload).
 """
 
 from __future__ import annotations
