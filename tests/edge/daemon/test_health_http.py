@@ -157,3 +157,19 @@ def test_a_404_closes_the_connection_before_its_body_is_read(server: tuple[Healt
     data, closed = read_until_closed(sock, IDLE_TIMEOUT_S / 2)  # at once, not at the idle deadline
     sock.close()
     assert data.startswith(b"HTTP/1.1 404") and closed and b"edgeteach_up" not in data
+
+
+def test_the_cap_closes_the_connection_idle_the_longest(server: tuple[HealthServer, Probe]) -> None:
+    srv, _ = server
+    first = socket.create_connection(("127.0.0.1", srv.port))
+    time.sleep(0.2)  # the others arrive later: `first` has waited longest
+    others = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(CAP)]  # one over the cap
+    try:
+        data, closed = read_until_closed(first, IDLE_TIMEOUT_S / 2)  # at once, not at the deadline
+        assert closed and data == b""
+        for sock in others:  # still open (each would close at its deadline)
+            _, closed = read_until_closed(sock, 0.05)
+            assert not closed
+    finally:
+        for sock in (first, *others):
+            sock.close()
