@@ -99,3 +99,28 @@ def test_discovery_switched_off_removes_the_retained_configs(broker: Broker) -> 
     finally:
         conn.stop()
         listener.close()
+
+
+def test_events_the_queue_refuses_are_counted_as_dropped_and_replies_cannot_cause_it() -> None:
+    """edgeteach_events_dropped_total counts events the QoS 1 queue refused, on its byte budget too; a flood
+    of low-priority replies (command replies) leaves the room events need. The broker is down: all waits."""
+    from tests.support.broker import free_port
+    from tests.support.waiting import wait_for
+
+    conn = MqttConnection(MqttSettings(host="127.0.0.1", port=free_port(), queue_limit=100, queue_max_bytes=65536), client_id="drop-test")
+    pub = DecisionPublisher(conn, Topics.for_device("dev"))
+    conn.start()
+    try:
+        wait_for(lambda: conn.last_error.startswith("cannot reach"), 10, "the failed first connect attempt")
+        while conn.publish("edgeteach/dev/cmd/snapshot/reply", bytes(4000), qos=1, low_priority=True):
+            pass  # replies fill their half of the byte budget, and no more
+        assert 28000 < conn.pending_bytes() <= 32768
+        pub.on_decision(_decision("a", 1, changed=True))
+        pub.on_decision(_decision("b", 2, changed=True))
+        assert pub.counters()["p"]["events_published"] == 2 and pub.counters()["p"]["events_dropped"] == 0
+        # planted bug: a refused event not counted -> events_dropped stays 0 here
+        assert conn.publish("edgeteach/dev/big", bytes(65536 - conn.pending_bytes()), qos=1)  # the budget is now full
+        pub.on_decision(_decision("a", 3, changed=True))
+        assert pub.counters()["p"]["events_published"] == 2 and pub.counters()["p"]["events_dropped"] == 1
+    finally:
+        conn.stop()
