@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
-from edge.doctor.broker import check_mqtt
+from edge.doctor.broker import check_broker
 from edge.doctor.bundles import check_bundle
 from edge.doctor.cameras import check_camera_source, check_cameras
 from edge.doctor.config_file import check_config
@@ -57,7 +57,7 @@ def run_checks(options: DoctorOptions) -> list[CheckResult]:
     rows += _guard("cameras", lambda: check_cameras(config))
     rows += _guard("microphones", lambda: check_microphones(config))
     if config is not None:
-        rows += _guard("mqtt", lambda: check_mqtt(config, options.mqtt_timeout_s))
+        rows += _guard("mqtt", lambda: check_broker(config, options.mqtt_timeout_s))
         for index, pipeline in enumerate(config.pipelines):
             if not pipeline.enabled:
                 continue

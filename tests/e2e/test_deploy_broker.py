@@ -9,6 +9,7 @@ read pytest's private folders (on a device the installer makes the files root:mo
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -213,6 +214,22 @@ def test_teacher_commands_the_device(closed_broker: int, clients: list[Client], 
 
     assert not reason.is_failure, reason
     device.wait_for(f"edgeteach/{install.device}/cmd/ping", b'{"id": "1"}')
+
+
+def test_installed_doctor_logs_in_and_finds_the_broker_closed(closed_broker: int, install: Install, tmp_path: Path) -> None:
+    """`edge doctor` from the installed venv, with the installed config's account (its password file read
+    from the staging root), against the closed broker."""
+    config = yaml.safe_load((install.root / "etc/edgeteach/config.yaml").read_text())
+    config["mqtt"].update(port=closed_broker, host="127.0.0.1", password_file=str(install.root / "etc/edgeteach/mqtt-password"))
+    path = tmp_path / "edge.yaml"
+    path.write_text(yaml.safe_dump({"device_id": config["device_id"], "mqtt": config["mqtt"], "health": {"enabled": False}}))
+    edge = install.root / "opt/edgeteach/venv/bin/edge"
+
+    result = subprocess.run([str(edge), "doctor", "-c", str(path), "--json"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["mqtt"]["status"] == "ok" and f"as {install.device}" in checks["mqtt"]["detail"], checks["mqtt"]
+    assert checks["mqtt access"]["status"] == "ok" and "refuses clients without an account" in checks["mqtt access"]["detail"]
 
 
 def test_second_run_keeps_the_passwords(install: Install, tmp_path: Path) -> None:

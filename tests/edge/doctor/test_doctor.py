@@ -93,6 +93,17 @@ def test_healthy_config_against_a_real_broker_passes(broker: Broker, tmp_path: P
     assert "FAIL" not in out
 
 
+def test_a_broker_open_to_anyone_is_a_warning(broker: Broker, tmp_path: Path) -> None:
+    """The tests' broker lets anonymous clients in, as an unconfigured Mosquitto on a network would: anyone
+    could command the device (issue 12 item 6). The installer's closed broker: tests/e2e/test_deploy_broker.py."""
+    config = write_config(tmp_path / "edge.yaml", mqtt=mqtt_at(broker.port))
+    rows = doctor(config)
+    access = row(rows, "mqtt access")
+    assert row(rows, "mqtt").status == "ok"
+    assert access.status == "warn" and "without an account" in access.detail
+    assert "deploy/install.sh" in access.fix and "allow_anonymous false" in access.fix
+
+
 def test_broker_outage_turns_the_check_red(broker: Broker, tmp_path: Path) -> None:
     config = write_config(tmp_path / "edge.yaml", mqtt=mqtt_at(broker.port))
     assert row(doctor(config), "mqtt").status == "ok"
