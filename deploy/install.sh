@@ -113,6 +113,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$PURGE" -eq 0 ] || [ "$UNINSTALL" -eq 1 ] || die "--purge only goes with --uninstall"
+[ "$ALLOW_ANONYMOUS" -eq 0 ] || [ "$WITH_MOSQUITTO" -eq 1 ] || die "--allow-anonymous opens the local broker, which --no-mosquitto leaves out"
 case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path, got '$PREFIX'" ;; esac
 case "$PREFIX/" in *"/../"*|*"/./"*) die "--prefix $PREFIX: write it without '.' or '..'" ;; esac
 case "$PREFIX" in *"//"*) die "--prefix $PREFIX: write it without '//'" ;; esac
@@ -876,7 +877,7 @@ ensure_account() {
   tmp="$(umask 077 && mktemp "$(dirname "$passwd")/.edgeteach-passwd.XXXXXX")"
   printf '%s:%s\n' "$user" "$(cat "$(R "$secret")")" >"$tmp"
   mosquitto_passwd -U "$tmp" || { rm -f "$tmp"; die "mosquitto_passwd -U failed for the account $user"; }
-  { if [ -f "$passwd" ]; then grep -v "^$user:" "$passwd" || true; fi; cat "$tmp"; } >"$tmp.all"
+  (umask 077 && { if [ -f "$passwd" ]; then grep -v "^$user:" "$passwd" || true; fi; cat "$tmp"; } >"$tmp.all")
   rm -f "$tmp"
   broker_owned "$tmp.all"
   mv -f "$tmp.all" "$passwd"
@@ -1051,7 +1052,8 @@ llm_owner() {
 
 step_enable() {
   section "Enable the services"
-  local unit state
+  local unit state owner
+  owner="$(llm_owner)"   # once: each ask starts Python
   if [ "$UNITS_CHANGED" -eq 1 ]; then
     if [ -n "$ROOT" ]; then
       skip "--root: no daemon-reload (systemd reads the units when the root boots)"
@@ -1066,13 +1068,13 @@ step_enable() {
     state="$("${SYSTEMCTL[@]}" is-enabled "$unit" 2>/dev/null || true)"
     if [ "$state" = enabled ]; then
       ok "$unit enabled"
-      if [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" = daemon ]; then
+      if [ "$unit" = edgeteach-llm.service ] && [ "$owner" = daemon ]; then
         info "warning: llm.run_by is daemon in $CONF_DIR/config.yaml, so \`edge run\` starts a second LLM server that races this unit for the port: set llm.run_by: systemd, or sudo systemctl disable --now $unit"
       fi
-    elif [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" = off ]; then
+    elif [ "$unit" = edgeteach-llm.service ] && [ "$owner" = off ]; then
       # Started without a model it would only fail and restart; the config decides.
       skip "$unit not enabled: llm.enabled is not true in $CONF_DIR/config.yaml (set llm.enabled and llm.model, then run the installer again)"
-    elif [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" = daemon ]; then
+    elif [ "$unit" = edgeteach-llm.service ] && [ "$owner" = daemon ]; then
       skip "$unit not enabled: llm.run_by is daemon in $CONF_DIR/config.yaml, so \`edge run\` starts the LLM itself (set llm.run_by: systemd to run it under the unit's limits, then run the installer again)"
     else
       change "enable $unit"
@@ -1081,7 +1083,7 @@ step_enable() {
   done
   if [ -z "$ROOT" ] && systemd_running; then
     for unit in "${UNITS[@]}"; do
-      if [ "$unit" = edgeteach-llm.service ] && [ "$(llm_owner)" != systemd ]; then continue; fi
+      if [ "$unit" = edgeteach-llm.service ] && [ "$owner" != systemd ]; then continue; fi
       if [ "$START" -eq 1 ]; then
         if systemctl is-active --quiet "$unit" && [ "$CHANGES" -eq 0 ]; then
           ok "$unit running"

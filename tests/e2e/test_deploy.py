@@ -92,6 +92,8 @@ def test_bad_options_are_refused_with_a_reason() -> None:
     assert result.returncode != 0 and "use raspios, jetson or debian" in result.stderr
     result = run_installer("--purge")
     assert result.returncode != 0 and "--purge only goes with --uninstall" in result.stderr
+    result = run_installer("--allow-anonymous", "--no-mosquitto", "--dry-run")
+    assert result.returncode != 0 and "--no-mosquitto leaves out" in result.stderr
 
 
 # ---------------------------------------------------------------------------------------------------
