@@ -169,7 +169,7 @@ def test_opencv_close_during_a_read_waits_for_the_read_instead_of_freeing_under_
     got: list[object] = []
     reader = threading.Thread(target=lambda: got.append(_read_or_error(source)))
     reader.start()
-    time.sleep(0.15)
+    wait_for(lambda: source._reading, 5, "the read to be under way (in the pacer's 0.5 s wait)")  # type: ignore[attr-defined]
     source.close()
     reader.join(5)
     assert isinstance(got[0], Frame), got
