@@ -297,7 +297,7 @@ class SlowLink:
                 sock.close()
 
 
-def test_a_snapshot_flood_on_a_slow_link_drops_no_event_and_leaks_no_image(tmp_path: Path, broker: Broker) -> None:
+def test_a_snapshot_flood_over_a_poor_link_drops_no_event_and_leaks_no_image(tmp_path: Path, broker: Broker) -> None:
     # planted bugs: command replies at normal priority -> with the link backed up the replies fill the queue and
     # events are refused (events_dropped_total > 0); the image in the broadcast reply -> jpeg_base64 on
     # cmd/snapshot/reply; no rate limit -> hundreds of images
