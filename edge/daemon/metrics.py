@@ -77,6 +77,10 @@ class DaemonCollector(Collector):
             m.add("queue_size", s.get("queue_size"), "items waiting between capture and inference", **labels)
             m.add("source_restarts_total", s.get("source_restarts"), "source restarts after failure or end", "counter", **labels)
             m.add("source_up", s.get("source_state") == "running", "1 while the source delivers", **labels)
+            m.add("source_last_frame_age_seconds", s.get("last_frame_age_s"), "seconds since the source's last frame or audio block",
+                  **labels)
+            m.add("source_stalls_total", s.get("source_stalls"), "times the source stopped delivering without an error and was "
+                  "restarted", "counter", **labels)
             m.add("paused", s.get("paused", False), "1 while paused by command", **labels)
             m.add("states_published_total", s.get("states_published"), "state messages published", "counter", **labels)
             m.add("events_published_total", s.get("events_published"), "change events published", "counter", **labels)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.broker import Broker, free_port
-from tests.support.daemon import DaemonProcess, camera_pipeline, write_config
+from tests.support.daemon import DaemonProcess, camera_pipeline, health_metrics, metric_value, write_config
 from tests.support.mqtt_listener import Listener
 from tests.support.onnx_models import make_color_bundle
 from tests.support.waiting import wait_for
@@ -67,6 +67,9 @@ def test_a_camera_that_blocks_forever_turns_healthz_503_is_restarted_and_recover
                             where=lambda m: m.json()["state"] == "restarting" and m.at > stalled[0].at)
         wait_for(lambda: "leaving that thread behind" in daemon.log(), 20, "a stuck read to be abandoned")
         assert daemon.alive()
+        metrics = health_metrics(health_port)
+        assert (metric_value(metrics, "source_last_frame_age_seconds", pipeline="cam") or 0) > STALL_S
+        assert (metric_value(metrics, "source_stalls_total", pipeline="cam") or 0) >= 1
 
         hang.unlink()  # the sensor is back: the fresh open delivers, the stuck reads return late
         body = wait_for(healthy, 30, lambda: f"/healthz back to 200; log:\n{daemon.log()[-3000:]}")
