@@ -275,6 +275,20 @@ def test_a_shared_system_folder_is_refused_as_prefix(installed: tuple[Path, Path
         assert keep.read_text() == "not ours"
 
 
+def test_upgrading_an_install_older_than_the_manifest_lists_it(installed: tuple[Path, Path, str], tmp_path: Path) -> None:
+    source, original, _ = installed
+    root = tmp_path / "root"
+    shutil.copytree(original, root, symlinks=True)
+    manifest = root / "opt/edgeteach/.edgeteach-manifest"
+    manifest.unlink()
+
+    result = run_installer("--root", str(root), "--no-mosquitto", "--reuse-packages", str(TEST_VENV), source=source)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = manifest.read_text().splitlines()
+    assert lines[0] == "dir /opt/edgeteach" and "tree /opt/edgeteach/venv" in lines and "file /opt/edgeteach/docs/deploy.md" in lines
+
+
 def test_uninstall_of_an_install_older_than_the_manifest(installed: tuple[Path, Path, str], tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree(installed[1], root, symlinks=True)
