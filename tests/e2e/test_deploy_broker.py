@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.e2e.test_deploy import TEST_VENV, changes, copy_source, run_installer
 from tests.support.broker import free_port, mosquitto_available, wait_for_port
+from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mqtt_listener import stay_root_config
 from trainer.demo.broker import mosquitto_binary
 
@@ -144,6 +145,11 @@ class Client:
             arrived = self._cond.wait_for(lambda: (topic, payload) in self.received, timeout)
             assert arrived, f"{topic} {payload!r} not received: {self.received}"
 
+    def wait_for_part(self, topic: str, part: bytes, timeout: float = 10.0) -> bool:
+        """Whether a message on `topic` whose payload contains `part` arrives within `timeout`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: any(t == topic and part in p for t, p in self.received), timeout)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -230,6 +236,24 @@ def test_installed_doctor_logs_in_and_finds_the_broker_closed(closed_broker: int
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["mqtt"]["status"] == "ok" and f"as {install.device}" in checks["mqtt"]["detail"], checks["mqtt"]
     assert checks["mqtt access"]["status"] == "ok" and "refuses clients without an account" in checks["mqtt access"]["detail"]
+
+
+def test_the_daemon_works_on_the_closed_broker_with_its_account(closed_broker: int, clients: list[Client], install: Install,
+                                                                tmp_path: Path) -> None:
+    """The real daemon, logged in with the account the installer made, publishes its status and answers
+    the teacher's ping: the ACL gives it everything it uses."""
+    teacher = login(clients, closed_broker, "teacher", install.secret("mqtt-teacher-password"))
+    teacher.subscribe(f"edgeteach/{install.device}/#")
+    config = write_config(tmp_path / "edge.yaml", "127.0.0.1", closed_broker, [], device_id=install.device,
+                          mqtt={"username": install.device, "password_file": str(install.root / "etc/edgeteach/mqtt-password")})
+    daemon = DaemonProcess(config)
+    try:
+        teacher.wait_for(f"edgeteach/{install.device}/status", b"online", timeout=30)
+        assert not teacher.publish(f"edgeteach/{install.device}/cmd/ping", b'{"id": "t1"}').is_failure
+        assert teacher.wait_for_part(f"edgeteach/{install.device}/cmd/ping/reply", b"pong", 20), (teacher.received, daemon.log())
+        assert "refused the connection" not in daemon.log() and "Not authorized" not in daemon.log()
+    finally:
+        daemon.stop()
 
 
 def test_second_run_keeps_the_passwords(install: Install, tmp_path: Path) -> None:
