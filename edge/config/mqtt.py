@@ -35,6 +35,26 @@ class SnapshotSettings(BaseModel):
                                   "device; requests in between are refused with an error that carries no image")
 
 
+CommandName = Literal["ping", "status", "pause", "resume", "set", "reload", "snapshot"]
+COMMAND_NAMES: tuple[CommandName, ...] = ("ping", "status", "pause", "resume", "set", "reload", "snapshot")
+# Without broker credentials the broker is most likely open to anyone on the network: then the two commands that
+# change the model or show the camera stay off unless the config allows them by name.
+OPEN_BROKER_COMMANDS: tuple[CommandName, ...] = ("ping", "status", "pause", "resume", "set")
+
+
+class CommandSettings(BaseModel):
+    """Which `<prefix>/cmd/<name>` commands the device carries out (issue 12: commands can be limited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="false: the device does not even subscribe to its command topics")
+    allow: list[CommandName] | None = Field(
+        None,
+        description="the commands carried out; others get an error reply. Default: all when the device logs in to the "
+        "broker (username or TLS client certificate), else all but reload and snapshot",
+    )
+
+
 class MqttSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,8 +79,19 @@ class MqttSettings(BaseModel):
                                    "refused; the broker is asked (MQTT 5) not to send any packet over this plus "
                                    "64 KiB of room for the topic and properties")
     stats_interval: float = Field(10.0, gt=0, description="seconds between stats messages")
+    commands: CommandSettings = CommandSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+
+
+def allowed_commands(settings: MqttSettings) -> frozenset[str]:
+    """The commands this device carries out (mqtt.commands; the default depends on broker credentials)."""
+    if not settings.commands.enabled:
+        return frozenset()
+    if settings.commands.allow is not None:
+        return frozenset(settings.commands.allow)
+    logs_in = bool(settings.username) or bool(settings.tls.enabled and settings.tls.certfile)
+    return frozenset(COMMAND_NAMES if logs_in else OPEN_BROKER_COMMANDS)
 
 
 MAX_REQUEST_ID_CHARS = 128  # longer request "id"s are refused (commands and LLM requests)

@@ -36,7 +36,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,7 +111,7 @@ class CommandHandler:
 
     def __init__(self, connection: MqttConnection, topics: Topics, target: CommandTarget, max_payload_bytes: int,
                  models_dir: str | Path | None = None, snapshot: SnapshotSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 allowed: Collection[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._conn = connection
         self.models_dir = models_dir  # None (embedding, tests): reload takes any path; the daemon always sets one
         self._topics = topics
@@ -133,8 +133,13 @@ class CommandHandler:
             "reload": self._reload,
             "snapshot": self._snapshot,
         }
+        # None (embedding, tests): every command; the daemon passes edge.config.mqtt.allowed_commands(...)
+        self.allowed = frozenset(self._commands) if allowed is None else frozenset(allowed)
 
     def subscribe(self) -> None:
+        if not self.allowed:  # mqtt.commands.enabled: false (or an empty allow list): nobody can command the device
+            log.info("MQTT commands are off (mqtt.commands); not subscribing to %s", self._topics.commands)
+            return
         # A worker of its own: a slow reload must not hold up connect listeners on the default worker.
         # no_retained: a command left retained on the broker is never executed (MQTT 5 retain handling 2).
         self._conn.subscribe(self._topics.commands, self.handle, qos=1, worker="commands", no_retained=True)
@@ -173,6 +178,9 @@ class CommandHandler:
             command = self._commands.get(name)
             if command is None:
                 raise CommandError(f"unknown command {name!r}; known commands: {', '.join(sorted(self._commands))}")
+            if name not in self.allowed:
+                raise CommandError(f"{name} is turned off on this device: the device's owner can allow it in the config "
+                                   "(mqtt.commands.allow; docs/security.md)")
             if name in PRIVATE_COMMANDS and not (message.response_topic or reply_to):
                 raise CommandError(f"{name} sends its image to the requester only: send the request with an MQTT 5 response topic "
                                    f'or a "reply_to", both under {self._reply_prefix!r} (mqtt.reply_prefix)')
@@ -185,7 +193,8 @@ class CommandHandler:
             self.failed += 1
         except Exception as exc:  # a bug must produce an error reply, never a dead worker
             log.exception("command %s failed", name)
-            reply = {"ok": False, "command": name, "error": f"internal error: {type(exc).__name__}: {exc}"}
+            # The exception's text may name files or internals: it goes to the log only.
+            reply = {"ok": False, "command": name, "error": f"internal error ({type(exc).__name__}); the device log has the details"}
             self.failed += 1
         if request_id is not None:
             reply["id"] = request_id

@@ -21,6 +21,7 @@ from typing import Any
 
 from edge import __version__ as EDGE_VERSION
 from edge.config import EdgeConfig, PipelineConfig, load_config
+from edge.config.mqtt import allowed_commands
 from edge.daemon.commands import CommandHandler
 from edge.daemon.discovery import Discovery
 from edge.daemon.health import HealthServer
@@ -60,7 +61,7 @@ class Daemon:
         )
         self.publisher = DecisionPublisher(self.connection, self.topics)
         self.commands = CommandHandler(self.connection, self.topics, self, config.mqtt.max_payload_bytes,
-                                       models_dir=self._models_dir(config))
+                                       models_dir=self._models_dir(config), allowed=allowed_commands(config.mqtt))
         self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix,
                                    config.mqtt.discovery.enabled)
         self.health: HealthServer | None = None

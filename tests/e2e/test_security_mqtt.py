@@ -78,11 +78,11 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
-def _start_daemon(root: Path, broker: Broker, protocol: str = "5") -> DaemonProcess:
+def _start_daemon(root: Path, broker: Broker, protocol: str = "5", **mqtt_settings: Any) -> DaemonProcess:
     bundle = make_color_bundle(root / "colors")
     video = write_color_video(root / "colors.avi", ["red", "green"], seconds_each=1.0, fps=10)
     pipeline = camera_pipeline("cam", bundle, str(video), source={"uri": str(video), "loop": True})
-    config = write_config(root / "edge.yaml", broker.host, broker.port, [pipeline], mqtt={"protocol": protocol})
+    config = write_config(root / "edge.yaml", broker.host, broker.port, [pipeline], mqtt={"protocol": protocol, **mqtt_settings})
     return DaemonProcess(config)
 
 
@@ -139,6 +139,31 @@ def test_refused_reply_topics_and_long_ids_get_no_command_reply(tmp_path: Path, 
         assert not listener.on(f"{PREFIX}/cmd/pause/reply"), "a refused request was answered on cmd/pause/reply"
         log = daemon.log()
         assert log.count("ignoring command pause") == len(bad_topics), log[-3000:]
+    finally:
+        if commands is not None:
+            commands.close()
+        daemon.stop()
+        listener.close()
+
+
+def test_on_an_anonymous_broker_reload_and_snapshot_are_off_by_default(tmp_path: Path, broker: Broker) -> None:
+    # The config names no broker account, so the broker is most likely open to the whole class: the default
+    # allow list leaves out the commands that swap the model and show the camera (issue 12 item 2).
+    listener = Listener(broker.host, broker.port)
+    daemon = _start_daemon(tmp_path, broker, commands={})  # {}: the default, not the tests' explicit allow list
+    commands = None
+    try:
+        listener.wait_topic(f"{PREFIX}/cam/state", timeout=60)
+        commands = DaemonCommands(broker.host, broker.port, PREFIX)
+        assert commands("ping")["pong"] is True
+        for name, payload in (("snapshot", {"pipeline": "cam"}), ("reload", {"pipeline": "cam", "bundle": str(tmp_path / "colors")})):
+            reply = commands(name, payload)
+            assert reply["ok"] is False and reply["error"].startswith(f"{name} is turned off on this device"), reply
+            assert "jpeg_base64" not in reply
+        paused = commands("pause", {"pipeline": "cam"})  # the harmless ones still work
+        assert paused["ok"] is True and paused["paused"] is True
+        assert commands("resume", {"pipeline": "cam"})["paused"] is False
+        assert "Traceback" not in daemon.log()
     finally:
         if commands is not None:
             commands.close()

@@ -100,6 +100,9 @@ def write_config(path: Path, host: str, port: int, pipelines: list[dict[str, Any
             "reconnect_min_delay": 1,
             "reconnect_max_delay": 1,
             "stats_interval": 1,
+            # The tests' broker is anonymous, where reload and snapshot are off by default (docs/security.md):
+            # allowed by name here; tests/e2e/test_security_mqtt.py checks the default by passing commands={}.
+            "commands": {"allow": ["ping", "status", "pause", "resume", "set", "reload", "snapshot"]},
         },
         "health": {"enabled": health_port is not None, "port": health_port or 8321},
         "pipelines": pipelines,

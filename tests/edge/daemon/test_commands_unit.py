@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from edge.config.mqtt import SnapshotSettings
+from edge.config.mqtt import COMMAND_NAMES, MqttSettings, SnapshotSettings, allowed_commands
 from edge.daemon.commands import MAX_ID_CHARS, CommandError, CommandHandler
 from edge.mqtt.connection import IncomingMessage
 from edge.mqtt.topics import Topics
@@ -236,7 +236,9 @@ def test_a_bug_in_a_command_becomes_an_internal_error_reply(caplog: pytest.LogCa
     pipe.set_error = RuntimeError("boom")
     with caplog.at_level("ERROR", logger="edge.daemon.commands"):
         reply = send(handler, conn, "set", {"threshold": 0.5, "id": 3})
-    assert reply == {"ok": False, "command": "set", "error": "internal error: RuntimeError: boom", "id": 3, "ts": reply["ts"]}
+    # the exception's text stays in the log (it may name files or internals): the reply names only its type
+    assert reply == {"ok": False, "command": "set", "error": "internal error (RuntimeError); the device log has the details",
+                     "id": 3, "ts": reply["ts"]}
     assert (handler.handled, handler.failed) == (0, 1)
     (record,) = caplog.records
     assert record.getMessage() == "command set failed" and record.exc_info is not None  # with the traceback
@@ -617,3 +619,36 @@ def test_settings_without_a_reply_prefix_mean_the_default() -> None:
     handler.handle(message("ping", "edgeteach/dev/replies/1"))
     handler.handle(message("ping", "site/answers/42"))
     assert (handler.handled, handler.failed) == (1, 1) and len(conn.replies) == 1
+
+
+# -- mqtt.commands: which commands the device carries out (issue 12 item 2) -----------------------------
+
+
+def test_a_command_left_out_of_the_allow_list_is_refused_and_not_run() -> None:
+    conn, target = FakeConnection(), FakeTarget(pipe := FakePipeline("door"))
+    handler = CommandHandler(conn, TOPICS, target, MAX_PAYLOAD, allowed={"ping", "status"})  # type: ignore[arg-type]
+    assert send(handler, conn, "ping")["ok"] is True
+    error = error_of(handler, conn, "pause", {"pipeline": "door"})
+    assert error.startswith("pause is turned off on this device") and "mqtt.commands.allow" in error
+    assert target.paused_calls == [] and pipe.paused is False
+    # an unknown command still says so (not "turned off"), so a typo is told apart from a policy
+    assert error_of(handler, conn, "pasue").startswith("unknown command 'pasue'")
+
+
+def test_no_allowed_command_means_no_subscription() -> None:
+    conn, target = FakeConnection(), FakeTarget(FakePipeline("door"))
+    CommandHandler(conn, TOPICS, target, MAX_PAYLOAD, allowed=()).subscribe()  # type: ignore[arg-type]
+    assert conn.subscriptions == []
+
+
+@pytest.mark.parametrize(("mqtt", "expected"), [
+    ({}, {"ping", "status", "pause", "resume", "set"}),  # an anonymous (likely open) broker: no reload, no snapshot
+    ({"username": "pi-01", "password": "x"}, set(COMMAND_NAMES)),
+    ({"tls": {"enabled": True, "certfile": "c.pem", "keyfile": "k.pem"}}, set(COMMAND_NAMES)),
+    ({"tls": {"enabled": False, "certfile": "c.pem"}}, {"ping", "status", "pause", "resume", "set"}),
+    ({"commands": {"allow": ["ping", "snapshot"]}}, {"ping", "snapshot"}),
+    ({"username": "pi-01", "commands": {"allow": ["ping"]}}, {"ping"}),
+    ({"username": "pi-01", "commands": {"enabled": False}}, set()),
+])
+def test_allowed_commands_default_depends_on_broker_credentials(mqtt: dict[str, Any], expected: set[str]) -> None:
+    assert allowed_commands(MqttSettings(**mqtt)) == expected
