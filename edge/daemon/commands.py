@@ -220,7 +220,7 @@ class CommandHandler:
             return {}
         try:
             data = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also an integer of more than 4300 digits
             raise CommandError(f'payload is not valid JSON ({exc}); send a JSON object such as {{"pipeline": "door"}}') from None
         except RecursionError:
             raise CommandError("payload is nested too deeply; send a flat JSON object") from None

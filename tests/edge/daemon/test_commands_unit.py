@@ -231,6 +231,14 @@ def test_deeply_nested_json_is_refused_without_crashing() -> None:
     assert error_of(handler, conn, "ping", raw=b"[" * 200_000 + b"]" * 200_000) == "payload is nested too deeply; send a flat JSON object"
 
 
+def test_an_integer_too_long_to_convert_is_invalid_json_not_an_internal_error() -> None:
+    # json.loads refuses integers of more than 4300 digits with a plain ValueError (found by bench/fuzz_network.py)
+    conn, target = FakeConnection(), FakeTarget(FakePipeline("door"))
+    handler = CommandHandler(conn, TOPICS, target, 10_000)  # type: ignore[arg-type]
+    error = error_of(handler, conn, "ping", raw=b'{"id": ' + b"1" * 5000 + b"}")
+    assert error.startswith("payload is not valid JSON") and (handler.handled, handler.failed) == (0, 1)
+
+
 def test_a_bug_in_a_command_becomes_an_internal_error_reply(caplog: pytest.LogCaptureFixture) -> None:
     handler, conn, _ = setup(pipe := FakePipeline("door"))
     pipe.set_error = RuntimeError("boom")
