@@ -183,6 +183,11 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
                 f"a manifest names its files relative to the bundle (e.g. model.onnx) — re-export it"
             )
         model_file = root / filename
+        if not model_file.resolve().is_relative_to(root.resolve()):  # a symlink out of the bundle
+            raise BundleError(
+                f"{manifest_path}: the {variant} model {filename!r} resolves outside the bundle folder (a symbolic link?); "
+                f"copy the model file itself into the bundle"
+            )
         if not model_file.is_file():
             raise BundleError(f"{model_file}: the {variant} model named in the manifest is missing; copy the whole bundle folder")
         if filename not in files or "sha256" not in files[filename]:

@@ -189,6 +189,25 @@ def test_a_manifest_naming_a_model_outside_the_bundle_is_refused(tmp_path: Path,
             r"files relative to the bundle")
 
 
+def test_a_model_file_that_is_a_symlink_out_of_the_bundle_is_refused(tmp_path: Path) -> None:
+    # The name stays inside, the file it resolves to does not (issue 12 item 1: "resolve outside the bundle").
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(b"someone else's model")
+    root = make(tmp_path / "b")
+    (root / "model.int8.onnx").unlink()
+    (root / "model.int8.onnx").symlink_to(outside)
+    edit(root, lambda m: m["files"]["model.int8.onnx"].update(sha256=sha256_file(outside)))  # even with a matching checksum
+    refused(root, r"manifest.json: the int8 model 'model.int8.onnx' resolves outside the bundle folder")
+
+
+def test_a_symlink_that_stays_inside_the_bundle_is_fine(tmp_path: Path) -> None:
+    root = make(tmp_path / "b")
+    (root / "real.onnx").write_bytes((root / "model.int8.onnx").read_bytes())
+    (root / "model.int8.onnx").unlink()
+    (root / "model.int8.onnx").symlink_to("real.onnx")
+    assert load_bundle(root).model_path("int8") == root / "model.int8.onnx"
+
+
 def test_a_model_in_a_sub_folder_of_the_bundle_is_fine(tmp_path: Path) -> None:
     manifest = dict(IMAGE, variants={"fp32": "models/fp32.onnx"})
     (tmp_path / "b" / "models").mkdir(parents=True)
