@@ -624,7 +624,10 @@ pip_install_unprivileged() {
   shift
   wheels="$stage/wheels"
   prebuilt="$stage/prebuilt"
-  # the wheels folder is the build user's own, inside root's stage folder
+  # The build user's own: setuptools writes build/ and *.egg-info into the source it builds (tried: "could not
+  # create 'build': Permission denied" on a copy of root's). What it builds runs as that user anyway; root
+  # takes from here only the wheels, and installs them without running them.
+  run chown -R "$SERVICE_USER:$SERVICE_USER" "$stage"
   run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$wheels"
   local find_links=()
   if [ "$WITH_LLM" -eq 1 ]; then
