@@ -62,8 +62,12 @@ def test_installer_passes_shellcheck() -> None:
         ("jetson", ["--cuda"], ["CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=87 -DGGML_NATIVE=OFF", "--no-cache-dir",
                                 "edgeteach-llm.service.d/cuda.conf"],
          ["python3-picamera2", "--system-site-packages"]),
-        ("debian", ["--no-llm"], ["python3 -m venv /opt/edgeteach/venv"], ["python3-picamera2", "GGML_CUDA", "edgeteach-llm.service",
-                                                                           "--system-site-packages"]),
+        ("debian", ["--no-llm"], ["python3 -m venv /opt/edgeteach/venv",
+                                  # pip builds as the service user; root installs only those wheels, offline
+                                  "runuser -u edgeteach -- env HOME=BUILD_COPY_OF_SOURCE/wheels PIP_NO_CACHE_DIR=1",
+                                  "install -q --no-index --find-links BUILD_COPY_OF_SOURCE/wheels",
+                                  "mosquitto_passwd -U", "allow_anonymous false"],
+         ["python3-picamera2", "GGML_CUDA", "edgeteach-llm.service", "--system-site-packages"]),
     ],
 )
 def test_dry_run_lists_every_step_for_each_os(os_name: str, extra: list[str], expected: list[str], unexpected: list[str]) -> None:
@@ -75,7 +79,7 @@ def test_dry_run_lists_every_step_for_each_os(os_name: str, extra: list[str], ex
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for section in ("Debian packages", "System user edgeteach", "Directories", "Virtual environment", "EdgeTeach into",
-                    "Configuration /etc/edgeteach", "systemd units", "Enable the services"):
+                    "Configuration /etc/edgeteach", "Local broker (Mosquitto)", "systemd units", "Enable the services"):
         assert f"== {section}" in out, f"step {section!r} missing from the dry run:\n{out}"
     for text in expected:
         assert text in out, f"{text!r} missing for --os {os_name}:\n{out}"
