@@ -17,7 +17,9 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 APT_PKGS=(python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients alsa-utils)
 for role in "${ROLES[@]}"; do
   case "$role" in
-    dev) APT_PKGS+=(espeak-ng sox shellcheck systemd) ;;  # systemd: systemd-analyze verify/security in tests
+    # systemd: systemd-analyze verify/security in tests; chromium: its Web Audio is the reference of the
+    # Teachable Machine sound front end (tests/trainer/test_import_tm_sound.py)
+    dev) APT_PKGS+=(espeak-ng sox shellcheck systemd chromium) ;;
     llm) APT_PKGS+=(cmake build-essential) ;;
   esac
 done

@@ -51,9 +51,9 @@ def test_pose_model_is_refused(shared_dir: Path, tmp_path: Path, caplog: pytest.
     refused(tmp_path, export, caplog, "pose model", "not supported")
 
 
-def test_sound_model_is_refused_for_now(shared_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    export = shared_dir / "teachable-machine" / "tfjs-audio-architecture"
-    refused(tmp_path, export, caplog, "audio model", "image models only")
+def test_sound_model_without_its_weights_is_refused(shared_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    export = shared_dir / "teachable-machine" / "tfjs-audio-architecture"  # published without its weights.bin
+    refused(tmp_path, export, caplog, "names weights.bin, which is not beside it", "keep model.json, weights.bin and metadata.json")
 
 
 def test_truncated_weights_bin_is_refused(shared_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

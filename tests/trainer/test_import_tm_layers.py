@@ -62,16 +62,17 @@ def tfjs_reference_weights(model_json: Path) -> tuple[dict[str, Any], dict[str, 
     return doc["modelTopology"]["model_config"] if "model_config" in doc["modelTopology"] else doc["modelTopology"], weights
 
 
-def _pad_same(x: np.ndarray, k: int, s: int) -> np.ndarray:
-    h = x.shape[1]
-    total = max((-(-h // s) - 1) * s + k - h, 0)
-    before = total // 2
-    return np.pad(x, ((0, 0), (before, total - before), (before, total - before), (0, 0)))
+def _pad_same(x: np.ndarray, k: tuple[int, int], s: tuple[int, int]) -> np.ndarray:
+    pads = []
+    for size, kk, ss in zip(x.shape[1:3], k, s):
+        total = max((-(-size // ss) - 1) * ss + kk - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
 
 
-def _windows(x: np.ndarray, k: int, s: int) -> np.ndarray:
-    """[N, OH, OW, C, k, k] views of the k x k windows every s pixels."""
-    return sliding_window_view(x, (k, k), axis=(1, 2))[:, ::s, ::s]
+def _windows(x: np.ndarray, k: tuple[int, int], s: tuple[int, int]) -> np.ndarray:
+    """[N, OH, OW, C, kh, kw] views of the kh x kw windows every s pixels."""
+    return sliding_window_view(x, k, axis=(1, 2))[:, :: s[0], :: s[1]]
 
 
 def _act(x: np.ndarray, name: str) -> np.ndarray:
@@ -94,7 +95,7 @@ def reference_layer(layer: dict[str, Any], xs: list[np.ndarray], w: dict[str, di
         (t, b), (left, r) = cfg["padding"]
         return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
     if kind in ("Conv2D", "DepthwiseConv2D"):
-        k, s = cfg["kernel_size"][0], cfg["strides"][0]
+        k, s = tuple(cfg["kernel_size"]), tuple(cfg["strides"])
         if cfg["padding"] == "same":
             x = _pad_same(x, k, s)
         win = _windows(x, k, s)  # [N, OH, OW, C, kh, kw]
@@ -111,6 +112,10 @@ def reference_layer(layer: dict[str, Any], xs: list[np.ndarray], w: dict[str, di
         return np.minimum(np.maximum(x, 0), cfg["max_value"] if cfg.get("max_value") is not None else np.inf)
     if kind == "Add":
         return sum(xs[1:], xs[0])
+    if kind == "MaxPooling2D":
+        return _windows(x, tuple(cfg["pool_size"]), tuple(cfg["strides"])).max(axis=(4, 5))
+    if kind == "Flatten":
+        return x.reshape(len(x), -1)
     if kind == "GlobalAveragePooling2D":
         return x.mean(axis=(1, 2))
     if kind == "Dense":
@@ -132,7 +137,9 @@ def reference_model(config: dict[str, Any], x: np.ndarray, w: dict[str, dict[str
     for layer in layers:
         if layer["name"] in values:
             continue
-        values[layer["name"]] = reference_layer(layer, [values[e[0]] for e in layer["inbound_nodes"][0]], w)
+        inputs = [values[e[0]] for e in layer["inbound_nodes"][0]]
+        nested = layer["class_name"] in ("Sequential", "Functional", "Model")
+        values[layer["name"]] = reference_model(layer, inputs[0], w) if nested else reference_layer(layer, inputs, w)
     return values[config["config"]["output_layers"][0][0]]
 
 

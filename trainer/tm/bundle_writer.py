@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -16,6 +17,7 @@ from edge.core.images import RESIZE_POLICY
 from edge.core.session import Classifier
 from trainer.export import remove_stale, write_bundle
 from trainer.tm.errors import TmImportError
+from trainer.tm.sound_frontend import FRONT_END, HOP_SAMPLES, SAMPLE_RATE, WINDOW_SAMPLES
 
 SOURCE = "teachable-machine"  # manifest `source` of every imported bundle
 BACKBONE = "teachable-machine (MobileNetV2 0.35 + dense head)"
@@ -41,13 +43,29 @@ def prepare_out_dir(out_dir: Path, export: Path) -> None:
     remove_stale(out_dir)
 
 
+def image_contract(size: tuple[int, int], normalization: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """input spec and preprocessing of an image bundle: the device centre-crops and resizes, the graph scales."""
+    height, width = size
+    return ({"name": "image", "dtype": "uint8", "shape": [-1, height, width, 3]},
+            {"resize": RESIZE_POLICY, "size": [height, width], "color": "RGB", "normalization": normalization})
+
+
+def sound_contract() -> tuple[dict[str, Any], dict[str, Any]]:
+    """input spec and preprocessing of a speech-commands sound bundle: the device resamples to 44.1 kHz and cuts
+    windows, the graph computes TM's browser front end."""
+    return ({"name": "waveform", "dtype": "float32", "shape": [-1, WINDOW_SAMPLES]},
+            {"sample_rate": SAMPLE_RATE, "window_samples": WINDOW_SAMPLES, "hop_samples": HOP_SAMPLES, "channels": 1,
+             "front_end": FRONT_END})
+
+
 def write_tm_bundle(
     out_dir: Path,
     *,
     variants: dict[str, onnx.ModelProto],
     labels: Sequence[str],
-    size: tuple[int, int],
-    normalization: str,
+    task: str,
+    input_spec: dict[str, Any],
+    preprocessing: dict[str, Any],
     export_format: str,
     source_files: Sequence[SourceFile],
     notes: dict[str, str],
@@ -55,13 +73,12 @@ def write_tm_bundle(
     """Writes model(.int8).onnx, labels.txt and manifest.json into a prepared out_dir; checks the result."""
     for variant, model in variants.items():
         onnx.save_model(model, str(out_dir / VARIANT_FILES[variant]))
-    height, width = size
     write_bundle(
         out_dir,
-        task="image",
+        task=task,
         labels=labels,
-        input_spec={"name": "image", "dtype": "uint8", "shape": [-1, height, width, 3]},
-        preprocessing={"resize": RESIZE_POLICY, "size": [height, width], "color": "RGB", "normalization": normalization},
+        input_spec=input_spec,
+        preprocessing=preprocessing,
         metrics={},
         extra={
             "backbone": BACKBONE,
@@ -75,12 +92,13 @@ def write_tm_bundle(
     )
     try:
         bundle = load_bundle(out_dir)
-        blank = np.full((1, height, width, 3), 128, np.uint8)
+        # a grey image or digital silence: what comes out must still be probabilities
+        blank = np.full([1, *input_spec["shape"][1:]], 128 if input_spec["dtype"] == "uint8" else 0, dtype=input_spec["dtype"])
         for variant in variants:
             probs = Classifier(bundle, variant=variant, threads=1).run(blank)
             if probs.shape != (1, len(labels)) or not np.isfinite(probs).all() or abs(float(probs.sum()) - 1.0) > 0.05:
-                raise TmImportError(f"{out_dir}: the converted {variant} model gives {probs.tolist()} for a grey image, not probabilities; "
-                                    "please report this export")
+                raise TmImportError(f"{out_dir}: the converted {variant} model gives {probs.tolist()} for a blank input, not "
+                                    "probabilities; please report this export")
     except BundleError as exc:
         raise TmImportError(f"the converted bundle does not load ({exc}); please report this export") from exc
     return out_dir

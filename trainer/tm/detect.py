@@ -35,7 +35,7 @@ class TfliteExport:
 class LayersExport:
     """A Keras (.h5) or TF.js (model.json + weights) export: the same tfjs-layers/Keras topology."""
 
-    kind: str  # "keras" or "tfjs"
+    kind: str  # "keras", "tfjs" (image) or "tfjs-sound" (speech-commands)
     model_name: str  # keras_model.h5 or model.json
     labels_name: str  # labels.txt (keras) or metadata.json (tfjs)
     weight_files: tuple[str, ...] = ()  # tfjs: the shards model.json names (weights.bin)
@@ -66,9 +66,7 @@ def _pose_or_sound(export: ExportFiles) -> None:
         if package == POSE_PACKAGE or "pose" in package:
             raise TmImportError(f"{export.where(name)}: a Teachable Machine pose model ({package}); pose models need PoseNet key "
                                 "points before the classifier and are not supported — train an image model instead")
-        if "wordLabels" in meta or "speech-commands" in package or "tfjsSpeechCommandsVersion" in meta:
-            raise TmImportError(f"{export.where(name)}: a Teachable Machine audio model; import-tm converts image models only so "
-                                "far (docs/teachable-machine.md)")
+
 
 
 def _tflite(export: ExportFiles, names: list[str]) -> TfliteExport:
@@ -80,8 +78,9 @@ def _tflite(export: ExportFiles, names: list[str]) -> TfliteExport:
         if model.is_edge_tpu:
             edge_tpu.append(name)
         elif len(model.tensors[model.inputs[0]].shape) != 4:
-            raise TmImportError(f"{export.where(name)}: input shape {list(model.tensors[model.inputs[0]].shape)} is not an image; "
-                                "Teachable Machine sound models are not supported by import-tm yet (docs/teachable-machine.md)")
+            raise TmImportError(f"{export.where(name)}: input shape {list(model.tensors[model.inputs[0]].shape)} is not an image: a "
+                                "Teachable Machine sound model as TFLite, which import-tm does not convert; export the sound model "
+                                "as TensorFlow.js instead (docs/teachable-machine.md)")
         elif model.is_quantized:
             quants.append((name, model))
         else:
@@ -106,15 +105,18 @@ def _tflite(export: ExportFiles, names: list[str]) -> TfliteExport:
     return TfliteExport(float_name, float_model, quant_name, quant_model, labels)
 
 
-def _tfjs_is_image(export: ExportFiles, model_json: str) -> str:
+def _tfjs_kind(export: ExportFiles, model_json: str) -> tuple[str, str]:
+    """("tfjs" or "tfjs-sound", metadata.json's name)."""
     metadata = _beside(export, model_json, "metadata.json", "Teachable Machine's TF.js download has model.json, weights.bin and "
                        "metadata.json together — unzip the whole download")
     meta = parse_metadata(export.files[metadata], export.where(metadata))
+    if "wordLabels" in meta or "tfjsSpeechCommandsVersion" in meta:
+        return "tfjs-sound", metadata
     package = str(meta.get("packageName", ""))
     if package and package != IMAGE_PACKAGE:
         raise TmImportError(f"{export.where(metadata)}: made by {package!r}, not {IMAGE_PACKAGE}; import-tm converts Teachable Machine "
-                            "image models")
-    return metadata
+                            "image and sound models")
+    return "tfjs", metadata
 
 
 def detect(export: ExportFiles) -> Plan:
@@ -144,5 +146,5 @@ def detect(export: ExportFiles) -> Plan:
         shards = tuple(str(PurePosixPath(names[0]).parent / p) for group in manifest for p in group.get("paths", []))
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
         raise TmImportError(f"{export.where(names[0])}: not a TF.js model.json ({exc}); download the export again") from exc
-    metadata = _tfjs_is_image(export, names[0])
-    return LayersExport("tfjs", names[0], metadata, tuple(s for s in shards if s in export.files))
+    kind, metadata = _tfjs_kind(export, names[0])
+    return LayersExport(kind, names[0], metadata, tuple(s for s in shards if s in export.files))

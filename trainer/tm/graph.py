@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17  # as trainer/export.py: ONNX Runtime on the device supports it, and it has per-axis DequantizeLinear
 INPUT_NAME = "image"
+WAVEFORM_NAME = "waveform"  # sound bundles: mono float32 samples (docs/bundle.md)
 OUTPUT_NAME = "probabilities"
 # Teachable Machine's image normalisation ((x / 127.5) - 1, teachable-mobilenet.ts), for float exports; a
 # quantized export carries its own input scale and zero point instead, read from the file.
@@ -32,7 +33,7 @@ class GraphBuilder:
 
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
-    _used: set[str] = field(default_factory=lambda: {INPUT_NAME, OUTPUT_NAME})
+    _used: set[str] = field(default_factory=lambda: {INPUT_NAME, WAVEFORM_NAME, OUTPUT_NAME})
 
     def fresh(self, hint: str) -> str:
         base = "".join(c if c.isalnum() or c in "_./:-" else "_" for c in hint) or "t"
@@ -61,13 +62,19 @@ class GraphBuilder:
         x = self.op("Sub", [x, self.const(np.array(1.0, np.float32), "one")], "pixels_tm")
         return self.op("Transpose", [x], "pixels_nchw", perm=list(NHWC_TO_NCHW))
 
-    def build(self, result: str, size: tuple[int, int], n_classes: int, graph_name: str, doc: str) -> onnx.ModelProto:
+    def build(self, result: str, size: tuple[int, int], n_classes: int, graph_name: str, doc: str,
+              waveform_samples: int | None = None) -> onnx.ModelProto:
+        """The model: image input uint8 [N, H, W, 3] of `size`, or with `waveform_samples` float32 [N, samples]."""
         self.nodes.append(helper.make_node("Identity", [result], [OUTPUT_NAME], name=OUTPUT_NAME))
         height, width = size
+        if waveform_samples is None:
+            model_input = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", height, width, 3])
+        else:
+            model_input = helper.make_tensor_value_info(WAVEFORM_NAME, TensorProto.FLOAT, ["N", waveform_samples])
         graph = helper.make_graph(
             self.nodes,
             graph_name,
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", height, width, 3])],
+            [model_input],
             [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", n_classes])],
             self.initializers,
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 
-from trainer.tm.bundle_writer import SourceFile, prepare_out_dir, write_tm_bundle
+from trainer.tm.bundle_writer import SourceFile, image_contract, prepare_out_dir, sound_contract, write_tm_bundle
 from trainer.tm.detect import LayersExport, TfliteExport, detect
 from trainer.tm.errors import TmImportError
 from trainer.tm.export_reader import ExportFiles, read_export
@@ -67,7 +67,7 @@ def _convert_tflite(export: ExportFiles, plan: TfliteExport) -> Converted:
 def _convert_layers(export: ExportFiles, plan: LayersExport) -> Converted:
     where = export.where(plan.model_name)
     config, weights = read_h5(export.files[plan.model_name], where) if plan.kind == "keras" else read_tfjs(export, plan.model_name)
-    graph, size, classes = layers_to_onnx(config, weights, where)
+    graph, size, classes = layers_to_onnx(config, weights, where, sound=plan.kind == "tfjs-sound")
     # No int8 variant: a float Keras/TF.js export carries no quantization, and static int8 needs calibration
     # photos an export does not have; the quantized TFLite export is the way to an int8 model.
     return {"fp32": graph}, {"fp32": f"{plan.model_name}: float32, converted layer by layer"}, size, TM_NORMALIZATION, classes
@@ -79,21 +79,27 @@ def import_tm(export_path: Path, out_dir: Path) -> ImportResult:
     plan = detect(export)
     if isinstance(plan, TfliteExport):
         graphs, notes, size, normalization, classes = _convert_tflite(export, plan)
+        task, (input_spec, preprocessing) = "image", image_contract(size, normalization)
         labels = parse_labels_txt(export.files[plan.labels_name], export.where(plan.labels_name))
         model_names = [n for n in (plan.float_name, plan.quant_name) if n]
         export_format = "tflite"
     else:
         assert isinstance(plan, LayersExport)
         graphs, notes, size, normalization, classes = _convert_layers(export, plan)
-        labels = (parse_labels_txt if plan.kind == "keras" else parse_metadata_labels)(export.files[plan.labels_name],
-                                                                                       export.where(plan.labels_name))
+        sound = plan.kind == "tfjs-sound"
+        task, (input_spec, preprocessing) = ("audio", sound_contract()) if sound else ("image", image_contract(size, normalization))
+        labels_data, labels_where = export.files[plan.labels_name], export.where(plan.labels_name)
+        if plan.kind == "keras":
+            labels = parse_labels_txt(labels_data, labels_where)
+        else:
+            labels = parse_metadata_labels(labels_data, labels_where, "wordLabels" if sound else "labels")
         model_names = [plan.model_name, *plan.weight_files]
         export_format = plan.kind
     check_class_count(labels, classes, export.where(plan.labels_name), export.where(model_names[0]))
     prepare_out_dir(out_dir, export_path)
     sources = [_source(export, n) for n in [*model_names, plan.labels_name]]
-    write_tm_bundle(out_dir, variants=graphs, labels=labels, size=size, normalization=normalization, export_format=export_format,
-                    source_files=sources, notes=notes)
+    write_tm_bundle(out_dir, variants=graphs, labels=labels, task=task, input_spec=input_spec, preprocessing=preprocessing,
+                    export_format=export_format, source_files=sources, notes=notes)
     for variant, note in notes.items():
         log.info("%s variant: %s", variant, note)
     return ImportResult(bundle=out_dir, export_format=export_format, labels=labels, variants=notes, source_files=sources)

@@ -20,7 +20,8 @@ import numpy as np
 import onnx
 
 from trainer.tm.errors import TmImportError
-from trainer.tm.graph import NCHW_TO_NHWC, GraphBuilder, same_pads
+from trainer.tm.graph import INPUT_NAME, NCHW_TO_NHWC, WAVEFORM_NAME, GraphBuilder, same_pads
+from trainer.tm.sound_frontend import BINS, FRAMES, WINDOW_SAMPLES, spectrogram_nchw
 
 Config = dict[str, Any]  # one layer's JSON as Keras wrote it
 
@@ -48,6 +49,7 @@ class _Converter:
             "Add": self._add,
             "GlobalAveragePooling2D": self._global_average,
             "Flatten": self._flatten,
+            "MaxPooling2D": self._max_pool,
             "Dense": self._dense,
             "Softmax": lambda c, xs: self._activation(xs[0], "softmax", c),
         }
@@ -184,6 +186,17 @@ class _Converter:
             total = self.g.op("Add", [total, x.name], layer["config"]["name"])
         return Value(total, xs[0].shape)
 
+    def _max_pool(self, layer: Config, xs: list[Value]) -> Value:
+        cfg = layer["config"]
+        self._channels_last(layer)
+        c, h, w = self._image(layer, xs[0])
+        kh, kw = cfg.get("pool_size", (2, 2))
+        sh, sw = cfg.get("strides") or (kh, kw)
+        if cfg.get("padding", "valid") != "valid":
+            raise self._fail(layer, "only 'valid' pooling is supported")
+        y = self.g.op("MaxPool", [xs[0].name], cfg["name"], kernel_shape=[kh, kw], strides=[sh, sw])
+        return Value(y, (c, (h - kh) // sh + 1, (w - kw) // sw + 1))
+
     def _global_average(self, layer: Config, xs: list[Value]) -> Value:
         self._channels_last(layer)
         c, _, _ = self._image(layer, xs[0])
@@ -256,8 +269,8 @@ class _Converter:
         return values[outputs[0]]
 
 
-def input_size(config: Config) -> tuple[int, int]:
-    """(height, width) from the first layer that declares `batch_input_shape` [null, H, W, 3]."""
+def input_shape(config: Config) -> list[Any]:
+    """The first `batch_input_shape` in the topology, e.g. [null, 224, 224, 3] or [null, 43, 232, 1]."""
     stack = [config]
     while stack:
         node = stack.pop(0)
@@ -265,28 +278,39 @@ def input_size(config: Config) -> tuple[int, int]:
         if isinstance(cfg, dict):
             shape = cfg.get("batch_input_shape")
             if isinstance(shape, list):
-                if len(shape) == 4 and shape[3] == 3 and all(isinstance(d, int) for d in shape[1:3]):
-                    return int(shape[1]), int(shape[2])
-                raise TmImportError(f"input shape {shape} is not an RGB image [null, H, W, 3]; import-tm converts image models")
+                return shape
             layers = cfg.get("layers")
             if isinstance(layers, list):
                 stack = [*layers, *stack]
         elif isinstance(cfg, list):
             stack = [*cfg, *stack]
-    raise TmImportError("no input shape in the model's topology; this is not a Teachable Machine image model")
+    raise TmImportError("no input shape in the model's topology; this is not a Teachable Machine model")
 
 
-def layers_to_onnx(config: Config, weights: Mapping[str, np.ndarray], where: str) -> tuple[onnx.ModelProto, tuple[int, int], int]:
-    """(ONNX model, input (height, width), classes) for a Keras/tfjs-layers topology and its weights."""
+def layers_to_onnx(config: Config, weights: Mapping[str, np.ndarray], where: str,
+                   sound: bool = False) -> tuple[onnx.ModelProto, tuple[int, int], int]:
+    """(ONNX model, input (height, width), classes) for a Keras/tfjs-layers topology and its weights. `sound`: a
+    speech-commands model, fed raw 44.1 kHz audio through TM's front end (sound_frontend) instead of pixels."""
     if not isinstance(config, dict) or config.get("class_name") not in ("Sequential", "Functional", "Model"):
         kind = config.get("class_name") if isinstance(config, dict) else None
         raise TmImportError(f"{where}: the topology is not a Keras model (class_name {kind!r})")
     try:
-        size = input_size(config)
+        shape = input_shape(config)
     except TmImportError as exc:
         raise TmImportError(f"{where}: {exc}") from exc
     converter = _Converter(weights, where)
-    start = Value(converter.g.tm_normalized_nchw("image"), (3, *size))
+    if sound:
+        if shape[1:] != [FRAMES, BINS, 1]:
+            raise TmImportError(f"{where}: input shape {shape} is not speech-commands' [null, {FRAMES}, {BINS}, 1] spectrogram; import-tm "
+                                "converts Teachable Machine audio models (BROWSER_FFT)")
+        size = (FRAMES, BINS)
+        start = Value(spectrogram_nchw(converter.g, WAVEFORM_NAME), (1, FRAMES, BINS))
+    else:
+        if len(shape) != 4 or shape[3] != 3 or not all(isinstance(d, int) for d in shape[1:3]):
+            raise TmImportError(f"{where}: input shape {shape} is not an RGB image [null, H, W, 3]; import-tm converts Teachable Machine "
+                                "image and sound models")
+        size = (int(shape[1]), int(shape[2]))
+        start = Value(converter.g.tm_normalized_nchw(INPUT_NAME), (3, *size))
     try:
         out = converter.model(config, [start])
     except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -301,4 +325,5 @@ def layers_to_onnx(config: Config, weights: Mapping[str, np.ndarray], where: str
         raise TmImportError(f"{where}: {len(unused)} weight(s) belong to no layer ({', '.join(unused[:3])} ...); the weights do not "
                             "belong to this model")
     doc = "Teachable Machine Keras/TF.js export converted by EdgeTeach trainer import-tm (float32)"
-    return converter.g.build(out.name, size, out.shape[0], "teachable_machine", doc), size, out.shape[0]
+    model = converter.g.build(out.name, size, out.shape[0], "teachable_machine", doc, WINDOW_SAMPLES if sound else None)
+    return model, size, out.shape[0]

@@ -47,12 +47,12 @@ def parse_labels_txt(data: bytes, where: str) -> list[str]:
     return _check(labels, where)
 
 
-def parse_metadata_labels(data: bytes, where: str) -> list[str]:
-    """metadata.json of a TF.js export: `labels`, in output order."""
+def parse_metadata_labels(data: bytes, where: str, key: str = "labels") -> list[str]:
+    """metadata.json of a TF.js export: `labels` (image) or `wordLabels` (sound), in output order."""
     meta = parse_metadata(data, where)
-    labels = meta.get("labels")
+    labels = meta.get(key)
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-        raise TmImportError(f"{where}: no 'labels' list of names; a Teachable Machine image export's metadata.json has one")
+        raise TmImportError(f"{where}: no {key!r} list of names; a Teachable Machine export's metadata.json has one")
     return _check([label.strip() for label in labels], where)
 
 

@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"labels: {', '.join(result.labels)}")
         for variant, note in result.variants.items():
             print(f"  {variant}: {note}")
-        print(f"try it: edge predict {result.bundle} PHOTO.jpg")
+        print(f"try it: edge predict {result.bundle} {'SOUND.wav' if result.export_format == 'tfjs-sound' else 'PHOTO.jpg'}")
     return 0
