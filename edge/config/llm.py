@@ -3,6 +3,7 @@ service when `enabled`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 
@@ -37,6 +38,11 @@ class LlmSettings(BaseModel):
         None,
         description="when set, HTTP requests need `Authorization: Bearer <api_key>`. Leave it out for no key (only on "
         "127.0.0.1); an empty key is an error, not 'no key'",
+    )
+    insecure_no_key: bool = Field(
+        False,
+        description="serve a non-loopback host without api_key (anyone on the network may use the model); without it such "
+        "a config is refused",
     )
     allowed_hosts: list[str] = Field(
         default_factory=list,
@@ -82,3 +88,24 @@ class LlmSettings(BaseModel):
         if not re.fullmatch(r"[0-9a-f]{64}", value):
             raise ValueError("must be 64 hexadecimal digits (the output of `sha256sum FILE` or `edge llm pull`)")
         return value
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: it may resolve to a LAN address
+        return False
+
+
+def exposure_problem(host: str, api_key: str | None, insecure_no_key: bool) -> str | None:
+    """Why the API must not start as configured, or None. Off loopback, anyone on the network reaches it:
+    without a key they could use the model, read the sensor states and fill the queue."""
+    if api_key is None and not is_loopback(host) and not insecure_no_key:
+        return (f"llm.host {host} is reachable from the network but llm.api_key is not set: set llm.api_key (clients "
+                "then send `Authorization: Bearer <key>`; `openssl rand -hex 16` makes one), or listen on 127.0.0.1, or, "
+                "if everyone on this network may use the model, set llm.insecure_no_key: true (or start `edge llm serve` "
+                "with --insecure-no-key)")
+    return None

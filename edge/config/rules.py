@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge.config.errors import LineMap, problem_at
+from edge.config.llm import exposure_problem
 from edge.config.mqtt import MqttSettings
 
 
@@ -65,4 +66,17 @@ def reconnect_delay_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
                        "starts at the min and doubles up to the max, so set min <= max")]
 
 
-CROSS_KEY_CHECKS = (duplicate_name_problems, reconnect_delay_problems)
+def llm_exposure_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
+    """An enabled LLM server on a network address needs a key: found here, by `edge config check` and `edge run`,
+    rather than by an `edge llm serve` child that exits and is restarted again and again."""
+    llm = data.get("llm")
+    if not isinstance(llm, dict) or llm.get("enabled") is not True:
+        return []
+    host, api_key = llm.get("host", "127.0.0.1"), llm.get("api_key")
+    if not isinstance(host, str) or not (api_key is None or isinstance(api_key, str)):
+        return []  # pydantic reports the wrong type
+    problem = exposure_problem(host, api_key, llm.get("insecure_no_key") is True)
+    return [problem_at(("llm", "host"), lines, problem)] if problem else []
+
+
+CROSS_KEY_CHECKS = (duplicate_name_problems, reconnect_delay_problems, llm_exposure_problems)

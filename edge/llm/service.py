@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import threading
@@ -12,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.config.llm import LlmSettings
+from edge.config.llm import LlmSettings, exposure_problem, is_loopback
 from edge.config.mqtt import MqttSettings
 from edge.llm.core import LlmCore
 from edge.llm.engine import ModelLoadError
@@ -35,26 +34,6 @@ class ServeTarget:
     client_id: str
     pipeline_kinds: dict[str, str] = field(default_factory=dict)  # name -> camera/microphone, for the sensor context
     insecure_no_key: bool = False  # --insecure-no-key: serve a non-loopback address without llm.api_key
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a name: it may resolve to a LAN address
-        return False
-
-
-def exposure_problem(llm: LlmSettings, insecure_no_key: bool) -> str | None:
-    """Why the API must not start as configured, or None. Off loopback, anyone on the network reaches it:
-    without a key they could use the model, read the sensor states and fill the queue."""
-    if llm.api_key is None and not is_loopback(llm.host) and not insecure_no_key:
-        return (f"llm.host {llm.host} is reachable from the network but llm.api_key is not set: set llm.api_key (clients "
-                "then send `Authorization: Bearer <key>`), or listen on 127.0.0.1, or start with --insecure-no-key if "
-                "everyone on this network may use the model")
-    return None
 
 
 def resolve_target(config_path: str | None, overrides: dict[str, Any], mqtt_host: str | None = None,
@@ -89,7 +68,8 @@ def resolve_target(config_path: str | None, overrides: dict[str, Any], mqtt_host
     except ValidationError as exc:
         problems = "; ".join(f"llm.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ServeConfigError(problems) from None
-    if problem := exposure_problem(llm, insecure_no_key):
+    insecure_no_key = insecure_no_key or llm.insecure_no_key
+    if problem := exposure_problem(llm.host, llm.api_key, insecure_no_key):
         raise ServeConfigError(problem)
     if mqtt_host or mqtt_port:
         base = mqtt_settings.model_dump() if mqtt_settings else {}
@@ -118,7 +98,7 @@ class LlmServer:
         self._topics: Any = None
 
     def start(self) -> None:
-        if problem := exposure_problem(self.target.llm, self.target.insecure_no_key):
+        if problem := exposure_problem(self.target.llm.host, self.target.llm.api_key, self.target.insecure_no_key):
             raise ServeConfigError(problem)
         if self.target.insecure_no_key and self.target.llm.api_key is None and not is_loopback(self.target.llm.host):
             log.warning("--insecure-no-key: the LLM API on %s needs no key; anyone on the network can use it", self.target.llm.host)

@@ -185,6 +185,18 @@ def test_reconnect_delays_must_be_ordered(tmp_path: Path) -> None:
     assert load_config(_write(tmp_path, "mqtt:\n  reconnect_min_delay: 5\n  reconnect_max_delay: 5\n")).mqtt.reconnect_max_delay == 5
 
 
+def test_an_enabled_llm_on_a_network_address_needs_a_key(tmp_path: Path) -> None:
+    # Found when the config is read (edge config check, edge run), not by an LLM child that exits again and again.
+    errors = _errors(tmp_path, "llm:\n  enabled: true\n  host: 0.0.0.0\n")
+    assert any(e.startswith("llm.host (line 3): llm.host 0.0.0.0 is reachable from the network but llm.api_key is not set")
+               and "llm.insecure_no_key: true" in e for e in errors), errors
+    for fine in ("llm:\n  enabled: true\n  host: 0.0.0.0\n  api_key: k3y-k3y-k3y\n",  # a key
+                 "llm:\n  enabled: true\n  host: 0.0.0.0\n  insecure_no_key: true\n",  # said out loud
+                 "llm:\n  enabled: true\n  host: localhost\n",  # loopback
+                 "llm:\n  enabled: false\n  host: 0.0.0.0\n"):  # not served by this config
+        load_config(_write(tmp_path, fine))
+
+
 def test_check_builds_each_onnx_session(tmp_path: Path) -> None:
     # Garbage bytes with a matching checksum: the manifest is consistent, only ONNX Runtime can tell.
     bundle = color_bundle(tmp_path / "models" / "colors")

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from edge.config.llm import LlmSettings
+from edge.config.llm import LlmSettings, exposure_problem, is_loopback
 from edge.llm.core import LlmCore, NotReadyError, max_prompt_chars
 from edge.llm.engine import Engine
 from edge.llm.requests import RequestError, parse_chat_request, parse_json
-from edge.llm.service import exposure_problem, is_loopback
 from edge.llm.worker import QueueFullError, Worker
 from tests.support.gguf_models import SMOLLM2
 from tests.support.llm_server import require_model
@@ -124,9 +123,9 @@ def test_a_real_api_key_and_no_key_are_accepted() -> None:
                                             ("raspberrypi", False)])
 def test_only_loopback_hosts_may_go_without_a_key(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
-    problem = exposure_problem(LlmSettings(host=host), insecure_no_key=False)
+    problem = exposure_problem(host, None, insecure_no_key=False)
     assert (problem is None) is loopback
     if problem:
         assert "--insecure-no-key" in problem and "llm.api_key" in problem
-    assert exposure_problem(LlmSettings(host=host), insecure_no_key=True) is None
-    assert exposure_problem(LlmSettings(host=host, api_key="k3y-long-enough"), insecure_no_key=False) is None
+    assert exposure_problem(host, None, insecure_no_key=True) is None
+    assert exposure_problem(host, "k3y-long-enough", insecure_no_key=False) is None
