@@ -37,7 +37,7 @@ class ExportFiles:
         return f"{self.origin}:{name}" if self.origin.is_file() else str(self.origin / name)
 
 
-def _check_name(name: str, origin: Path) -> PurePosixPath:
+def check_member_name(name: str, origin: Path) -> PurePosixPath:
     path = PurePosixPath(name)
     if name.startswith(("/", "\\")) or path.is_absolute() or (len(name) > 1 and name[1] == ":") or ".." in path.parts or "\\" in name:
         raise TmImportError(f"{origin}: the zip holds {name!r}, a path outside the archive's folder; Teachable Machine never "
@@ -61,7 +61,7 @@ def _read_zip(path: Path) -> dict[str, bytes]:
         files: dict[str, bytes] = {}
         total = 0
         for info in members:
-            name = _check_name(info.filename, path)
+            name = check_member_name(info.filename, path)
             if info.is_dir():
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a classifier from DATA_DIR (one sub-folder per class, or train/ and val/ folders "
         "holding those) and write a model bundle with a report to OUT_DIR.",
     )
-    p.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    p.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="class folders, or a Teachable Machine project file (.tm)")
     p.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, metavar="OUT_DIR", help="bundle folder to write")
     p.add_argument("--task", choices=["image", "audio"], default=None, help="default: detected from the files")
     p.add_argument("--backbone", choices=sorted(BUILDERS) + list(AUDIO_BACKBONES), default=None,
@@ -64,6 +64,23 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainer.tm.errors import TmImportError
+    from trainer.tm.project import is_project, project_dataset
+
+    if not is_project(Path(args.data_dir)):
+        return _run(args)
+    # A Teachable Machine project file (docs/teachable-machine.md): its samples as class folders for this run
+    try:
+        with project_dataset(Path(args.data_dir)) as root:
+            log.info("%s: a Teachable Machine project; its samples are unpacked to %s for this run", args.data_dir, root)
+            args.data_dir, args.task = root, "image"
+            return _run(args)
+    except TmImportError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from trainer.report import summary_table
 
     task = args.task or (detect_task(args.data_dir) if Path(args.data_dir).is_dir() else None) or "image"
