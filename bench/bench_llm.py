@@ -109,7 +109,9 @@ def run_http(port: int, messages: list[dict[str, str]], max_tokens: int) -> Run:
 class MqttRequester:
     def __init__(self, broker: Broker, request_topic: str) -> None:
         self.request_topic = request_topic
-        self.reply_topic = f"bench/{uuid.uuid4().hex}/reply"
+        # Under the server's default mqtt.reply_prefix (<topic_prefix>/replies/): other reply topics get no answer.
+        prefix = request_topic.rsplit("/llm/request", 1)[0]
+        self.reply_topic = f"{prefix}/replies/{uuid.uuid4().hex}"
         self.stamps: list[float] = []
         self.pieces: list[int] = []
         self.done = threading.Event()
