@@ -93,6 +93,19 @@ def _guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
             if not self.transport.is_closing():
                 self._arm_deadline()
 
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn answers a malformed request itself (e.g. a bad chunk size in a body the app has not read yet)
+            # while the app may still be answering that request's head: the app's answer must then be dropped
+            # (uvicorn's send skips a disconnected cycle) instead of raising h11's LocalProtocolError after the 400.
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()  # a receive() waiting for the body sees http.disconnect
+                if cycle.response_started:  # part of the app's answer is out: no valid 400 can follow it
+                    self.transport.close()
+                    return
+            super().send_400_response(msg)
+
         @property
         def request_in_flight(self) -> bool:
             return self.cycle is not None and not self.cycle.response_complete

@@ -173,3 +173,21 @@ def test_the_cap_closes_the_connection_idle_the_longest(server: tuple[HealthServ
     finally:
         for sock in (first, *others):
             sock.close()
+
+
+def test_a_malformed_chunked_body_gets_one_400_and_no_error_in_the_log(server: tuple[HealthServer, Probe],
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    # uvicorn answers the bad chunk size itself while the app is still answering the request head: the app's own
+    # answer must be dropped, not raise h11's LocalProtocolError ("Exception in ASGI application" with a
+    # traceback; found by bench/fuzz_network.py).
+    srv, _ = server
+    with caplog.at_level("DEBUG"), socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        time.sleep(0.3)  # the app's task runs after uvicorn's 400
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1 ") == 1, answer
+    errors = [r for r in caplog.records if r.levelno >= 40]
+    assert not errors, [r.getMessage() for r in errors]
+    assert get(srv.port, "/healthz")[0] == 200  # the server goes on
