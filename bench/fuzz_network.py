@@ -505,7 +505,7 @@ class MqttFuzzer:
             return False
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    def sync(self, index: int, timeout: float = SYNC_TIMEOUT_S) -> dict[str, bool]:
+    def sync(self, index: int, timeout: float = SYNC_TIMEOUT_S, give_up: threading.Event | None = None) -> dict[str, bool]:
         """A daemon ping and a (refused: no prompt) LLM request, sent after everything before them; True for
         each that came back in time. Both devices handle a topic's messages in order, so their replies mean
         the earlier cases on those topics were taken off the broker."""
@@ -517,7 +517,9 @@ class MqttFuzzer:
         self.client.publish(f"{PREFIX}/llm/request", json.dumps({"id": f"sync-{index}", "reply_to": llm_key.decode()}).encode(), qos=1)
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._cond.wait_for(lambda: {cmd_key, llm_key} <= self._markers, max(0.0, deadline - time.monotonic()))
+            # in short waits, so that a device found dead (give_up) ends the wait at once
+            while not {cmd_key, llm_key} <= self._markers and time.monotonic() < deadline and not (give_up and give_up.is_set()):
+                self._cond.wait(min(0.5, max(0.0, deadline - time.monotonic())))
             got = {"daemon": cmd_key in self._markers, "llm": llm_key in self._markers}
             self._markers -= {cmd_key, llm_key}
         return got
@@ -656,6 +658,7 @@ def _run_mqtt(fuzzer: MqttFuzzer, cases: Iterator[MqttCase], opts: FuzzOptions, 
     start = time.perf_counter()
     for i, case in enumerate(cases, 1):
         if stop.is_set():
+            tally.outcomes["stopped early: a device process exited"] += 1
             break
         if not fuzzer.client.is_connected():
             fuzzer.wait_ready()
@@ -668,18 +671,20 @@ def _run_mqtt(fuzzer: MqttFuzzer, cases: Iterator[MqttCase], opts: FuzzOptions, 
                               "qos": case.qos, "retain": case.retain, "response_topic": (case.response_topic or "")[:200] or None,
                               "bytes": len(case.payload), "payload": case.payload[:300].decode("latin-1")}) + "\n")
         if i % opts.sync_every == 0:
-            got = fuzzer.sync(i)
+            got = fuzzer.sync(i, give_up=stop)
             for who, back in got.items():
                 tally.outcomes[f"sync {who} {'answered' if back else 'TIMED OUT'}"] += 1
     tally.seconds = time.perf_counter() - start
 
 
-def _run_http(cases: list[HttpCase], ports: dict[str, int], opts: FuzzOptions, log: Any, tally: Tally) -> None:
+def _run_http(cases: list[HttpCase], ports: dict[str, int], opts: FuzzOptions, log: Any, tally: Tally, stop: threading.Event) -> None:
     start = time.perf_counter()
     lock = threading.Lock()
 
     def one(item: tuple[int, HttpCase]) -> None:
         i, case = item
+        if stop.is_set():  # a device died: the run is over, the rest is not sent
+            return
         outcome, seconds = send_http(case, ports[case.target])
         with lock:
             tally.sent += 1
@@ -705,13 +710,16 @@ def _target_group(target: str) -> str:
     return kind
 
 
-def _warm_up(rig: Rig, fuzzer: MqttFuzzer, opts: FuzzOptions, ports: dict[str, int]) -> None:
+def _warm_up(rig: Rig, fuzzer: MqttFuzzer, opts: FuzzOptions, ports: dict[str, int], stop: threading.Event) -> None:
     """The same mix on a different seed, plus one of each costly valid request, so the first reading of RSS
-    already includes what the first requests load (model pages, the JPEG encoder, a second ONNX session)."""
+    already includes what the first requests load (model pages, the JPEG encoder, a second ONNX session).
+    A device that dies here is left to the end checks (`stop` is set)."""
     rng = random.Random(opts.seed + 10_000)
     with open(os.devnull, "w") as sink:
-        _run_mqtt(fuzzer, mqtt_cases(rng, opts.warmup, rig.bundle_dir), opts, sink, Tally(), threading.Event())
-        _run_http(list(http_cases(rng, opts.warmup, ports)), ports, opts, sink, Tally())
+        _run_mqtt(fuzzer, mqtt_cases(rng, opts.warmup, rig.bundle_dir), opts, sink, Tally(), stop)
+        _run_http(list(http_cases(rng, opts.warmup, ports)), ports, opts, sink, Tally(), stop)
+    if stop.is_set():
+        return
     fuzzer.command("snapshot", {"pipeline": PIPELINES[0]})
     fuzzer.command("reload", {"pipeline": PIPELINES[1], "bundle": rig.bundle_dir})
     chat = json.dumps({"messages": [{"role": "user", "content": "What does the camera see?"}], "max_tokens": 8}).encode()
@@ -722,12 +730,20 @@ def _warm_up(rig: Rig, fuzzer: MqttFuzzer, opts: FuzzOptions, ports: dict[str, i
             with urllib.request.urlopen(request, timeout=60) as response:
                 response.read()
                 break
-        except urllib.error.HTTPError:
-            time.sleep(2)
+        except OSError:  # the queue may be full (429), or the server gone (the end checks say so)
+            if stop.wait(2):
+                return
     fuzzer.command("resume", {})
 
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d")  # a new log record: the traceback above it has ended
+
+
+def _watch(rig: Rig, died: threading.Event, done: threading.Event) -> None:
+    while not done.wait(0.5):
+        if not rig.daemon.alive() or rig.llm.process.poll() is not None:
+            died.set()
+            return
 
 
 def _tracebacks(text: str) -> list[str]:
@@ -754,11 +770,14 @@ def run_fuzz(workdir: Path, broker_host: str, broker_port: int, model: Path, opt
     try:
         fuzzer = MqttFuzzer(broker_host, broker_port)
         ports = {"llm": rig.llm.port, "health": rig.health_port}
-        _warm_up(rig, fuzzer, opts, ports)
+        stop = threading.Event()  # set when either device process has exited: the run ends there
+        stop_sampling = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(rig, stop, stop_sampling), daemon=True)
+        watcher.start()
+        _warm_up(rig, fuzzer, opts, ports, stop)
         pids = {"daemon": rig.daemon.pid, "llm": rig.llm.process.pid}
         rss_start = {who: _rss_mb(pid) for who, pid in pids.items()}
         peak = dict(rss_start)
-        stop_sampling = threading.Event()
 
         def sample() -> None:  # the peak during the run, for the record (the check compares start and end)
             while not stop_sampling.wait(0.5):
@@ -773,22 +792,22 @@ def run_fuzz(workdir: Path, broker_host: str, broker_port: int, model: Path, opt
         rng_mqtt, rng_http = random.Random(opts.seed), random.Random(opts.seed + 1)
         http_list = list(http_cases(rng_http, opts.http_count, ports))
         mqtt_tally, http_tally = Tally(), Tally()
-        stop = threading.Event()
         started = time.perf_counter()
         with (workdir / "cases.jsonl").open("w") as log:
-            http_thread = threading.Thread(target=_run_http, args=(http_list, ports, opts, log, http_tally))
+            http_thread = threading.Thread(target=_run_http, args=(http_list, ports, opts, log, http_tally, stop))
             http_thread.start()
             try:
                 _run_mqtt(fuzzer, mqtt_cases(rng_mqtt, opts.mqtt_count, rig.bundle_dir), opts, log, mqtt_tally, stop)
             finally:
                 http_thread.join()
-        final_sync = fuzzer.sync(-1)  # everything sent has been taken by both devices
+        final_sync = fuzzer.sync(-1, give_up=stop)  # everything sent has been taken by both devices
         wall = time.perf_counter() - started
 
         # The end state: resume whatever the fuzz paused, then ask both devices the ordinary questions.
-        resume = fuzzer.command("resume", {})
-        status = fuzzer.command("status", {})
-        ping = fuzzer.command("ping", {"id": "end"})
+        wait = 30.0 if rig.daemon.alive() else 0.0
+        resume = fuzzer.command("resume", {}, wait)
+        status = fuzzer.command("status", {}, wait)
+        ping = fuzzer.command("ping", {"id": "end"}, wait)
         time.sleep(opts.settle_s)
         stop_sampling.set()
         sampler.join()

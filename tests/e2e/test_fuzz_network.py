@@ -15,7 +15,7 @@ from tests.support.broker import Broker
 from tests.support.gguf_models import SMOLLM2
 from tests.support.llm_server import require_model
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = pytest.mark.timeout(300)
 
 MQTT_CASES = 500
 HTTP_CASES = 500
@@ -41,6 +41,7 @@ def test_short_fuzz_run_leaves_both_servers_alive_answering_and_clean(tmp_path: 
                       FuzzOptions(mqtt_count=MQTT_CASES, http_count=HTTP_CASES, seed=7, warmup=100, sync_every=50))
     report = format_report(result)
     checks, mqtt, http = result["checks"], result["mqtt"], result["http"]
+    assert checks["daemon_alive"] and checks["llm_alive"], report + f"\nexit codes: {result['exit_codes']}"
 
     # The run really ran: every case went out, each command topic and each kind of HTTP case was hit, and
     # the devices answered on the way (each sync marker is a reply sent after the cases before it).
@@ -53,7 +54,6 @@ def test_short_fuzz_run_leaves_both_servers_alive_answering_and_clean(tmp_path: 
     assert mqtt["replies"].get("command reply (broadcast)", 0) > 0 and mqtt["replies"].get("reply on a response topic", 0) > 0, report
     assert http["refused"] == 0 and http["server_errors_5xx"] == 0, report
 
-    assert checks["daemon_alive"] and checks["llm_alive"], report
     assert checks["ping_answers"] and checks["v1_models_answers"], report
     assert checks["pipelines_resumed"], report
     assert checks["rss_within_10_percent"], report
