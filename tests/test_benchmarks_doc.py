@@ -358,6 +358,22 @@ def llm_builds() -> Spec:
     return Spec(2, rows)
 
 
+def tm_import() -> Spec:
+    d = j("tm-import_loaded.json")
+    lat, mb, acc = d["latency_ms_batch1_1_thread"], d["model_mb"], d["accuracy_handsign_held_out"]
+
+    def row(name: str) -> dict[int, Check]:
+        return {1: [f(lat[name], 2)], 2: [f(mb[name], 2)], 3: [pct(acc[name])] if name in acc else Text("-")}
+
+    return Spec(1, {
+        "Teachable Machine, TFLite float": row("tm tflite fp32"),
+        "Teachable Machine, TFLite quantized": row("tm tflite int8"),
+        "Teachable Machine, Keras": row("tm keras fp32"),
+        "ours, EfficientNet-Lite0, fp32": row("ours fp32"),
+        "ours, EfficientNet-Lite0, int8": row("ours int8"),
+    })
+
+
 TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/daemon_fp32_quiet.json", "measure"): daemon_quiet,
     ("bench/results/daemon_fp32_loaded.json", "measure"): daemon_loaded,
@@ -369,6 +385,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/int8_study_asl_seed1.json", "setting"): int8_repeats,
     ("bench/results/llm.json", "model"): llm,
     ("bench/results/llm_build_amd-epyc-zen4-loaded.json", "model"): llm_builds,
+    ("bench/results/tm-import_loaded.json", "model (batch 1, 1 thread)"): tm_import,
 }
 
 
