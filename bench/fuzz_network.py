@@ -579,7 +579,10 @@ def start_rig(workdir: Path, broker_host: str, broker_port: int, model: Path) ->
     video = write_color_video(workdir / "colors.avi", ["red", "green"], seconds_each=1.0, fps=10)
     health_port, llm_port = free_port(), free_port()
     pipelines = [camera_pipeline(name, bundle, str(video), source={"uri": str(video), "loop": True}) for name in PIPELINES]
+    # Every command allowed, reload and snapshot included (off by default on a broker without accounts, like
+    # this one): the fuzz reaches all of the command code.
     config = write_config(workdir / "edge.yaml", broker_host, broker_port, pipelines, health_port=health_port, device_id=DEVICE_ID,
+                          mqtt={"commands": {"allow": list(COMMANDS)}},
                           llm={"enabled": False, "model": str(model), "port": llm_port, "threads": 1, "context_size": 512,
                                "max_tokens": 8, "temperature": 0, "api_key": API_KEY, "queue_size": 2})
     daemon = DaemonProcess(config)
