@@ -119,6 +119,16 @@ def write_labels(path: Path, labels: list[str] | tuple[str, ...]) -> None:
     path.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
 
 
+# What a Teachable Machine download holds (a zip, or these files in a folder without a manifest)
+TEACHABLE_MACHINE_FILES = ("model_unquant.tflite", "model.tflite", "model_edgetpu.tflite", "keras_model.h5", "model.json")
+
+
+def _looks_like_teachable_machine(root: Path) -> bool:
+    if root.is_file():
+        return root.suffix.lower() in (".zip", ".tflite", ".h5", ".tm") or root.name == "model.json"
+    return not (root / MANIFEST_NAME).is_file() and any((root / name).is_file() for name in TEACHABLE_MACHINE_FILES)
+
+
 def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
     """Reads and checks a bundle folder (or its manifest.json). Raises BundleError naming the problem."""
     root = Path(path)
@@ -126,6 +136,9 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
         root = root.parent
     if not root.exists():
         raise BundleError(f"{root}: no such bundle folder; train one with `trainer train DATA_DIR -o {root}`")
+    if _looks_like_teachable_machine(root):
+        raise BundleError(f"{root}: a Teachable Machine export, not a bundle; convert it once on the workstation with "
+                          f"`trainer import-tm {root} -o BUNDLE_DIR` and point at BUNDLE_DIR (docs/teachable-machine.md)")
     if not root.is_dir():
         raise BundleError(f"{root}: a bundle is a folder holding {MANIFEST_NAME}, labels.txt and model.onnx, not a single file")
     manifest_path = root / MANIFEST_NAME

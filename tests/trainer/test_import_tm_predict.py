@@ -76,3 +76,12 @@ def test_layers_import_then_edge_predict_gives_reference_label(shared_dir: Path,
         assert edge_label(tmp_path / "bundle", photo) == reference, photo.name
         seen.add(reference)
     assert len(seen) == len(photos)  # the photos are of different classes: a constant answer would not pass
+
+
+@pytest.mark.parametrize("rel", ["keras-catdog/model", "currency-image/model.tflite", "tfjs-signs/tm-my-image-model"])
+def test_edge_pointed_at_a_tm_export_says_how_to_convert_it(shared_dir: Path, rel: str) -> None:
+    export = shared_dir / "teachable-machine" / rel
+    photo = shared_dir / "photos" / "dog.jpg"
+    done = run("edge", "predict", str(export), str(photo))
+    assert done.returncode != 0
+    assert "a Teachable Machine export, not a bundle" in done.stderr and f"trainer import-tm {export}" in done.stderr, done.stderr

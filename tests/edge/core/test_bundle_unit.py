@@ -403,3 +403,38 @@ def test_sha256_file_reads_in_chunks(tmp_path: Path) -> None:
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
     (tmp_path / "empty").write_bytes(b"")
     assert sha256_file(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+# -- Teachable Machine (issue 13) -------------------------------------------------------------------------
+
+
+def test_a_leading_number_is_an_index_only_at_its_own_position(tmp_path: Path) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text("10 Rupees\nRupees 10\n2 100 Rupees\n3 Rupees 100\n4\n", encoding="utf-8")
+    assert read_labels(path) == ["10 Rupees", "Rupees 10", "100 Rupees", "Rupees 100", "4"]
+    path.write_text("0 cat\n1 dog\n", encoding="utf-8")
+    assert read_labels(path) == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("name", ["model_unquant.tflite", "model.tflite", "model_edgetpu.tflite", "keras_model.h5", "model.json"])
+def test_a_teachable_machine_export_folder_says_how_to_convert_it(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"x")
+    error = refused(tmp_path, "a Teachable Machine export, not a bundle")
+    assert f"trainer import-tm {tmp_path} -o BUNDLE_DIR" in str(error)
+
+
+@pytest.mark.parametrize("name", ["converted_keras.zip", "model.TFLITE", "keras_model.h5", "project.tm", "model.json"])
+def test_a_teachable_machine_file_says_how_to_convert_it(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"x")
+    refused(tmp_path / name, "a Teachable Machine export, not a bundle")
+
+
+def test_a_bundle_beside_teachable_machine_files_still_loads(tmp_path: Path) -> None:
+    make(tmp_path)
+    (tmp_path / "model.json").write_text("{}")
+    assert load_bundle(tmp_path).labels == ("cat", "dog")
+
+
+def test_other_single_files_are_not_taken_for_teachable_machine(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    refused(tmp_path / "model.onnx", "not a single file")
