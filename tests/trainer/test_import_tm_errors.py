@@ -217,3 +217,11 @@ def test_not_an_export_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     (tmp_path / "photos" / "a.jpg").write_bytes(b"\xff\xd8")
     refused(tmp_path, tmp_path / "photos", caplog, "no Teachable Machine model here")
     refused(tmp_path, tmp_path / "missing", caplog, "no such file or folder")
+
+
+@pytest.mark.parametrize("rel", ["tfjs-signs/tm-my-image-model/model.json", "keras-catdog/model/keras_model.h5",
+                                 "currency-image/model_unquant.tflite"])
+def test_the_model_file_itself_may_be_given(shared_dir: Path, tmp_path: Path, rel: str) -> None:
+    result = import_tm(shared_dir / "teachable-machine" / rel, tmp_path / "bundle")
+    assert result.variants.keys() == {"fp32"}  # currency-image: only the float file, not model.tflite beside it
+    assert Path(rel).name in {f.name for f in result.source_files}

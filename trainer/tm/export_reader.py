@@ -110,11 +110,14 @@ def read_export(path: Path) -> ExportFiles:
         files = _read_folder(path)
     elif zipfile.is_zipfile(path):
         files = _read_zip(path)
-    elif path.suffix.lower() in (".tflite", ".h5", ".json"):
-        # a single model file: read its folder (labels.txt, weights.bin, metadata.json sit beside it)
-        return ExportFiles(origin=path.parent, files={n: d for n, d in _read_folder(path.parent).items()
-                                                      if PurePosixPath(n).parent == PurePosixPath(".")
-                                                      and (n == path.name or not n.endswith(path.suffix))})
+    elif path.suffix.lower() in (".tflite", ".h5") or path.name == "model.json":
+        # a single model file: the files beside it (labels.txt, weights.bin, metadata.json), but no other model
+        # of its kind (a folder may hold model.tflite beside model_unquant.tflite: the user chose one)
+        def wanted(name: str) -> bool:
+            return PurePosixPath(name).parent == PurePosixPath(".") and (name == path.name or path.suffix == ".json"
+                                                                         or not name.endswith(path.suffix))
+
+        return ExportFiles(origin=path.parent, files={n: d for n, d in _read_folder(path.parent).items() if wanted(n)})
     else:
         raise TmImportError(f"{path}: not a folder, a .zip or a Teachable Machine model file (.tflite, .h5, model.json)")
     return ExportFiles(origin=path, files=files)
