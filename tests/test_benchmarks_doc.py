@@ -374,6 +374,47 @@ def tm_import() -> Spec:
     })
 
 
+def fuzz_network() -> Spec:
+    d = j("fuzz-network_10000x10000_shared-2core.json")
+    m, h, rss, checks = d["mqtt"], d["http"], d["rss_mb"], d["checks"]
+    outcomes = h["outcomes"]
+
+    def count(pred: Callable[[str], bool]) -> int:
+        return sum(n for key, n in outcomes.items() if pred(key.split(" ", 1)[1]))
+
+    def n(value: int) -> str:
+        return f"{value:,}"
+
+    def rss_cell(r: dict) -> list[str]:
+        return [f(r["start_after_warmup"], 1), f(r["end"], 1), f(100 * r["growth"], 1)]
+
+    internal = m.get("internal_error_reply_count", len(m["internal_error_replies"]))
+    syncs = d["options"]["mqtt_count"] // d["options"]["sync_every"]
+    synced = {who: m["outcomes"].get(f"sync {who} answered", 0) for who in ("daemon", "llm")}
+    tracebacks = d["tracebacks"]
+    replies = m["replies"]
+    return Spec(1, {
+        "MQTT payloads sent": {1: [n(m["sent"]), f(m["seconds"], 1), f(m["messages_per_s"], 1)]},
+        "sync markers answered": {1: [str(synced["daemon"]), str(synced["llm"]), str(syncs)],
+                                  2: Text("all: " + target(synced["daemon"] == synced["llm"] == syncs))},
+        "MQTT replies": {1: [n(replies["command reply (broadcast)"]), n(replies["reply on a response topic"]),
+                             n(replies["LLM response (default topic)"])]},
+        '"internal error" command replies': {1: [n(internal)], 2: Text("none: " + target(internal == 0))},
+        "HTTP requests sent": {1: [n(h["sent"]), f(h["seconds"], 1), f(h["requests_per_s"], 1), "50", f(h["latency_ms_p50"], 1), "99",
+                                   f(h["latency_ms_p99"], 1)]},
+        "HTTP answered 2xx or 3xx": {1: [n(count(lambda o: o[:1] in "23" and o.isdigit())), n(count(lambda o: o.startswith("4")))]},
+        "HTTP closed without an answer": {1: [n(count(lambda o: o == "closed")), n(count(lambda o: o == "timeout"))]},
+        "HTTP 5xx answers": {1: [str(h["server_errors_5xx"]), str(h["refused"])],
+                             2: Text("none: " + target(h["server_errors_5xx"] == 0 and h["refused"] == 0))},
+        "daemon RSS": {1: rss_cell(rss["daemon"]), 2: Text("within 10 %: " + target(abs(rss["daemon"]["growth"]) <= 0.10))},
+        "LLM server RSS": {1: rss_cell(rss["llm"]), 2: Text("within 10 %: " + target(abs(rss["llm"]["growth"]) <= 0.10))},
+        "both alive": {1: Text("yes" if all(checks[k] for k in ("daemon_alive", "llm_alive", "ping_answers", "v1_models_answers",
+                                                                "pipelines_resumed")) else "no"), 2: Text("met")},
+        "tracebacks in the logs": {1: [str(len(tracebacks["daemon"])), str(len(tracebacks["llm"]))],
+                                   2: Text("none: " + target(checks["no_traceback_in_logs"]))},
+    })
+
+
 TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/daemon_fp32_quiet.json", "measure"): daemon_quiet,
     ("bench/results/daemon_fp32_loaded.json", "measure"): daemon_loaded,
@@ -386,6 +427,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/llm.json", "model"): llm,
     ("bench/results/llm_build_amd-epyc-zen4-loaded.json", "model"): llm_builds,
     ("bench/results/tm-import_loaded.json", "model (batch 1, 1 thread)"): tm_import,
+    ("bench/results/fuzz-network_10000x10000_shared-2core.json", "measure"): fuzz_network,
 }
 
 
@@ -557,6 +599,21 @@ def text_figures() -> list[str]:
         f"{span(min(best(models[1])), max(best(models[1])), 1)} tokens/s (Gemma 3 270M)",
     ]
     assert min(ttft_over) > 0  # "later than direct"
+
+    # network fuzz
+    fz = j("fuzz-network_10000x10000_shared-2core.json")
+    o = fz["options"]
+    out += [
+        f"(the defaults: {o['mqtt_count']:,} MQTT payloads and {o['http_count']:,} HTTP requests, seed {fz['seed']})",
+        f"load averages of {loads(fz['machine']['load_avg_at_start'])} at the start and "
+        f"{loads(fz['machine']['load_avg_at_end'])} at the end",
+        f"every {o['sync_every']} of them a ping and a refused LLM request must come back",
+        f"{o['http_workers']} at a time",
+        f"read after a warm-up ({o['warmup_each']} cases of each kind, an LLM answer, a snapshot, a reload) and again "
+        f"{o['settle_s']:g} s after",
+        f"no answer within {o['http_client_timeout_s']:g} s",
+        "**The run fails its \"no traceback\" target**" if not fz["checks"]["no_traceback_in_logs"] else "**The run meets every target**",
+    ]
     return out
 
 
