@@ -23,6 +23,9 @@ JSON, wrong Content-Type, bad Host, bad/missing Authorization, random paths and 
 requests, against the LLM server's port and the daemon's health port. The MQTT and HTTP runs go at the
 same time.
 
+Every run starts with a corpus of the inputs that found bugs in earlier runs (`corpus_mqtt_cases`,
+`corpus_http_cases`, counted in the totals), so the short run in the tests checks them too.
+
 RSS is read with psutil after a warm-up (a short fuzz of the same mix, an LLM generation, a snapshot, a
 reload), then again after the run and a short settle; the check is |end - start| <= 10 % of start.
 
@@ -35,6 +38,7 @@ tests/e2e/test_fuzz_network.py runs a shorter version through `run_fuzz`. Exit s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -202,6 +206,32 @@ MQTT_KINDS = ("valid", "random_bytes", "invalid_utf8", "empty", "huge_json", "de
 MQTT_WEIGHTS = (6, 8, 6, 5, 2, 6, 14, 8, 8, 6, 8, 5)
 
 
+def _huge_int_field(body: dict[str, Any], key: str, digits: int) -> bytes:
+    """`body` as JSON with `key` set to an integer of `digits` nines (json.dumps cannot write one so long)."""
+    text = json.dumps(body)
+    return (text[:-1] + (", " if body else "") + f'"{key}": {"9" * digits}}}').encode()
+
+
+def corpus_mqtt_cases() -> list[MqttCase]:
+    """Payloads that found bugs in earlier runs, sent first in every run (a fuzzer's seed corpus), so even the
+    short run in the tests checks them; each with the bug it found."""
+    ping, reload, llm = f"{PREFIX}/cmd/ping", f"{PREFIX}/cmd/reload", f"{PREFIX}/llm/request"
+
+    def case(topic: str, payload: bytes) -> MqttCase:
+        return MqttCase("corpus", "llm" if topic == llm else f"cmd:{topic.rsplit('/', 1)[1]}" if "/cmd/" in topic
+                        else f"state:{topic.split('/')[-2]}", topic, payload, qos=1, retain=False)
+
+    return [
+        case(ping, _huge_int_field({}, "id", 5000)),  # json.loads' ValueError for > 4300 digits was not caught (211cb1f)
+        case(reload, json.dumps({"pipeline": PIPELINES[0], "bundle": "x" * 300}).encode()),  # OSError: File name too long
+        case(ping, b'{"id": "\\udcff"}'),  # a lone surrogate in the id: the reply cannot be encoded
+        case(ping, b'{"reply_to": "\\udcff"}'),  # ... in a command's reply_to: the topic check cannot encode it
+        case(llm, json.dumps({"prompt": "hi", "reply_to": "\udcff"}).encode()),  # ... in an LLM request's reply_to
+        case(f"{PREFIX}/{PIPELINES[0]}/state", _huge_int_field({"label": "red", "ts": time.time()}, "confidence", 400)),  # OverflowError
+        case(f"{PREFIX}/{PIPELINES[0]}/state", _huge_int_field({"label": "red", "confidence": 0.5}, "ts", 400)),  # OverflowError
+    ]
+
+
 def mqtt_cases(rng: random.Random, count: int, bundle_dir: str) -> Iterator[MqttCase]:
     unknown = ("reboot", "shutdown", "PING", "ping2", "../ping", "a" * 200, "snapshot ", "ünïcode", "$SYS", "exec")
     for _ in range(count):
@@ -238,6 +268,18 @@ class HttpCase:
 def _request(method: str, path: str, headers: list[tuple[str, str]], body: bytes = b"", version: str = "HTTP/1.1") -> bytes:
     head = f"{method} {path} {version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
     return head.encode("utf-8", "surrogateescape") + body
+
+
+def corpus_http_cases(ports: dict[str, int]) -> list[HttpCase]:
+    """Requests that found bugs in earlier runs, sent first in every run (see corpus_mqtt_cases)."""
+    cases = []
+    for target, port in sorted(ports.items()):
+        # A chunked body with a bad chunk size: uvicorn answered 400 itself, then the app's own answer raised h11's
+        # LocalProtocolError, logged as a traceback (87436cb).
+        head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {API_KEY}\r\n"
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        cases.append(HttpCase("corpus", target, head.encode() + b"zz\r\nhello\r\n0\r\n\r\n", half_close=False))
+    return cases
 
 
 def http_cases(rng: random.Random, count: int, ports: dict[str, int]) -> Iterator[HttpCase]:
@@ -796,14 +838,17 @@ def run_fuzz(workdir: Path, broker_host: str, broker_port: int, model: Path, opt
         sampler.start()
 
         rng_mqtt, rng_http = random.Random(opts.seed), random.Random(opts.seed + 1)
-        http_list = list(http_cases(rng_http, opts.http_count, ports))
+        # The corpus first, counted in the totals: the run sends exactly mqtt_count and http_count cases.
+        http_corpus, mqtt_corpus = corpus_http_cases(ports), corpus_mqtt_cases()
+        http_list = http_corpus + list(http_cases(rng_http, max(0, opts.http_count - len(http_corpus)), ports))
+        mqtt_list = itertools.chain(mqtt_corpus, mqtt_cases(rng_mqtt, max(0, opts.mqtt_count - len(mqtt_corpus)), rig.bundle_dir))
         mqtt_tally, http_tally = Tally(), Tally()
         started = time.perf_counter()
         with (workdir / "cases.jsonl").open("w") as log:
             http_thread = threading.Thread(target=_run_http, args=(http_list, ports, opts, log, http_tally, stop))
             http_thread.start()
             try:
-                _run_mqtt(fuzzer, mqtt_cases(rng_mqtt, opts.mqtt_count, rig.bundle_dir), opts, log, mqtt_tally, stop)
+                _run_mqtt(fuzzer, mqtt_list, opts, log, mqtt_tally, stop)
             finally:
                 http_thread.join()
         final_sync = fuzzer.sync(-1, give_up=stop)  # everything sent has been taken by both devices
