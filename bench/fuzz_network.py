@@ -12,7 +12,7 @@ for the seven commands and unknown names), on `<prefix>/llm/request`, and on `<p
 (the states the LLM's sensor context reads, for configured and unknown pipelines): random bytes, invalid
 UTF-8, oversized and deeply nested JSON, wrong types, NaN/Infinity, negative/huge numbers, long strings,
 retained flags, MQTT 5 properties (response topics with wildcards or outside the reply prefix,
-correlation data, user properties), QoS 0/1/2. Every `--sync-every` messages a ping to the daemon and a
+correlation data, user properties), QoS 0/1/2. Every 100 messages (`FuzzOptions.sync_every`) a ping to the daemon and a
 (refused) LLM request with a reply topic must come back: the back-pressure that keeps the run honest
 (the broker never drops what the devices were too slow to take) and a liveness check on the way. Costly
 valid requests (LLM generations, reloads of the real bundle) are rare; pause/resume end with a resume.
@@ -31,7 +31,7 @@ reload), then again after the run and a short settle; the check is |end - start|
 
     .venv/bin/python bench/fuzz_network.py [--mqtt 10000] [--http 10000] [--seed 1] [--label quiet]
 
-Writes bench/results/fuzz_network_<mqtt>x<http>_<label>.json (never over an earlier run; --out, --force).
+Writes bench/results/fuzz-network_<mqtt>x<http>_<label>.json (never over an earlier run; --out, --force).
 tests/e2e/test_fuzz_network.py runs a shorter version through `run_fuzz`. Exit status 1 when a check fails.
 """
 
