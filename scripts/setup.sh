@@ -91,4 +91,12 @@ if has_role llm; then
     exit 1
   fi
 fi
+# TF.js (the pure-JavaScript CPU backend) under Node: the reference runtime of the Teachable Machine TF.js tests
+# (tests/trainer/test_import_tm_tfjs.py). Installed here, never fetched at test or run time; the device needs none.
+TFJS_VERSION=4.22.0
+if has_role dev && command -v npm >/dev/null && ! grep -qs "\"@tensorflow/tfjs-layers\": \"$TFJS_VERSION\"" .cache/tfjs/package.json; then
+  log "installing TF.js $TFJS_VERSION (core, layers, cpu backend) into .cache/tfjs for the tests"
+  npm install --prefix .cache/tfjs --save-exact --no-audit --no-fund --loglevel=error "@tensorflow/tfjs-core@$TFJS_VERSION" \
+    "@tensorflow/tfjs-layers@$TFJS_VERSION" "@tensorflow/tfjs-backend-cpu@$TFJS_VERSION" >/dev/null
+fi
 log "done: .venv/bin/edge and .venv/bin/trainer are ready"
