@@ -14,10 +14,10 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import-tm",
-        help="turn a Teachable Machine export (folder or zip) into a bundle",
-        description="Convert a Teachable Machine image export (TensorFlow Lite float or quantized, Keras .h5, or TensorFlow.js; "
-        "a folder or the .zip it downloads) into a bundle that edge runs like its own: same input, same "
-        "preprocessing as Teachable Machine, labels in output order.",
+        help="turn a Teachable Machine image or sound export (folder or zip) into a bundle",
+        description="Convert a Teachable Machine export (image: TensorFlow Lite float or quantized, Keras .h5 or TensorFlow.js; "
+        "sound: TensorFlow.js; a folder, the .zip it downloads, or the model file) into a bundle that edge runs like its own: "
+        "Teachable Machine's preprocessing inside the graph, labels in output order.",
     )
     p.add_argument("export", type=Path, metavar="EXPORT", help="the export folder, its .zip, or its model file")
     p.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, metavar="OUT_DIR", help="bundle folder to write")
