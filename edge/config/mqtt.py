@@ -123,7 +123,11 @@ def reply_topic_problem(topic: object, prefix: str) -> str | None:
         return "the reply topic must be a non-empty string"
     if any(c in topic for c in "+#\0") or topic.startswith("$"):
         return f"the reply topic {topic[:200]!r} contains a wildcard (+, #), a NUL or starts with $"
-    if len(topic.encode("utf-8")) > 65535:
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\udcff" in the JSON): no MQTT topic can hold it
+        return "the reply topic is not valid Unicode (a lone surrogate escape)"
+    if size > 65535:
         return "the reply topic is too long"
     if not topic.startswith(prefix) or topic == prefix.rstrip("/"):
         return f"the reply topic {topic[:200]!r} is not under {prefix!r} (mqtt.reply_prefix)"

@@ -67,12 +67,15 @@ def confined_bundle(bundle: str, models_dir: str | Path) -> tuple[Path | None, s
         return None, f"cannot resolve the path ({exc})"
     if not resolved.is_relative_to(root):
         return None, f"{resolved} is outside models_dir {root}"
-    if resolved.name == MANIFEST_NAME and resolved.is_file():
-        resolved = resolved.parent
-    if not resolved.exists():
-        return None, f"{resolved}: no such folder"
-    if not (resolved / MANIFEST_NAME).is_file():
-        return None, f"{resolved}: not a bundle (no {MANIFEST_NAME} in a folder)"
+    try:
+        if resolved.name == MANIFEST_NAME and resolved.is_file():
+            resolved = resolved.parent
+        if not resolved.exists():
+            return None, f"{resolved}: no such folder"
+        if not (resolved / MANIFEST_NAME).is_file():
+            return None, f"{resolved}: not a bundle (no {MANIFEST_NAME} in a folder)"
+    except OSError as exc:  # a name over 255 bytes (ENAMETOOLONG), a folder we may not enter
+        return None, f"cannot look at {str(resolved)[:300]} ({exc.strerror})"
     return resolved, ""
 
 

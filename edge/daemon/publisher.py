@@ -24,7 +24,11 @@ from edge.pipelines.base import Decision
 
 
 def to_json(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode("utf-8")
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a request's "\udcff" escape: as an escape it is valid JSON
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=str).encode("ascii")
 
 
 def decision_payload(decision: Decision) -> dict[str, Any]:

@@ -55,6 +55,18 @@ class SensorState:
     kind: str | None = None
 
 
+def finite_number(value: object) -> float | None:
+    """A JSON number as a finite float, else None: not a bool, not NaN/inf, and not an integer too large for a
+    float (`1` followed by 400 digits is valid JSON; float() of it raises OverflowError)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 class SensorContext:
     """Keeps the newest state per pipeline. `on_state` is an MQTT handler; the rest is thread-safe.
 
@@ -98,14 +110,13 @@ class SensorContext:
         now = time.time()
         confidence = data.get("confidence")
         ts = data.get("ts")
-        ok_confidence = isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and math.isfinite(confidence)
-        ok_ts = isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts)
+        confidence, ts = finite_number(confidence), finite_number(ts)
         kind = self.kinds.get(pipeline) or (pipeline if pipeline in VERBS else None)
         state = SensorState(
             pipeline=pipeline,
             label=label,
-            confidence=min(1.0, max(0.0, float(confidence))) if ok_confidence else None,
-            ts=min(float(ts), now) if ok_ts else now,
+            confidence=min(1.0, max(0.0, confidence)) if confidence is not None else None,
+            ts=min(ts, now) if ts is not None else now,
             kind=kind if kind in VERBS else None,
         )
         with self._lock:

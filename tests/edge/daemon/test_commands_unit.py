@@ -15,6 +15,7 @@ import pytest
 
 from edge.config.mqtt import COMMAND_NAMES, MqttSettings, SnapshotSettings, allowed_commands
 from edge.daemon.commands import MAX_ID_CHARS, CommandError, CommandHandler
+from edge.daemon.publisher import to_json
 from edge.mqtt.connection import IncomingMessage
 from edge.mqtt.topics import Topics
 
@@ -660,3 +661,18 @@ def test_no_allowed_command_means_no_subscription() -> None:
 ])
 def test_allowed_commands_default_depends_on_broker_credentials(mqtt: dict[str, Any], expected: set[str]) -> None:
     assert allowed_commands(MqttSettings(**mqtt)) == expected
+
+
+def test_lone_surrogates_in_the_id_or_reply_to_neither_crash_nor_publish_elsewhere() -> None:
+    # "\udcff" is valid JSON but no valid UTF-8 (found by bench/fuzz_network.py: UnicodeEncodeError, no reply at all)
+    handler, conn, _ = setup()
+    reply = send(handler, conn, "ping", raw=b'{"id": "a\\udcffb"}')
+    assert reply["ok"] is True and reply["id"] == "a\udcffb"  # escaped in the reply's JSON, read back the same
+    before = len(conn.published)
+    handler.handle(IncomingMessage(topic=TOPICS.command("ping"), payload=b'{"reply_to": "edgeteach/dev/replies/\\udcff"}'))
+    assert len(conn.published) == before and (handler.handled, handler.failed) == (1, 1)  # neither run nor answered
+
+
+def test_to_json_writes_utf8_and_escapes_only_what_utf8_cannot_hold() -> None:
+    assert to_json({"label": "café"}) == '{"label":"café"}'.encode()
+    assert to_json({"id": "\udcff"}) == b'{"id":"\\udcff"}'

@@ -225,3 +225,9 @@ def test_models_dir_defaults_to_the_config_files_folder_and_resolves_relative_pa
     config.write_text("models_dir: /var/lib/edgeteach/models\n")
     assert load_config(config).models_dir == "/var/lib/edgeteach/models"
     assert os.path.isabs(load_config(config).models_dir or "")
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_not_raised(models: Path) -> None:
+    # ENAMETOOLONG from the checks after resolving (found by bench/fuzz_network.py: a traceback and an internal error)
+    folder, why = confined_bundle("x" * 300, models)
+    assert folder is None and why.startswith("cannot look at") and "too long" in why

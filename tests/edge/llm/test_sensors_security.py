@@ -118,3 +118,18 @@ def test_labels_are_capped_and_states_bounded() -> None:
     allowed.on_state("edgeteach/pi/evil/state", json.dumps({"pipeline": "desk", "label": "spoof"}).encode())
     allowed.on_state("edgeteach/pi/desk/extra/state", json.dumps({"label": "spoof"}).encode())
     assert allowed.states() == []
+
+
+@pytest.mark.parametrize("field", ["confidence", "ts"])
+def test_an_integer_beyond_the_float_range_is_ignored_not_raised(field: str) -> None:
+    # 1 followed by 400 digits is valid JSON; float() of it raises OverflowError (found by bench/fuzz_network.py)
+    sensors = SensorContext(PREFIX, pipelines={"desk": "camera"})
+    before = time.time()
+    payload = '{"label": "cat", "confidence": 0.5, "ts": %.3f, "%s": 1%s}' % (before, field, "0" * 400)
+    sensors.on_state(f"{PREFIX}/desk/state", payload.encode())
+    (state,) = sensors.states()
+    assert state.label == "cat"
+    if field == "confidence":
+        assert state.confidence is None
+    else:
+        assert before - 1 <= state.ts <= time.time()  # taken as now
