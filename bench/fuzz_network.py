@@ -214,7 +214,7 @@ def _huge_int_field(body: dict[str, Any], key: str, digits: int) -> bytes:
 
 def corpus_mqtt_cases() -> list[MqttCase]:
     """Payloads that found bugs in earlier runs, sent first in every run (a fuzzer's seed corpus), so even the
-    short run in the tests checks them; each with the bug it found."""
+    short run in the tests checks them; each with the bug it found and the commit that fixed it."""
     ping, reload, llm = f"{PREFIX}/cmd/ping", f"{PREFIX}/cmd/reload", f"{PREFIX}/llm/request"
 
     def case(topic: str, payload: bytes) -> MqttCase:
@@ -223,12 +223,13 @@ def corpus_mqtt_cases() -> list[MqttCase]:
 
     return [
         case(ping, _huge_int_field({}, "id", 5000)),  # json.loads' ValueError for > 4300 digits was not caught (211cb1f)
-        case(reload, json.dumps({"pipeline": PIPELINES[0], "bundle": "x" * 300}).encode()),  # OSError: File name too long
-        case(ping, b'{"id": "\\udcff"}'),  # a lone surrogate in the id: the reply cannot be encoded
-        case(ping, b'{"reply_to": "\\udcff"}'),  # ... in a command's reply_to: the topic check cannot encode it
-        case(llm, json.dumps({"prompt": "hi", "reply_to": "\udcff"}).encode()),  # ... in an LLM request's reply_to
-        case(f"{PREFIX}/{PIPELINES[0]}/state", _huge_int_field({"label": "red", "ts": time.time()}, "confidence", 400)),  # OverflowError
-        case(f"{PREFIX}/{PIPELINES[0]}/state", _huge_int_field({"label": "red", "confidence": 0.5}, "ts", 400)),  # OverflowError
+        case(reload, json.dumps({"pipeline": PIPELINES[0], "bundle": "x" * 300}).encode()),  # OSError: File name too long (5d0e211)
+        case(ping, b'{"id": "\\udcff"}'),  # a lone surrogate in the id: no reply could be encoded (5d0e211)
+        case(ping, b'{"reply_to": "\\udcff"}'),  # ... in a command's reply_to: the topic check failed (5d0e211)
+        case(llm, json.dumps({"prompt": "hi", "reply_to": "\udcff"}).encode()),  # ... in an LLM request's reply_to (5d0e211)
+        # an integer beyond the float range as a state's confidence or ts: OverflowError in the sensor context (5d0e211)
+        case(f"{PREFIX}/{PIPELINES[0]}/state", _huge_int_field({"label": "red", "ts": time.time()}, "confidence", 400)),
+        case(f"{PREFIX}/{PIPELINES[0]}/state", _huge_int_field({"label": "red", "confidence": 0.5}, "ts", 400)),
     ]
 
 

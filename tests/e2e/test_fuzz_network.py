@@ -20,21 +20,12 @@ pytestmark = pytest.mark.timeout(300)
 MQTT_CASES = 500
 HTTP_CASES = 500
 
-# Bugs the 10,000 + 10,000 run found in code other parts of issue 12 own (docs/benchmarks.md, "Network fuzz"),
-# with the texts that identify them in a log or an "internal error" reply. The corpus sent first in every run
-# (corpus_mqtt_cases) hits each of them. Only these turn the last assertion into an xfail; any other traceback
-# fails the test. Remove an entry when its bug is fixed.
-KNOWN_BUGS: dict[str, tuple[str, ...]] = {
-    "edge/daemon/commands.py confined_bundle: cmd/reload with a bundle path component over 255 bytes "
-    '({"pipeline": "cam", "bundle": "xxx...x" (300)}) raises OSError ENAMETOOLONG from Path.exists (line 72), '
-    "outside its try: traceback + 'internal error (OSError)' reply": ("File name too long", "internal error (OSError)"),
-    "edge/config/mqtt.py:126 reply_topic_problem (called by edge/daemon/commands.py:169 and edge/llm/mqtt_api.py:96): a "
-    'reply_to holding a lone surrogate ({"reply_to": "\\udcff"} as JSON) raises UnicodeEncodeError in topic.encode("utf-8"); '
-    'and edge/daemon/publisher.py:27 to_json: a command id with a lone surrogate ({"id": "\\udcff"}) cannot be encoded, '
-    "so no reply at all (edge/daemon/commands.py:202)": ("surrogates not allowed", "internal error (UnicodeEncodeError)"),
-    "edge/llm/sensors.py:101-102 SensorContext.on_state: a state whose confidence or ts is an integer beyond the float "
-    "range (400 digits) raises OverflowError in math.isfinite / the ts clamp": ("int too large to convert to float",),
-}
+# Bugs a fuzz run found in code other parts of the project own, each with the texts that identify it in a log
+# or an "internal error" reply, while it is open: only these turn the last assertion into an xfail naming
+# them; any other traceback fails the test. Add the input that found it to the corpus (corpus_mqtt_cases /
+# corpus_http_cases) so this short run hits it, and remove the entry when the bug is fixed. Empty: the five
+# found so far are fixed (211cb1f, 87436cb, 5d0e211) and their inputs are in the corpus.
+KNOWN_BUGS: dict[str, tuple[str, ...]] = {}
 
 
 def test_short_fuzz_run_leaves_both_servers_alive_answering_and_clean(tmp_path: Path, broker: Broker) -> None:
@@ -62,8 +53,7 @@ def test_short_fuzz_run_leaves_both_servers_alive_answering_and_clean(tmp_path: 
     assert checks["rss_within_10_percent"], report
 
     # Last, so that every check above has run: no traceback in either log and no "internal error" reply, but
-    # for the known bugs, which make this an xfail naming them until they are fixed. (Found and fixed before:
-    # a 5000-digit integer in a command, 211cb1f; a chunked body with a bad chunk size, 87436cb.)
+    # for open known bugs, which make this an xfail naming them until they are fixed.
     problems = [t for found in result["tracebacks"].values() for t in found] + mqtt["internal_error_replies"]
     unknown = [p for p in problems if not any(text in p for texts in KNOWN_BUGS.values() for text in texts)]
     assert not unknown, report + "\n\n" + "\n\n".join(unknown[:3])
