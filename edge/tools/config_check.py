@@ -103,7 +103,8 @@ def open_bundle(pipeline: PipelineConfig, path: str) -> tuple[str, str] | None:
 def bundle_problems(data: Any, base: Path, lines: LineMap) -> list[str]:
     """Opens the bundle of every enabled pipeline that is itself valid, even when other parts of the file
     are not, so the bundle problems come out together with the others."""
-    adapter: TypeAdapter[PipelineConfig] = TypeAdapter(PipelineConfig)
+    # Annotated alias: mypy's incremental cache reads it back as a bare union and then rejects the call
+    adapter: TypeAdapter[PipelineConfig] = TypeAdapter(PipelineConfig)  # type: ignore[arg-type,unused-ignore]
     problems: list[str] = []
     for index, entry in pipeline_entries(data):
         try:

@@ -125,7 +125,7 @@ def test_an_integer_beyond_the_float_range_is_ignored_not_raised(field: str) -> 
     # 1 followed by 400 digits is valid JSON; float() of it raises OverflowError (found by bench/fuzz_network.py)
     sensors = SensorContext(PREFIX, pipelines={"desk": "camera"})
     before = time.time()
-    payload = '{"label": "cat", "confidence": 0.5, "ts": %.3f, "%s": 1%s}' % (before, field, "0" * 400)
+    payload = f'{{"label": "cat", "confidence": 0.5, "ts": {before:.3f}, "{field}": 1{"0" * 400}}}'
     sensors.on_state(f"{PREFIX}/desk/state", payload.encode())
     (state,) = sensors.states()
     assert state.label == "cat"
