@@ -137,8 +137,12 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
     if not root.exists():
         raise BundleError(f"{root}: no such bundle folder; train one with `trainer train DATA_DIR -o {root}`")
     if _looks_like_teachable_machine(root):
-        raise BundleError(f"{root}: a Teachable Machine export, not a bundle; convert it once on the workstation with "
-                          f"`trainer import-tm {root} -o BUNDLE_DIR` and point at BUNDLE_DIR (docs/teachable-machine.md)")
+        from edge.core.tm_cache import ConversionError, converted_bundle  # converts once with the trainer, if installed
+
+        try:
+            root = converted_bundle(root)
+        except ConversionError as exc:
+            raise BundleError(str(exc)) from exc
     if not root.is_dir():
         raise BundleError(f"{root}: a bundle is a folder holding {MANIFEST_NAME}, labels.txt and model.onnx, not a single file")
     manifest_path = root / MANIFEST_NAME

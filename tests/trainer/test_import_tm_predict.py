@@ -78,10 +78,37 @@ def test_layers_import_then_edge_predict_gives_reference_label(shared_dir: Path,
     assert len(seen) == len(photos)  # the photos are of different classes: a constant answer would not pass
 
 
-@pytest.mark.parametrize("rel", ["keras-catdog/model", "currency-image/model.tflite", "tfjs-signs/tm-my-image-model"])
-def test_edge_pointed_at_a_tm_export_says_how_to_convert_it(shared_dir: Path, rel: str) -> None:
-    export = shared_dir / "teachable-machine" / rel
-    photo = shared_dir / "photos" / "dog.jpg"
-    done = run("edge", "predict", str(export), str(photo))
+def test_edge_predict_on_a_tm_export_converts_it_once(shared_dir: Path, tmp_path: Path) -> None:
+    """`edge predict EXPORT` on a workstation: converted by `trainer import-tm` into EXPORT.edgeteach beside it (a log line
+    says so), reused while the export is unchanged, converted again when it changes; the label is the reference's."""
+    tm = shared_dir / "teachable-machine"
+    export = tmp_path / "converted_keras"
+    export.mkdir()
+    for name in ("keras_model.h5", "labels.txt"):
+        (export / name).write_bytes((tm / "keras-catdog" / "model" / name).read_bytes())
+    config, weights = h5_reference_weights(export / "keras_model.h5")
+    photo = tm / "keras-catdog" / "test_images" / "cat.jpg"
+    labels = ["cat", "dog"]
+    reference = labels[int(reference_predict(config, weights, pixels(photo))[0].argmax())]
+
+    first = run("edge", "predict", str(export), str(photo), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["label"] == reference
+    assert "converting it once" in first.stderr and (tmp_path / "converted_keras.edgeteach" / "manifest.json").is_file()
+    second = run("edge", "predict", str(export), str(photo), "--json")
+    assert second.returncode == 0 and "using the bundle converted from it earlier" in second.stderr, second.stderr
+    (export / "labels.txt").write_text("0 kitty\n1 doggy\n")
+    third = run("edge", "predict", str(export), str(photo), "--json")
+    assert third.returncode == 0 and "converting it once" in third.stderr, third.stderr
+    assert json.loads(third.stdout)["label"] == {"cat": "kitty", "dog": "doggy"}[reference]
+
+
+def test_edge_on_a_bad_tm_export_relays_the_reason(shared_dir: Path, tmp_path: Path) -> None:
+    export = tmp_path / "tm"
+    export.mkdir()
+    (export / "keras_model.h5").write_bytes(b"not hdf5")
+    (export / "labels.txt").write_text("0 a\n1 b\n")
+    done = run("edge", "predict", str(export), str(shared_dir / "photos" / "dog.jpg"))
     assert done.returncode != 0
-    assert "a Teachable Machine export, not a bundle" in done.stderr and f"trainer import-tm {export}" in done.stderr, done.stderr
+    assert "could not convert" in done.stderr and "damaged or truncated" in done.stderr, done.stderr
+    assert not (tmp_path / "tm.edgeteach" / "manifest.json").exists()

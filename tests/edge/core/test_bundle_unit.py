@@ -416,20 +416,47 @@ def test_a_leading_number_is_an_index_only_at_its_own_position(tmp_path: Path) -
     assert read_labels(path) == ["cat", "dog"]
 
 
+@pytest.fixture()
+def no_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a device: no `trainer` command to convert a Teachable Machine export with."""
+    from edge.core import tm_cache
+
+    monkeypatch.setattr(tm_cache, "find_trainer", lambda: None)
+
+
 @pytest.mark.parametrize("name", ["model_unquant.tflite", "model.tflite", "model_edgetpu.tflite", "keras_model.h5", "model.json"])
-def test_a_teachable_machine_export_folder_says_how_to_convert_it(tmp_path: Path, name: str) -> None:
+def test_a_teachable_machine_export_folder_says_how_to_convert_it(tmp_path: Path, name: str, no_trainer: None) -> None:
     (tmp_path / name).write_bytes(b"x")
     error = refused(tmp_path, "a Teachable Machine export, not a bundle")
     assert f"trainer import-tm {tmp_path} -o BUNDLE_DIR" in str(error)
 
 
-@pytest.mark.parametrize("name", ["converted_keras.zip", "model.TFLITE", "keras_model.h5", "project.tm", "model.json"])
-def test_a_teachable_machine_file_says_how_to_convert_it(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["converted_keras.zip", "model.TFLITE", "keras_model.h5", "model.json"])
+def test_a_teachable_machine_file_says_how_to_convert_it(tmp_path: Path, name: str, no_trainer: None) -> None:
     (tmp_path / name).write_bytes(b"x")
     refused(tmp_path / name, "a Teachable Machine export, not a bundle")
 
 
-def test_a_bundle_beside_teachable_machine_files_still_loads(tmp_path: Path) -> None:
+def test_a_teachable_machine_project_says_to_train_from_it(tmp_path: Path) -> None:
+    (tmp_path / "project.tm").write_bytes(b"x")
+    refused(tmp_path / "project.tm", f"a Teachable Machine project .*trainer train {tmp_path / 'project.tm'}")
+
+
+def test_a_converted_teachable_machine_export_is_used_without_the_trainer(tmp_path: Path, no_trainer: None) -> None:
+    """A device gets the export with the bundle converted beside it: the stamp matches, so that bundle loads."""
+    from edge.core import tm_cache
+
+    export = tmp_path / "tm"
+    export.mkdir()
+    (export / "keras_model.h5").write_bytes(b"weights")
+    converted = make(tmp_path / "tm.edgeteach")
+    (converted / tm_cache.STAMP_NAME).write_text(json.dumps({"sha256": tm_cache.export_digest(export)}))
+    assert load_bundle(export).path == converted
+    (export / "labels.txt").write_text("0 a\n1 b\n")  # the export changed: the old conversion is not used
+    refused(export, "a Teachable Machine export, not a bundle")
+
+
+def test_a_bundle_beside_teachable_machine_files_still_loads(tmp_path: Path, no_trainer: None) -> None:
     make(tmp_path)
     (tmp_path / "model.json").write_text("{}")
     assert load_bundle(tmp_path).labels == ("cat", "dog")
