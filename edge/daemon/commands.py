@@ -75,7 +75,7 @@ def confined_bundle(bundle: str, models_dir: str | Path) -> tuple[Path | None, s
         if not (resolved / MANIFEST_NAME).is_file():
             return None, f"{resolved}: not a bundle (no {MANIFEST_NAME} in a folder)"
     except OSError as exc:  # a name over 255 bytes (ENAMETOOLONG), a folder we may not enter
-        return None, f"cannot look at {str(resolved)[:300]} ({exc.strerror})"
+        return None, f"cannot look at {resolved} ({exc.strerror})"
     return resolved, ""
 
 

@@ -42,7 +42,8 @@ class FakeConnection:
         if not (topic or request.response_topic):
             return False
         self.replies.append((request, payload))
-        self.reply_details.append({"topic": topic or request.response_topic, "content_type": content_type, "low_priority": low_priority})
+        self.reply_details.append({"topic": topic or request.response_topic, "content_type": content_type, "low_priority": low_priority,
+                                   "correlation_data": request.correlation_data})  # read as MqttConnection.reply does
         return True
 
     def subscribe(self, topic_filter: str, handler: Any, qos: int = 1, worker: str = "default", no_retained: bool = False) -> None:
@@ -399,7 +400,8 @@ def test_the_snapshot_image_goes_to_the_requester_only() -> None:
     assert broadcast == {"ok": True, "command": "snapshot", "pipeline": "door", "content_type": "image/jpeg", "bytes": 5, "raw": False,
                          "id": "s1", "ts": broadcast["ts"]}
     assert own is not None and json.loads(own) == {**broadcast, "jpeg_base64": base64.b64encode(b"\xff\xd8abc").decode()}
-    assert conn.reply_details[-1] == {"topic": "edgeteach/dev/replies/me", "content_type": None, "low_priority": True}
+    assert conn.reply_details[-1] == {"topic": "edgeteach/dev/replies/me", "content_type": None, "low_priority": True,
+                                     "correlation_data": b"c"}
     assert all(b"\xff\xd8" not in body and b"jpeg_base64" not in body for _, body, _, _ in conn.published)
 
 
@@ -408,7 +410,8 @@ def test_a_raw_snapshot_is_the_jpeg_bytes_on_the_requesters_topic_only() -> None
     handler, conn, _, _ = snapshot_setup()
     broadcast, own = snap(handler, conn, {"raw": True})
     assert own == b"\xff\xd8abc"
-    assert conn.reply_details[-1] == {"topic": "edgeteach/dev/replies/me", "content_type": "image/jpeg", "low_priority": True}
+    assert conn.reply_details[-1] == {"topic": "edgeteach/dev/replies/me", "content_type": "image/jpeg", "low_priority": True,
+                                     "correlation_data": b"c"}
     assert broadcast["ok"] is True and broadcast["bytes"] == 5 and broadcast["raw"] is True and "jpeg_base64" not in broadcast
     assert [topic for topic, _, _, _ in conn.published] == ["edgeteach/dev/cmd/snapshot/reply"]
 
@@ -436,7 +439,11 @@ def test_a_refused_reply_to_is_neither_executed_nor_answered(reply_to: Any, capl
         handler.handle(IncomingMessage(topic=TOPICS.command("snapshot"), payload=json.dumps({"reply_to": reply_to}).encode()))
     assert conn.published == [] and conn.replies == [] and pipe.snapshot_sides == []
     assert (handler.handled, handler.failed) == (0, 1)
-    assert "ignoring command snapshot: reply_to: the reply topic" in caplog.text
+    (record,) = caplog.records
+    assert record.getMessage().startswith("ignoring command snapshot: reply_to: the reply topic")
+    assert record.getMessage().endswith("; it was neither executed nor answered")
+    handler.handle(IncomingMessage(topic=TOPICS.command("snapshot"), payload=json.dumps({"reply_to": reply_to}).encode()))
+    assert (handler.handled, handler.failed) == (0, 2)  # each refusal counts
 
 
 def test_a_snapshot_without_a_reply_topic_of_the_requester_is_refused() -> None:
@@ -638,16 +645,42 @@ def test_a_command_left_out_of_the_allow_list_is_refused_and_not_run() -> None:
     handler = CommandHandler(conn, TOPICS, target, MAX_PAYLOAD, allowed={"ping", "status"})  # type: ignore[arg-type]
     assert send(handler, conn, "ping")["ok"] is True
     error = error_of(handler, conn, "pause", {"pipeline": "door"})
-    assert error.startswith("pause is turned off on this device") and "mqtt.commands.allow" in error
+    assert error == ("pause is turned off on this device: the device's owner can allow it in the config "
+                     "(mqtt.commands.allow; docs/security.md)")
     assert target.paused_calls == [] and pipe.paused is False
     # an unknown command still says so (not "turned off"), so a typo is told apart from a policy
     assert error_of(handler, conn, "pasue").startswith("unknown command 'pasue'")
 
 
-def test_no_allowed_command_means_no_subscription() -> None:
+def test_no_allowed_command_means_no_subscription(caplog: pytest.LogCaptureFixture) -> None:
     conn, target = FakeConnection(), FakeTarget(FakePipeline("door"))
-    CommandHandler(conn, TOPICS, target, MAX_PAYLOAD, allowed=()).subscribe()  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="edge.daemon.commands"):
+        CommandHandler(conn, TOPICS, target, MAX_PAYLOAD, allowed=()).subscribe()  # type: ignore[arg-type]
     assert conn.subscriptions == []
+    assert [r.getMessage() for r in caplog.records] == [f"MQTT commands are off (mqtt.commands); not subscribing to {TOPICS.commands}"]
+
+
+def test_reply_to_answers_any_command_for_mqtt_3_clients() -> None:
+    handler, conn, _ = setup()
+    handler.handle(IncomingMessage(topic=TOPICS.command("ping"), payload=b'{"reply_to": "edgeteach/dev/replies/s4", "id": 4}'))
+    (message, body), = conn.replies
+    assert json.loads(body)["id"] == 4 and message.topic == TOPICS.command("ping")
+    assert conn.reply_details[0]["topic"] == "edgeteach/dev/replies/s4"
+
+
+def test_a_raw_snapshot_goes_to_reply_to_with_the_requests_correlation() -> None:
+    handler, conn, _, _ = snapshot_setup()
+    handler.handle(IncomingMessage(topic=TOPICS.command("snapshot"), payload=b'{"raw": true, "reply_to": "edgeteach/dev/replies/s4"}',
+                                   correlation_data=b"corr"))
+    (message, raw), = conn.replies
+    assert raw.startswith(b"\xff\xd8") and message.topic == TOPICS.command("snapshot")
+    assert conn.reply_details[0]["topic"] == "edgeteach/dev/replies/s4" and conn.reply_details[0]["correlation_data"] == b"corr"
+
+
+def test_a_json_snapshot_reply_carries_the_requests_correlation() -> None:
+    handler, conn, _, _ = snapshot_setup()
+    snap(handler, conn, {"id": "c"})
+    assert conn.reply_details[-1]["correlation_data"] == b"c" and conn.replies[-1][0].topic == TOPICS.command("snapshot")
 
 
 @pytest.mark.parametrize(("mqtt", "expected"), [
