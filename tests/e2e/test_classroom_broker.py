@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_deploy_broker import Client, login
-from tests.support.broker import free_port, mosquitto_available, wait_for_port
-from tests.support.mqtt_listener import stay_root_config
+from tests.support.broker import mosquitto_available, mosquitto_with
 from tests.support.paths import REPO
-from trainer.demo.broker import mosquitto_binary
 
 SECURITY_DOC = REPO / "docs" / "security.md"
 PASSWORDS = {"pi-07": "pi-07-secret", "pi-08": "pi-08-secret", "teacher": "teacher-secret"}
@@ -47,17 +45,8 @@ def classroom_broker(tmp_path: Path) -> Iterator[int]:
     settings = documented_broker_settings()
     assert {s.split()[0] for s in settings} == {"allow_anonymous", "password_file", "acl_file", "message_size_limit"}, settings
     settings = [s.replace("/etc/mosquitto/", f"{tmp_path}/") for s in settings]
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\n" + "\n".join(settings) + "\npersistence false\nlog_dest stderr\n" + stay_root_config())
-    with (tmp_path / "mosquitto.log").open("wb") as log:
-        process = subprocess.Popen([mosquitto_binary() or "mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(port, process=process)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(5)
+    with mosquitto_with("\n".join(settings), tmp_path) as port:
+        yield port
 
 
 @pytest.fixture()

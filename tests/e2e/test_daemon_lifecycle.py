@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
-import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +22,7 @@ import pytest
 from tests.support.broker import Broker, free_port
 from tests.support.daemon import DaemonProcess, camera_pipeline, health_metrics, metric_value, wait_until, write_color_video, write_config
 from tests.support.mqtt_listener import Listener, persistent_broker_config, retained
+from tests.support.notify import NotifySocket
 from tests.support.onnx_models import make_color_bundle
 from tests.support.waiting import wait_for
 
@@ -100,7 +97,7 @@ def test_sighup_reloads_config_keeps_old_on_error_then_sigterm_stops_within_5s(t
     bundle, video = inputs
     config_path = tmp_path / "edge.yaml"
     write_config(config_path, broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))])
-    notify = _NotifySocket()
+    notify = NotifySocket()
     listener = Listener(broker.host, broker.port, (f"{PREFIX}/#",))
     daemon = DaemonProcess(config_path, env={"NOTIFY_SOCKET": str(notify.path)})
     try:
@@ -163,55 +160,13 @@ def _healthz(port: int) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
-class _NotifySocket:
-    """Plays systemd's side of sd_notify: a unix datagram socket whose messages a thread collects
-    continuously (as systemd does; Linux queues only ~10 datagrams per socket)."""
-
-    def __init__(self) -> None:
-        # unix socket paths are limited to ~107 bytes; pytest's tmp folders can be longer
-        self._dir = Path(tempfile.mkdtemp(prefix="sdn"))
-        self.path = self._dir / "notify"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.path))
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        while not self._closed.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            now = time.monotonic()
-            self.messages.extend((now, line) for line in data.decode().splitlines())
-
-    def wait_for(self, line: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(msg == line for _, msg in list(self.messages)):
-                return True
-            time.sleep(0.05)
-        return False
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(1)
-        self.sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
 def test_sd_notify_ready_and_watchdog_pings_stop_when_the_main_loop_hangs(tmp_path: Path, inputs: tuple[Path, Path],
                                                                           broker: Broker) -> None:
     bundle, video = inputs
     health_port = free_port()
     config = write_config(tmp_path / "edge.yaml", broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))],
                           health_port=health_port)
-    notify = _NotifySocket()
+    notify = NotifySocket()
     env = {
         "NOTIFY_SOCKET": str(notify.path),
         "WATCHDOG_USEC": "600000",  # systemd WatchdogSec=0.6 s -> a ping every 0.3 s

@@ -25,10 +25,8 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.e2e.test_deploy import TEST_VENV, changes, copy_source, run_installer
-from tests.support.broker import free_port, mosquitto_available, wait_for_port
+from tests.support.broker import mosquitto_available, mosquitto_with
 from tests.support.daemon import DaemonProcess, write_config
-from tests.support.mqtt_listener import stay_root_config
-from trainer.demo.broker import mosquitto_binary
 
 
 @dataclass
@@ -60,19 +58,9 @@ def closed_broker(install: Install, tmp_path: Path) -> Iterator[int]:
         pytest.fail("mosquitto is not installed: run scripts/setup.sh (Debian package 'mosquitto')")
     conf = (install.root / "etc/mosquitto/conf.d/edgeteach.conf").read_text()
     assert re.search(r"^listener 1883$", conf, re.M), conf
-    port = free_port()
-    staged = conf.replace("/etc/mosquitto/", f"{install.root}/etc/mosquitto/").replace("listener 1883", f"listener {port} 127.0.0.1")
-    path = tmp_path / "mosquitto.conf"
-    path.write_text(staged + "persistence false\nlog_dest stderr\n" + stay_root_config())
-    log = (tmp_path / "mosquitto.log").open("wb")
-    process = subprocess.Popen([mosquitto_binary() or "mosquitto", "-c", str(path)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process=process)
+    staged = conf.replace("/etc/mosquitto/", f"{install.root}/etc/mosquitto/").replace("listener 1883\n", "")
+    with mosquitto_with(staged, tmp_path) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(5)
-        log.close()
 
 
 @dataclass

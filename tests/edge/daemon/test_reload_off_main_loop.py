@@ -7,9 +7,6 @@ reload whose new bundle turns out bad (after the same slow build) keeps the old 
 
 from __future__ import annotations
 
-import shutil
-import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,43 +19,9 @@ from edge.daemon.daemon import Daemon
 from edge.pipelines.base import Pipeline
 from tests.support.broker import Broker
 from tests.support.daemon import camera_pipeline, write_color_video, write_config
+from tests.support.notify import NotifySocket
 from tests.support.onnx_models import make_color_bundle
 from tests.support.waiting import wait_for
-
-
-class NotifySocket:
-    """systemd's side of sd_notify: a unix datagram socket read continuously by a thread."""
-
-    def __init__(self) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="sdn"))  # unix socket paths are short; pytest's tmp paths are not
-        self.path = self._dir / "notify"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.path))
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        while not self._closed.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            now = time.monotonic()
-            self.messages.extend((now, line) for line in data.decode().splitlines())
-
-    def times(self, line: str, after: float = 0.0) -> list[float]:
-        return [t for t, m in list(self.messages) if m == line and t > after]
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(1)
-        self.sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class SlowBuildDaemon(Daemon):
