@@ -78,6 +78,21 @@ def _class_table(metrics: dict[str, Any]) -> str:
     return f"<table><tr><th>class</th><th>examples</th><th>accuracy</th><th>precision</th><th>recall</th></tr>{rows}</table>"
 
 
+def _tm_html(report: dict[str, Any]) -> str:
+    """`trainer train --compare-tm`: the Teachable Machine export next to ours, class by class."""
+    tm = report.get("teachable_machine")
+    if not tm:
+        return ""
+    ours = report["metrics"]["fp32"]
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{tm['support'].get(label, 0)}</td><td>{_pct(ours['per_class'].get(label))}</td>"
+                   f"<td>{_pct(tm['per_class'].get(label))}</td></tr>" for label in report["labels"])
+    return (f"<h2>Compared with the Teachable Machine export</h2><p><code>{html.escape(tm['export'])}</code> ({html.escape(tm['format'])}, "
+            f"SHA-256 <code>{html.escape(tm['sha256'])}</code>), scored on the same {tm['n']} held-out samples through ONNX Runtime.</p>"
+            f"<table><tr><th>class</th><th>examples</th><th>ours (fp32)</th><th>Teachable Machine</th></tr>{rows}"
+            f"<tr><td><b>overall</b></td><td>{tm['n']}</td><td>{_pct(ours['accuracy'])}</td><td>{_pct(tm['accuracy'])}</td></tr></table>"
+            f"<p>{html.escape(tm['note'])}</p>")
+
+
 def write_html(report: dict[str, Any], out_dir: Path, images: dict[str, Path]) -> Path:
     metrics = report["metrics"]
     variants = "".join(
@@ -113,6 +128,7 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}img{{max-width:10
 <p>{report['task']} classifier, backbone <b>{backbone}</b>, {len(report['labels'])} classes, trained in {total_s:.1f} s.</p>
 <h2>Accuracy on the validation split (ONNX Runtime)</h2><table><tr><th>variant</th><th>accuracy</th><th>examples</th></tr>{variants}</table>
 <h2>Per class (fp32)</h2>{_class_table(best)}
+{_tm_html(report)}
 {test_html}
 <h2>Confusion matrix</h2><p>Rows: true class; columns: what the model said.</p>{confusion}
 <h2>Accuracy and loss per epoch</h2>{_img(images['curves']) if 'curves' in images else ''}
@@ -146,13 +162,19 @@ def summary_table(report: dict[str, Any]) -> str:
     """A short plain-text table for the terminal."""
     metrics = report["metrics"]
     variants = list(metrics)
+    # with --compare-tm, the Teachable Machine export's accuracy on the same held-out samples, as one more column
+    columns = {v: metrics[v] for v in variants} | ({"TM": report["teachable_machine"]} if report.get("teachable_machine") else {})
     width = max(12, *(len(label) for label in report["labels"]))
-    lines = [f"{'class':<{width}} {'val n':>6} " + " ".join(f"{v + ' acc':>10}" for v in variants)]
+    lines = [f"{'class':<{width}} {'val n':>6} " + " ".join(f"{v + ' acc':>10}" for v in columns)]
     for label in report["labels"]:
         n = metrics[variants[0]]["support"].get(label, 0)
-        lines.append(f"{label:<{width}} {n:>6} " + " ".join(f"{_pct(metrics[v]['per_class'].get(label)):>10}" for v in variants))
+        lines.append(f"{label:<{width}} {n:>6} " + " ".join(f"{_pct(m['per_class'].get(label)):>10}" for m in columns.values()))
     lines.append(f"{'overall':<{width}} "
-                 f"{metrics[variants[0]]['n']:>6} " + " ".join(f"{_pct(metrics[v]['accuracy']):>10}" for v in variants))
+                 f"{metrics[variants[0]]['n']:>6} " + " ".join(f"{_pct(m['accuracy']):>10}" for m in columns.values()))
+    if report.get("teachable_machine"):
+        tm = report["teachable_machine"]
+        lines.append(f"TM: the Teachable Machine export {tm['export']} (sha256 {tm['sha256'][:12]}...) on the same {tm['n']} samples. "
+                     + tm["note"])
     for variant, m in (report.get("test_metrics") or {}).items():
         lines.append(f"{'test split (' + variant + ')':<{width}} {m['n']:>6} {_pct(m['accuracy']):>10}")
     skipped = len(report["data"]["skipped"])

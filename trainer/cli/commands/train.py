@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge.core.datasets import DatasetError, detect_task
+from edge.core.datasets import DatasetError, detect_task, scan_dataset
 from trainer.audio.models import AUDIO_BACKBONES
 from trainer.cli.commands import option_defaults
 from trainer.cli.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
 from trainer.export import ExportError
 from trainer.image.backbones import BUILDERS, BackboneError
 from trainer.image.job import ImageTrainOptions
+
+if TYPE_CHECKING:
+    from trainer.tm.compare import TmReference
 
 IMAGE_DEFAULTS = option_defaults(ImageTrainOptions, "backbone", "epochs", "batch_size", "lr")
 _IMAGE = option_defaults(ImageTrainOptions, "fine_tune", "seed", "val_split", "augment")
@@ -48,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--compare-tm", type=Path, default=None, metavar="EXPORT",
+                   help="images: also score this Teachable Machine export (folder, .zip or model file) on the same held-out "
+                        "samples and put its accuracy next to ours in the report")
     add_audio_arguments(p)
     p.set_defaults(func=run)
 
@@ -64,26 +72,40 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainer.tm.compare import check_labels, imported_export
     from trainer.tm.errors import TmImportError
     from trainer.tm.project import is_project, project_dataset
 
-    if not is_project(Path(args.data_dir)):
-        return _run(args)
-    # A Teachable Machine project file (docs/teachable-machine.md): its samples as class folders for this run
     try:
-        with project_dataset(Path(args.data_dir)) as root:
-            log.info("%s: a Teachable Machine project; its samples are unpacked to %s for this run", args.data_dir, root)
-            args.data_dir, args.task = root, "image"
-            return _run(args)
-    except TmImportError as exc:
+        with contextlib.ExitStack() as stack:
+            if is_project(Path(args.data_dir)):
+                # A Teachable Machine project file (docs/teachable-machine.md): its samples as class folders for this run
+                root = stack.enter_context(project_dataset(Path(args.data_dir)))
+                log.info("%s: a Teachable Machine project; its samples are unpacked to %s for this run", args.data_dir, root)
+                args.data_dir, args.task = root, "image"
+            reference = None
+            if args.compare_tm is not None:
+                # imported and matched to the classes before training, so a wrong export fails in seconds
+                if _task(args) != "image":
+                    raise TmImportError("--compare-tm compares image models; this data set holds sounds")
+                reference = stack.enter_context(imported_export(Path(args.compare_tm)))
+                check_labels(reference, scan_dataset(args.data_dir, "image").labels)
+            return _run(args, reference)
+    except (TmImportError, DatasetError) as exc:
         log.error("%s", exc)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
-    from trainer.report import summary_table
+def _task(args: argparse.Namespace) -> str:
+    return args.task or (detect_task(args.data_dir) if Path(args.data_dir).is_dir() else None) or "image"
 
-    task = args.task or (detect_task(args.data_dir) if Path(args.data_dir).is_dir() else None) or "image"
+
+def _run(args: argparse.Namespace, reference: TmReference | None = None) -> int:
+    from trainer.report import summary_table, write_report
+    from trainer.tm.compare import add_comparison
+    from trainer.tm.errors import TmImportError
+
+    task = _task(args)
     for key, value in (AUDIO_DEFAULTS if task == "audio" else IMAGE_DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -114,6 +136,13 @@ def _run(args: argparse.Namespace) -> int:
     except (DatasetError, BackboneError, ExportError) as exc:
         log.error("%s", exc)
         return 2
+    if reference is not None:
+        try:
+            write_report(add_comparison(report, reference, Path(args.data_dir), args.val_split, args.seed), Path(args.out_dir))
+        except (TmImportError, DatasetError) as exc:
+            # the bundle is written and good; only the comparison is missing
+            log.error("%s", exc)
+            return 2
     print(summary_table(report))
     print(f"bundle: {args.out_dir}  report: {Path(args.out_dir) / 'report.html'}")
     return 0
