@@ -2,11 +2,13 @@
 to the TM export's on the same held-out samples (the fixtures hold both a project and the export trained from it).
 
 The comparison flatters Teachable Machine: TM trained on all but its own random 15 % of these samples, which it
-does not record, so most of our held-out samples were in its training set. The figures are printed (-s) and
-recorded in docs/teachable-machine.md."""
+does not record, so most of our held-out samples were in its training set. The figures (default training, as a
+user would run it) are printed (-s) and recorded in docs/teachable-machine.md; `--compare-tm` puts the same
+comparison in the training report (its own tests: test_import_tm_compare.py)."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -40,7 +42,7 @@ def test_train_from_project_and_compare_with_the_tm_export(shared_dir: Path, tmp
     tm = shared_dir / "teachable-machine"
     project = tm / project_rel
     out = tmp_path / "ours"
-    assert trainer_main(["train", str(project), "-o", str(out), "--quiet", "--seed", "0"]) == 0
+    assert trainer_main(["train", str(project), "-o", str(out), "--quiet", "--seed", "0", "--compare-tm", str(tm / export_rel)]) == 0
     ours = load_bundle(out)
     assert sorted(ours.labels) == sorted(read_project(project).classes)
     tm_bundle = import_tm(tm / export_rel, tmp_path / "tm").bundle
@@ -54,6 +56,8 @@ def test_train_from_project_and_compare_with_the_tm_export(shared_dir: Path, tmp
     print(f"\n{project_rel}: {len(held_out)} held-out samples: ours (efficientnet_lite0) {100 * ours_acc:.1f} %, "
           f"the Teachable Machine export {100 * tm_acc:.1f} % (it trained on most of them)")
     assert ours_acc == pytest.approx(reported)  # the same samples the training report scored
+    # ... and the report's comparison (--compare-tm) says the same of the export
+    assert json.loads((out / "report.json").read_text())["teachable_machine"]["accuracy"] == pytest.approx(tm_acc)
     assert ours_acc > 1 / len(ours.labels)  # better than chance (retina grades from 258 samples are hard)
 
 
