@@ -25,7 +25,7 @@ from trainer.tm.errors import TmImportError
 from trainer.tm.importer import import_tm
 from trainer.tm.project import project_dataset
 
-SHORT = ["--quiet", "--seed", "0", "--epochs", "3", "--augment", "0", "--no-int8"]
+SHORT = ["--quiet", "--epochs", "3", "--augment", "0", "--no-int8"]
 
 
 def predicted_labels(bundle: Path, paths: list[Path]) -> list[str]:
@@ -42,26 +42,27 @@ def zipped(folder: Path, to: Path) -> Path:
     return to
 
 
-# (project, how the export is given): a folder, the zip TM downloads, the model file itself
-CASES = [("keras-with-project", "folder"), ("tfjs-keras-same-model", "zip"), ("tfjs-keras-same-model", "h5")]
+# (project, how the export is given: a folder, the zip TM downloads, the model file itself; the run's split)
+CASES = [("keras-with-project", "folder", 3, 0.25), ("tfjs-keras-same-model", "zip", 0, 0.15), ("tfjs-keras-same-model", "h5", 0, 0.15)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("project_name,given", CASES)
-def test_report_carries_the_tm_export_on_our_held_out_samples(shared_dir: Path, tmp_path: Path, project_name: str, given: str,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("project_name,given,seed,val_split", CASES)
+def test_report_carries_the_tm_export_on_our_held_out_samples(shared_dir: Path, tmp_path: Path, project_name: str, given: str, seed: int,
+                                                              val_split: float, capsys: pytest.CaptureFixture[str]) -> None:
     tm = shared_dir / "teachable-machine" / project_name
     project = tm / "project.tm"
     export = (tm / "converted_keras" if given == "folder" else zipped(tm / "tfjs", tmp_path / "tfjs.zip") if given == "zip"
               else tm / "keras" / "keras_model.h5")
     out = tmp_path / "ours"
-    assert trainer_main(["train", str(project), "-o", str(out), "--compare-tm", str(export), *SHORT]) == 0
+    split = ["--seed", str(seed), "--val-split", str(val_split)]
+    assert trainer_main(["train", str(project), "-o", str(out), "--compare-tm", str(export), *split, *SHORT]) == 0
     report = json.loads((out / "report.json").read_text())
     section = report["teachable_machine"]
 
     # exactly the held-out samples of our run: the validation split of the unpacked project, recomputed here
     with project_dataset(project) as root:
-        splits = make_splits(scan_dataset(root, "image"), seed=0)
+        splits = make_splits(scan_dataset(root, "image"), val_fraction=val_split, seed=seed)
         val = sorted(s.path.relative_to(root).as_posix() for s in splits.val)
         assert sorted(section["held_out"]) == val
         paths = [root / name for name in section["held_out"]]
