@@ -26,7 +26,7 @@ from trainer.tm.importer import import_tm
 
 log = logging.getLogger(__name__)
 
-SECTION = "teachable_machine"  # the report's key
+SECTION = "teachable_machine"  # the report's key (trainer/report.py shows it)
 # TM splits off its own random 15 % for its accuracy page and records neither the split nor its seed, so the
 # held-out samples of our run were, for the most part, among those it trained on.
 SEEN_NOTE = ("Teachable Machine may have trained on these samples: it holds out its own random 15 % and keeps no "
@@ -68,6 +68,17 @@ def check_labels(reference: TmReference, labels: Sequence[str]) -> None:
                 ([f"class(es) {', '.join(tm_only)} are in the export but not in the data set"] if tm_only else [])
         raise TmImportError(f"{reference.export}: {'; '.join(parts)} (export: {', '.join(reference.labels)}; data set: "
                             f"{', '.join(labels)}); pass the export trained from this project, or rename the classes to match")
+
+
+@contextlib.contextmanager
+def reference_for(export: Path, data_dir: Path, task: str) -> Iterator[TmReference]:
+    """What `trainer train --compare-tm` does before training: refuse sounds, import the export and match its
+    classes to the data set's, so a wrong export fails in seconds rather than after the run."""
+    if task != "image":
+        raise TmImportError("--compare-tm compares image models; this data set holds sounds")
+    with imported_export(export) as reference:
+        check_labels(reference, scan_dataset(data_dir, "image").labels)
+        yield reference
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.core.datasets import DatasetError, detect_task, scan_dataset
+from edge.core.datasets import DatasetError, detect_task
 from trainer.audio.models import AUDIO_BACKBONES
 from trainer.cli.commands import option_defaults
 from trainer.cli.commands.train_audio import AUDIO_DEFAULTS, add_audio_arguments, run_audio
@@ -72,7 +72,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.tm.compare import check_labels, imported_export
+    from trainer.tm.compare import reference_for
     from trainer.tm.errors import TmImportError
     from trainer.tm.project import is_project, project_dataset
 
@@ -84,12 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 log.info("%s: a Teachable Machine project; its samples are unpacked to %s for this run", args.data_dir, root)
                 args.data_dir, args.task = root, "image"
             reference = None
-            if args.compare_tm is not None:
-                # imported and matched to the classes before training, so a wrong export fails in seconds
-                if _task(args) != "image":
-                    raise TmImportError("--compare-tm compares image models; this data set holds sounds")
-                reference = stack.enter_context(imported_export(Path(args.compare_tm)))
-                check_labels(reference, scan_dataset(args.data_dir, "image").labels)
+            if args.compare_tm is not None:  # imported and checked now, used after training
+                reference = stack.enter_context(reference_for(Path(args.compare_tm), Path(args.data_dir), _task(args)))
             return _run(args, reference)
     except (TmImportError, DatasetError) as exc:
         log.error("%s", exc)
