@@ -322,8 +322,8 @@ def int8_repeats() -> Spec:
     return Spec(1, {label: {1 + i: cell(name, setting) for i, name in enumerate(files)} for label, setting in settings.items()})
 
 
-def llm() -> Spec:
-    d = j("llm.json")
+def llm(name: str = "llm.json") -> Spec:
+    d = j(name)
     spec: dict[str | int, dict[int, Check]] = {}
     names = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M"}
     for mi, m in enumerate(d["models"]):
@@ -428,6 +428,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/int8_study_asl.json", "setting (one change from default)"): int8_study,
     ("bench/results/int8_study_asl_seed1.json", "setting"): int8_repeats,
     ("bench/results/llm.json", "model"): llm,
+    ("bench/results/llm_uvicorn.json", "model"): lambda: llm("llm_uvicorn.json"),
     ("bench/results/llm_build_amd-epyc-zen4-loaded.json", "model"): llm_builds,
     ("bench/results/tm-import_loaded.json", "model (batch 1, 1 thread)"): tm_import,
     (f"bench/results/{FUZZ_RUN}", "measure"): fuzz_network,
