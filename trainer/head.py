@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -109,9 +109,11 @@ def train_head(
     config: HeadConfig,
     trainable: nn.Module | None = None,
     progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Adam on cross-entropy (class-weighted), one pass over shuffled mini-batches per epoch; records
-    train and validation loss and accuracy after every epoch (Teachable Machine's curves)."""
+    train and validation loss and accuracy after every epoch (Teachable Machine's curves). `on_epoch` gets each
+    epoch's row as it is recorded (the Studio streams them to the page; an exception it raises stops training)."""
     import time
 
     started = time.perf_counter()
@@ -152,6 +154,8 @@ def train_head(
             history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
                             "val_accuracy": val_acc})
             bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
+            if on_epoch is not None:
+                on_epoch(history[-1])
         model.eval()
         return TrainResult(head=head.eval(), trainable=trainable.eval(), history=history, config=asdict(config),
                            seconds=time.perf_counter() - started)

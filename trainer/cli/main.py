@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "trainer.cli.commands.evaluate",
     "trainer.cli.commands.import_tm",
     "trainer.cli.commands.demo",
+    "trainer.cli.commands.studio",
 ]
 
 

@@ -51,6 +51,8 @@ class ImageTrainOptions:
     cache_dir: Path | None = None
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # each epoch's accuracy and loss as it ends (trainer.head.train_head's `on_epoch`): the Studio's live curves
+    on_epoch: Callable[[dict[str, float]], None] | None = None
 
 
 def _embed_split(
@@ -125,7 +127,7 @@ def train_image_classifier(opts: ImageTrainOptions) -> dict[str, Any]:
 
     config = HeadConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed)
     result = train_head(x_train, y_train, x_val, y_val, len(splits.labels), config, trainable if opts.fine_tune else None,
-                        progress=opts.progress)
+                        progress=opts.progress, on_epoch=opts.on_epoch)
     timer.record("train", result.seconds)
 
     def parity_inputs() -> np.ndarray:

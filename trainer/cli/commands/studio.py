@@ -1,0 +1,51 @@
+"""`trainer studio`: the Studio web app (trainer/studio/) on this computer."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from trainer.studio.limits import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_PROJECTS, PASSWORD_ENV
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "studio",
+        help="the Studio: make classes, gather webcam samples, train and export in a web page",
+        description="Serve EdgeTeach Studio, a local web page for the Teachable Machine steps (docs/studio.md).",
+    )
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help=f"address to listen on (default {DEFAULT_HOST}: this computer only; a LAN address needs a class password)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    p.add_argument("--projects", type=Path, default=Path(DEFAULT_PROJECTS), metavar="DIR",
+                   help=f"the projects folder (default ./{DEFAULT_PROJECTS}); each project is a folder `trainer train` reads")
+    p.add_argument("--password", default=None,
+                   help=f"the class password, required on a non-loopback --host (or set ${PASSWORD_ENV}, which `ps` does not show)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.studio.app import create_app
+    from trainer.studio.limits import StudioLimits
+    from trainer.studio.server import StudioServer, is_loopback
+
+    password = args.password or os.environ.get(PASSWORD_ENV) or None
+    if not is_loopback(args.host) and not password:
+        log.error("--host %s can be reached from other computers: give a class password with --password or $%s "
+                  "(or use --host 127.0.0.1 to keep the Studio on this computer)", args.host, PASSWORD_ENV)
+        return 2
+    limits = StudioLimits()
+    try:
+        server = StudioServer(create_app(args.projects, password, limits, args.cache_dir), args.host, args.port, limits)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s (%s); is another Studio running? choose another --port", args.host, args.port, exc)
+        return 2
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"EdgeTeach Studio: open http://{shown}:{server.port}/ (projects in {args.projects.resolve()}); Ctrl-C stops it")
+    server.serve_forever()
+    return 0

@@ -1,0 +1,162 @@
+"""The Studio's HTTP routes (Starlette): thin handlers over `projects`, `uploads`, `jobs` and `export`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from trainer.studio import auth, export
+from trainer.studio.jobs import TrainingQueue, parse_settings
+from trainer.studio.limits import StudioLimits
+from trainer.studio.names import BadName
+from trainer.studio.projects import ProjectError, ProjectStore
+from trainer.studio.uploads import save_image
+
+STATIC = Path(__file__).parent / "static"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused before reading when its declared length is over `limit` (413), or when it has none (411)."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise ProjectError("send the data with a Content-Length", 411)
+    if int(length) > limit:
+        raise ProjectError(f"this is {int(length)} bytes; the most accepted here is {limit} bytes", 413)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ProjectError(f"more than {limit} bytes; the most accepted here is {limit} bytes", 413)
+    return body
+
+
+async def read_json(request: Request, limit: int) -> dict[str, object]:
+    try:
+        value = json.loads(await read_body(request, limit))
+    except (ValueError, UnicodeDecodeError):
+        raise ProjectError("send a JSON object") from None
+    if not isinstance(value, dict):
+        raise ProjectError("send a JSON object")
+    return value
+
+
+def _errors(handler: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ProjectError as exc:
+            return JSONResponse({"error": str(exc)}, exc.status)
+        except BadName as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    return wrapped
+
+
+def create_app(projects_dir: Path, password: str | None = None, limits: StudioLimits | None = None,
+               cache_dir: Path | None = None) -> Starlette:
+    limits = limits or StudioLimits()
+    store = ProjectStore(projects_dir, limits)
+    trainings = TrainingQueue(store, cache_dir, limits.max_queue)
+    gate = auth.ClassPassword(password)
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+
+    async def login(request: Request) -> Response:
+        return await auth.login(request, gate)
+
+    async def list_projects(request: Request) -> Response:
+        return JSONResponse({"projects": [store.summary(store.get(n)) for n in store.names()]})
+
+    async def create_project(request: Request) -> Response:
+        body = await read_json(request, limits.max_json_bytes)
+        return JSONResponse(store.summary(store.create(body.get("name"))), 201)
+
+    async def show_project(request: Request) -> Response:
+        return JSONResponse(store.summary(store.get(request.path_params["project"])))
+
+    async def add_class(request: Request) -> Response:
+        project = store.get(request.path_params["project"])
+        body = await read_json(request, limits.max_json_bytes)
+        return JSONResponse({"name": store.add_class(project, body.get("name"))}, 201)
+
+    async def change_class(request: Request) -> Response:
+        project = store.get(request.path_params["project"])
+        name = request.path_params["class_name"]
+        if request.method == "DELETE":
+            store.delete_class(project, name)
+            return JSONResponse({"deleted": name})
+        body = await read_json(request, limits.max_json_bytes)
+        return JSONResponse({"name": store.rename_class(project, name, body.get("name"))})
+
+    async def add_sample(request: Request) -> Response:
+        project = store.get(request.path_params["project"])
+        class_name = request.path_params["class_name"]
+        project.class_dir(class_name)  # 404 before reading a body meant for nothing
+        data = await read_body(request, limits.max_upload_bytes)
+        filename = request.query_params.get("filename", "image")[:200]
+        return JSONResponse({"name": save_image(store, project, class_name, filename, data)}, 201)
+
+    async def sample(request: Request) -> Response:
+        project = store.get(request.path_params["project"])
+        class_name, name = request.path_params["class_name"], request.path_params["sample"]
+        if request.method == "DELETE":
+            store.delete_sample(project, class_name, name)
+            return JSONResponse({"deleted": name})
+        return FileResponse(project.sample_path(class_name, name), headers={"cache-control": "private, max-age=3600"})
+
+    async def train(request: Request) -> Response:
+        project = store.get(request.path_params["project"])
+        if request.method == "POST":
+            trainings.submit(project, parse_settings(await read_json(request, limits.max_json_bytes)))
+        return JSONResponse({"job": trainings.status(project.name)})
+
+    async def cancel(request: Request) -> Response:
+        project = store.get(request.path_params["project"])
+        trainings.cancel(project.name)
+        return JSONResponse({"job": trainings.status(project.name)})
+
+    async def report(request: Request) -> Response:
+        return JSONResponse(export.report(store.get(request.path_params["project"])))
+
+    async def download(request: Request) -> Response:
+        project = store.get(request.path_params["project"])
+        data = export.bundle_zip(project)
+        return Response(data, media_type="application/zip",
+                        headers={"content-disposition": f'attachment; filename="{export.bundle_name(project)}.zip"'})
+
+    class Gate(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            return auth.refuse(request, gate) or await call_next(request)
+
+    p = "/api/projects/{project}"
+    routes = [
+        Route("/", index),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/api/projects", _errors(list_projects), methods=["GET"]),
+        Route("/api/projects", _errors(create_project), methods=["POST"]),
+        Route(p, _errors(show_project)),
+        Route(f"{p}/classes", _errors(add_class), methods=["POST"]),
+        Route(p + "/classes/{class_name}", _errors(change_class), methods=["PATCH", "DELETE"]),
+        Route(p + "/classes/{class_name}/samples", _errors(add_sample), methods=["POST"]),
+        Route(p + "/classes/{class_name}/samples/{sample}", _errors(sample), methods=["GET", "DELETE"]),
+        Route(f"{p}/train", _errors(train), methods=["GET", "POST"]),
+        Route(f"{p}/train/cancel", _errors(cancel), methods=["POST"]),
+        Route(f"{p}/report", _errors(report)),
+        Route(f"{p}/bundle.zip", _errors(download)),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(Gate)])
+    app.state.trainings = trainings
+    app.state.store = store
+    return app

@@ -1,0 +1,82 @@
+"""The class password. On 127.0.0.1 nobody else can reach the page, so there is none; on a LAN address the
+Studio refuses to start without one. A browser that gives it gets a session cookie (this server run's random
+token, HttpOnly, SameSite=Strict); every other request is answered 401 (API) or sent to the login page.
+
+Every request that changes something must also carry `X-Studio: 1`: a header a page on another site cannot
+add without the browser first asking this server (CORS), which it never allows, so such a page cannot make a
+visitor's browser create or delete anything here (cross-site request forgery), even on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import secrets
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+COOKIE = "studio_session"
+CSRF_HEADER = "x-studio"
+MAX_LOGIN_BYTES = 1024
+WRONG_PASSWORD_DELAY_S = 1.0  # slows guessing down; the class password is short
+OPEN_PATHS = ("/login", "/static/studio.css")
+
+
+class ClassPassword:
+    def __init__(self, password: str | None) -> None:
+        self.password = password
+        self.token = secrets.token_urlsafe(32)
+
+    @property
+    def required(self) -> bool:
+        return self.password is not None
+
+    def signed_in(self, request: Request) -> bool:
+        return not self.required or hmac.compare_digest(request.cookies.get(COOKIE, ""), self.token)
+
+    def matches(self, given: str) -> bool:
+        return self.password is not None and hmac.compare_digest(given.encode(), self.password.encode())
+
+
+def login_page(message: str = "", status: int = 200) -> HTMLResponse:
+    note = f'<p class="error">{html.escape(message)}</p>' if message else ""
+    return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>EdgeTeach Studio: sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="/static/studio.css"></head>
+<body><main class="login"><h1>EdgeTeach Studio</h1><p>Ask your teacher for the class password.</p>{note}
+<form method="post" action="/login"><label>Class password <input type="password" name="password" autofocus required></label>
+<button type="submit">Sign in</button></form></main></body></html>""", status_code=status)
+
+
+async def login(request: Request, password: ClassPassword) -> Response:
+    if request.method == "GET":
+        return login_page()
+    if not password.required:
+        return RedirectResponse("/", status_code=303)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGIN_BYTES:
+            return login_page("That is too long to be the class password.", 413)
+    given = parse_qs(body.decode("utf-8", "replace")).get("password", [""])[0]
+    if not password.matches(given):
+        await asyncio.sleep(WRONG_PASSWORD_DELAY_S)
+        return login_page("That is not the class password. Try again, or ask your teacher.", 401)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(COOKIE, password.token, httponly=True, samesite="strict")
+    return response
+
+
+def refuse(request: Request, password: ClassPassword) -> Response | None:
+    """The answer for a request that may not go on, or None."""
+    path = request.url.path
+    if path in OPEN_PATHS:
+        return None
+    if not password.signed_in(request):
+        if path.startswith("/api/"):
+            return JSONResponse({"error": "sign in with the class password first (open the Studio's page)"}, 401)
+        return RedirectResponse("/login", status_code=303)
+    if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
+        return JSONResponse({"error": f"requests that change something must carry the header '{CSRF_HEADER}: 1'"}, 403)
+    return None

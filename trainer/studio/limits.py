@@ -1,0 +1,42 @@
+"""Every bound and default of the Studio, defined once (the CLI, the app and the docs read them from here)."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+
+from trainer.image.job import ImageTrainOptions
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8700
+DEFAULT_PROJECTS = "studio-projects"
+PASSWORD_ENV = "EDGETEACH_STUDIO_PASSWORD"
+
+
+@dataclass(frozen=True)
+class StudioLimits:
+    """What one browser may send or make. A webcam frame is ~20 KB and a phone photo 3-8 MB."""
+
+    max_upload_bytes: int = 10 * 1024 * 1024  # one image file
+    max_samples_per_class: int = 2000
+    max_classes: int = 50
+    max_projects: int = 200
+    max_name_chars: int = 60  # project and class names
+    max_json_bytes: int = 4096  # settings and names sent as JSON
+    max_queue: int = 20  # trainings waiting at once
+    max_connections: int = 64
+    idle_timeout_s: int = 10
+
+
+def _trainer_default(name: str) -> object:
+    # the "Advanced" panel starts from what `trainer train` uses, so the two never drift apart
+    default = next(f.default for f in fields(ImageTrainOptions) if f.name == name)
+    assert default is not MISSING
+    return default
+
+
+DEFAULT_EPOCHS = int(_trainer_default("epochs"))  # type: ignore[call-overload]
+DEFAULT_BATCH = int(_trainer_default("batch_size"))  # type: ignore[call-overload]
+DEFAULT_LR = float(_trainer_default("lr"))  # type: ignore[arg-type]
+MAX_EPOCHS = 500
+MAX_BATCH = 512
+MAX_LR = 1.0
