@@ -18,7 +18,9 @@ APT_PKGS=(python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients als
 for role in "${ROLES[@]}"; do
   case "$role" in
     # systemd: systemd-analyze verify/security in tests; chromium: its Web Audio is the reference of the
-    # Teachable Machine sound front end (tests/trainer/test_import_tm_sound.py)
+    # Teachable Machine sound front end (tests/trainer/test_import_tm_sound.py), and the browser of the Studio's
+    # end-to-end test (tests/trainer/studio/test_browser.py, driven by the dev extra's Playwright: pip installs
+    # only its driver; `playwright install`, which would download browsers, is never run)
     dev) APT_PKGS+=(espeak-ng sox shellcheck systemd chromium) ;;
     llm) APT_PKGS+=(cmake build-essential) ;;
   esac

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from trainer.studio import auth, export
-from trainer.studio.jobs import TrainingQueue, parse_settings
+from trainer.studio.jobs import TrainingQueue, TrainSettings, parse_settings
 from trainer.studio.limits import StudioLimits
 from trainer.studio.names import BadName
 from trainer.studio.projects import ProjectError, ProjectStore
@@ -119,7 +119,8 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
         project = store.get(request.path_params["project"])
         if request.method == "POST":
             trainings.submit(project, parse_settings(await read_json(request, limits.max_json_bytes)))
-        return JSONResponse({"job": trainings.status(project.name)})
+        # the Advanced panel starts from the trainer's own defaults (trainer/studio/limits.py), sent from here
+        return JSONResponse({"job": trainings.status(project.name), "defaults": vars(TrainSettings())})
 
     async def cancel(request: Request) -> Response:
         project = store.get(request.path_params["project"])

@@ -53,12 +53,15 @@ def report(project: Project) -> dict[str, Any]:
 def deploy_commands(project: Project) -> list[str]:
     """The shell lines, in order, from the downloaded zip to the model running on a Pi (docs/raspberry-pi.md)."""
     name = bundle_name(project)
-    return [
-        f"unzip {name}.zip                                        # on your computer, where the zip was saved",
-        f".venv/bin/edge predict {name} photo.jpg                  # try it on a photo first (in the EdgeTeach checkout)",
-        f"scp -r {name} USER@raspberrypi.local:                    # copy it to the Pi",
-        f"sudo mv ~/{name} /var/lib/edgeteach/models/              # on the Pi",
-        "sudo chown -R edgeteach: /var/lib/edgeteach/models",
-        f"# in /etc/edgeteach/config.yaml, set the pipeline's  bundle: /var/lib/edgeteach/models/{name}",
-        "edge run -c /etc/edgeteach/config.yaml                     # or restart the service: sudo systemctl restart edgeteach",
+    steps = [
+        (f"unzip {name}.zip", "on your computer, where the zip was saved"),
+        (f".venv/bin/edge predict {name} photo.jpg", "try it on a photo first (in the EdgeTeach checkout)"),
+        (f"scp -r {name} USER@raspberrypi.local:", "copy it to the Pi"),
+        (f"sudo mv ~/{name} /var/lib/edgeteach/models/", "on the Pi"),
+        ("sudo chown -R edgeteach: /var/lib/edgeteach/models", ""),
+        ("sudoedit /etc/edgeteach/config.yaml", f"set the pipeline's  bundle: /var/lib/edgeteach/models/{name}"),
+        ("sudo -u edgeteach edge run -c /etc/edgeteach/config.yaml", "try it by hand (Ctrl-C stops), or:"),
+        ("sudo systemctl restart edgeteach", "run it as the service"),
     ]
+    width = max(len(command) for command, _ in steps) + 2
+    return [f"{command:<{width}}# {note}" if note else command for command, note in steps]

@@ -50,7 +50,6 @@ function route() {
   else projectsScreen();
 }
 window.addEventListener("hashchange", route);
-route();
 
 // ---- projects ---------------------------------------------------------------------------------------------
 async function projectsScreen() {
@@ -198,8 +197,8 @@ const ADVANCED = [
 ];
 
 async function trainTab(name, body) {
-  const { job } = await api(`${projectUrl(name)}/train`);
-  const last = job ? job.settings : { epochs: 50, batch_size: 16, lr: 0.001 };
+  const { job, defaults } = await api(`${projectUrl(name)}/train`);
+  const last = job ? job.settings : defaults;
   const inputs = {};
   const advanced = el("details", { class: "card", id: "advanced" }, el("summary", {}, "Advanced"),
     ADVANCED.map(([key, label, step, help]) => {
@@ -292,7 +291,7 @@ async function hoodTab(name, body) {
       el("h2", {}, "Per class"), perClass),
     el("div", { class: "card" }, el("h2", {}, "Confusion matrix"), confusion),
     el("div", { class: "card" }, el("h2", {}, "Accuracy and loss per epoch"), ...(report.history.length ? curves(report.history) : [])),
-    el("div", { class: "card" }, el("h2", {}, "Vocabulary"), el("dl", { class: "vocab" }, VOCABULARY.map(([t, d]) => [el("dt", {}, t), el("dd", {}, d)]))),
+    el("div", { class: "card" }, el("h2", {}, "Vocabulary"), el("dl", { class: "vocab", id: "vocabulary" }, VOCABULARY.flatMap(([t, d]) => [el("dt", {}, t), el("dd", {}, d)]))),
   );
 }
 
@@ -307,3 +306,6 @@ async function exportTab(name, body) {
     el("h2", {}, "Put it on a Raspberry Pi"),
     el("pre", { id: "deploy" }, report.deploy.join("\n"))));
 }
+
+// last: every screen above is defined by now (a direct link to a project screen draws it at once)
+route();
