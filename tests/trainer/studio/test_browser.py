@@ -77,10 +77,10 @@ def _gather(page, base: str, label: str, studio: Running) -> None:  # type: igno
         assert time.monotonic() < deadline, "webcam frames did not arrive"
         time.sleep(0.1)
     hold.dispatch_event("pointerup")
-    time.sleep(1.0)  # frames already taken finish uploading
+    time.sleep(2.0)  # frames already taken (at most one or two) finish uploading
     count = len(list(folder.glob("*.jpg")))
     page.wait_for_function(f"() => document.querySelectorAll('.class-card[data-class=\"{label}\"] .thumb').length >= {count}")
-    time.sleep(0.5)
+    time.sleep(1.5)  # a button that kept recording would add ~9 frames meanwhile
     assert len(list(folder.glob("*.jpg"))) == count  # released: no more frames
 
 
