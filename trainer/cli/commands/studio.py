@@ -46,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot listen on %s:%s (%s); is another Studio running? choose another --port", args.host, args.port, exc)
         return 2
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"EdgeTeach Studio: open http://{shown}:{server.port}/ (projects in {args.projects.resolve()}); Ctrl-C stops it")
+    print(f"EdgeTeach Studio: open http://{shown}:{server.port}/ (projects in {args.projects.resolve()}); Ctrl-C stops it", flush=True)
     server.serve_forever()
     return 0
