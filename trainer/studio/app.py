@@ -32,12 +32,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ProjectError("send the data with a Content-Length", 411)
     if int(length) > limit:
         raise ProjectError(f"this is {int(length)} bytes; the most accepted here is {limit} bytes", 413)
-    body = b""
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise ProjectError(f"more than {limit} bytes; the most accepted here is {limit} bytes", 413)
-    return body
+    return bytes(body)
 
 
 async def read_json(request: Request, limit: int) -> dict[str, object]:

@@ -17,6 +17,9 @@ class StudioLimits:
     """What one browser may send or make. A webcam frame is ~20 KB and a phone photo 3-8 MB."""
 
     max_upload_bytes: int = 10 * 1024 * 1024  # one image file
+    # pixels of one image: a 10 MB PNG of one colour can claim 200 megapixels (600 MB once decoded); a 48 MP
+    # phone photo passes
+    max_pixels: int = 50_000_000
     max_samples_per_class: int = 2000
     max_classes: int = 50
     max_projects: int = 200

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from edge.core.images import ImageDecodeError, decode_image
 from trainer.studio.limits import StudioLimits
@@ -37,10 +37,13 @@ def save_image(store: ProjectStore, project: Project, class_name: str, filename:
         except FileNotFoundError:  # the class folder went away meanwhile
             raise ProjectError(f"project {project.name!r} has no class {class_name!r}", 404) from None
         try:
+            with Image.open(tmp) as img:  # reads the header only: the size is known before any decoding
+                kind, (width, height) = img.format or "", img.size
+            if width * height > limits.max_pixels:
+                raise ProjectError(f"{filename!r} is {width}x{height} pixels; one image may have at most "
+                                   f"{limits.max_pixels // 1_000_000} megapixels", 413)
             decode_image(tmp)
-            with Image.open(tmp) as img:
-                kind = img.format or ""
-        except ImageDecodeError:
+        except (ImageDecodeError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
             raise ProjectError(f"{filename!r} is not an image the trainer can read (JPEG, PNG, BMP, WebP or GIF)", 415) from None
         suffix = SUFFIX_BY_FORMAT.get(kind)
         if suffix is None:

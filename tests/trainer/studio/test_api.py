@@ -3,11 +3,13 @@ and every bad input refused with a clear 4xx and nothing written outside the pro
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.trainer.studio.client import Client
 from tests.trainer.studio.conftest import Running, files_under, jpeg, start
@@ -75,6 +77,10 @@ def test_uploads_are_checked_and_saved_inside_the_class(studio: Running, tmp_pat
     not_image = c.post("/api/projects/p/classes/red/samples?filename=list.jpg", body=b"eggs, milk\n" * 100)
     assert not_image.status == 415 and "not an image" in not_image.json()["error"]
     assert c.post("/api/projects/p/classes/red/samples", body=b"").status == 400
+    huge = io.BytesIO()
+    Image.new("L", (8000, 8000)).save(huge, "PNG")  # 64 megapixels in a few tens of KB
+    too_big = c.post("/api/projects/p/classes/red/samples?filename=huge.png", body=huge.getvalue())
+    assert too_big.status == 413 and "megapixels" in too_big.json()["error"], too_big.body
     assert c.post("/api/projects/p/classes/nope/samples", body=jpeg((0, 0, 255))).status == 404
     assert files_under(tmp_path) == before  # the refused ones left nothing behind, not even a temporary file
     assert c.request("DELETE", f"/api/projects/p/classes/red/samples/{name}").status == 200
