@@ -14,12 +14,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.core.images import ImageDecodeError
 from trainer.studio import auth, export
 from trainer.studio.jobs import TrainingQueue, TrainSettings, parse_settings
 from trainer.studio.limits import StudioLimits
 from trainer.studio.names import BadName
 from trainer.studio.projects import ProjectError, ProjectStore
-from trainer.studio.uploads import save_image
+from trainer.studio.uploads import save_image, thumbnail
 
 STATIC = Path(__file__).parent / "static"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -113,7 +114,14 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
         if request.method == "DELETE":
             store.delete_sample(project, class_name, name)
             return JSONResponse({"deleted": name})
-        return FileResponse(project.sample_path(class_name, name), headers={"cache-control": "private, max-age=3600"})
+        path = project.sample_path(class_name, name)
+        cache = {"cache-control": "private, max-age=3600"}  # a sample never changes under its name
+        if request.query_params.get("size") == "thumb":
+            try:
+                return Response(thumbnail(path), media_type="image/jpeg", headers=cache)
+            except ImageDecodeError:  # a file put in the folder by hand that is not an image
+                raise ProjectError(f"sample {name!r} is not a readable image", 415) from None
+        return FileResponse(path, headers=cache)
 
     async def train(request: Request) -> Response:
         project = store.get(request.path_params["project"])

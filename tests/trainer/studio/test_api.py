@@ -73,6 +73,14 @@ def test_uploads_are_checked_and_saved_inside_the_class(studio: Running, tmp_pat
     assert re.fullmatch(r"evil_name_[0-9a-f]{8}\.jpg", name), name
     assert (studio.project("p") / "red" / name).is_file()
     assert c.get(f"/api/projects/p/classes/red/samples/{name}").body == (studio.project("p") / "red" / name).read_bytes()
+    photo = io.BytesIO()
+    Image.new("RGB", (3000, 2000), (200, 30, 30)).save(photo, "JPEG", quality=95)
+    big = c.post("/api/projects/p/classes/red/samples?filename=photo.jpg", body=photo.getvalue()).json()["name"]
+    thumb = c.get(f"/api/projects/p/classes/red/samples/{big}?size=thumb")
+    assert thumb.status == 200 and thumb.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(thumb.body)) as small:
+        assert max(small.size) == 112 and small.size[0] > small.size[1]  # the page's thumbnail, not the photo
+    c.request("DELETE", f"/api/projects/p/classes/red/samples/{big}")
     before = files_under(tmp_path)
     not_image = c.post("/api/projects/p/classes/red/samples?filename=list.jpg", body=b"eggs, milk\n" * 100)
     assert not_image.status == 415 and "not an image" in not_image.json()["error"]

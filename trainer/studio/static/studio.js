@@ -109,7 +109,7 @@ function classCard(project, cls) {
   const thumbs = el("div", { class: "thumbs" });
   const addThumb = (sample) => {
     const box = el("div", { class: "thumb" },
-      el("img", { src: `${base}/samples/${enc(sample)}`, alt: sample, loading: "lazy" }),
+      el("img", { src: `${base}/samples/${enc(sample)}?size=thumb`, alt: sample, loading: "lazy" }),
       el("button", { title: "delete this sample", onclick: async () => {
         await api(`${base}/samples/${enc(sample)}`, { method: "DELETE" });
         box.remove(); cls.samples = cls.samples.filter((s) => s !== sample); count.textContent = `${cls.samples.length} samples`;
