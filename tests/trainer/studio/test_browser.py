@@ -110,6 +110,19 @@ def test_a_lesson_in_chromium(studio: Running, playwright, tmp_path: Path) -> No
     _gather(page, base, "blue", studio)
     page.screenshot(path=str(DOCS_IMG / "studio-gather.png"), full_page=True)
 
+    # photos through the file picker (several at once); a file that is not an image is refused on the page
+    red = studio.project("colours") / "red"
+    had = len(list(red.iterdir()))
+    photos = [tmp_path / "red-photo-1.png", tmp_path / "red-photo-2.png"]
+    for photo in photos:
+        cv2.imwrite(str(photo), frame("red"))
+    (tmp_path / "notes.jpg").write_text("not a picture\n")
+    page.locator('.class-card[data-class="red"] input.files').set_input_files([*map(str, photos), str(tmp_path / "notes.jpg")])
+    page.wait_for_selector("#message:not([hidden])")
+    assert "not an image" in page.inner_text("#message")
+    page.wait_for_function(f"() => document.querySelectorAll('.class-card[data-class=\"red\"] .thumb').length == {had + 2}")
+    assert len(list(red.iterdir())) == had + 2
+
     page.click("#tab-train")
     page.click("#advanced summary")
     page.fill("#set-epochs", "6")
