@@ -122,6 +122,17 @@ def test_a_lesson_in_chromium(studio: Running, playwright, tmp_path: Path) -> No
     assert "not an image" in page.inner_text("#message")
     page.wait_for_function(f"() => document.querySelectorAll('.class-card[data-class=\"red\"] .thumb').length == {had + 2}")
     assert len(list(red.iterdir())) == had + 2
+    # drag and drop: a file dropped on the class (made in the page, as a file dragged from the desktop arrives)
+    page.evaluate("""async () => {
+      const canvas = Object.assign(document.createElement("canvas"), { width: 64, height: 64 });
+      const ctx = canvas.getContext("2d"); ctx.fillStyle = "#dc1e1e"; ctx.fillRect(0, 0, 64, 64);
+      const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+      const dt = new DataTransfer(); dt.items.add(new File([blob], "dropped.png", { type: "image/png" }));
+      document.querySelector('.class-card[data-class="red"] .drop')
+        .dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""")
+    page.wait_for_function(f"() => document.querySelectorAll('.class-card[data-class=\"red\"] .thumb').length == {had + 3}")
+    assert len(list(red.glob("dropped_*.png"))) == 1
 
     page.click("#tab-train")
     page.click("#advanced summary")
