@@ -3,11 +3,12 @@ service when `enabled`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge.core.hosts import is_loopback
 
 
 class LlmSettings(BaseModel):
@@ -88,16 +89,6 @@ class LlmSettings(BaseModel):
         if not re.fullmatch(r"[0-9a-f]{64}", value):
             raise ValueError("must be 64 hexadecimal digits (the output of `sha256sum FILE` or `edge llm pull`)")
         return value
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a name: it may resolve to a LAN address
-        return False
 
 
 def exposure_problem(host: str, api_key: str | None, insecure_no_key: bool) -> str | None:

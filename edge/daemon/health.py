@@ -5,7 +5,7 @@
 - `GET /metrics`: Prometheus text exposition format 0.0.4 (edge.daemon.metrics gathers the families,
   prometheus_client writes them).
 
-A Starlette app under uvicorn (edge.host.webserver): the same framing, timeouts and connection cap as the
+A Starlette app under uvicorn (edge.core.webserver): the same framing, timeouts and connection cap as the
 LLM API, so a neighbour's slow or half-open sockets cannot hold the probe hostage.
 """
 
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from edge.host.webserver import BackgroundServer, ServerLimits
+from edge.core.webserver import BackgroundServer, ServerLimits
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""OpenAI-compatible HTTP API: a Starlette app under uvicorn (edge.host.webserver runs it on its own thread).
+"""OpenAI-compatible HTTP API: a Starlette app under uvicorn (edge.core.webserver runs it on its own thread).
 
 Why an ASGI server: the model serves one request at a time, but on a classroom network the server also
 meets half-open sockets, slow clients and malformed requests; uvicorn + h11 do the HTTP framing, and the
@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge.host.webserver import BackgroundServer, ServerLimits
+from edge.core.webserver import BackgroundServer, ServerLimits
 from edge.llm.core import LlmCore, NotReadyError
 from edge.llm.requests import (
     ChatRequest,

@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.config.llm import LlmSettings, exposure_problem, is_loopback
+from edge.config.llm import LlmSettings, exposure_problem
 from edge.config.mqtt import MqttSettings
+from edge.core.hosts import is_loopback
 from edge.llm.core import LlmCore
 from edge.llm.engine import ModelLoadError
 from edge.llm.http_api import LlmHttpServer

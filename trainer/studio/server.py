@@ -1,47 +1,28 @@
-"""uvicorn for the Studio, with the same guards as edge/host/webserver.py (which the trainer may not import,
-docs/architecture.md): a connection cap, a keep-alive timeout and a bounded request head."""
+"""uvicorn for the Studio, with the guards of the device's own HTTP servers (edge/core/webserver.py): a deadline for
+every request head, a connection cap that closes the idlest connection first, and a bounded request head."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import threading
 import time
 
 import uvicorn
 from starlette.applications import Starlette
 
+from edge.core.webserver import MAX_HEAD_BYTES, ServerLimits, bind, guarded_protocol
 from trainer.studio.limits import StudioLimits
-
-MAX_HEAD_BYTES = 16 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to a LAN address
-        return False
 
 
 class StudioServer:
     """Binds in the constructor (OSError when the port is taken; port 0 picks a free one)."""
 
     def __init__(self, app: Starlette, host: str, port: int, limits: StudioLimits) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind((host, port))
-            self.sock.listen(256)
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = bind(host, port)
         self.app = app
-        config = uvicorn.Config(app, ws="none", lifespan="off", log_config=None, access_log=False, server_header=False,
-                                timeout_keep_alive=limits.idle_timeout_s, limit_concurrency=limits.max_connections,
+        guards = ServerLimits(idle_timeout_s=limits.idle_timeout_s, max_connections=limits.max_connections)
+        config = uvicorn.Config(app, http=guarded_protocol(guards), ws="none", lifespan="off", log_config=None, access_log=False,
+                                server_header=False, timeout_keep_alive=limits.idle_timeout_s,
                                 h11_max_incomplete_event_size=MAX_HEAD_BYTES, timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

@@ -1,4 +1,4 @@
-"""The daemon's health server (edge/daemon/health.py on edge/host/webserver.py), over real sockets: the
+"""The daemon's health server (edge/daemon/health.py on edge/core/webserver.py), over real sockets: the
 endpoints, and the framing protections it shares with the LLM API (issue 12 item 7): idle and half-open
 sockets are closed at the deadline, idle ones make room for a real probe when the connection cap is
 reached, a full house of in-flight requests gets 503 and a closed connection, and no internal error text
@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from edge.core.webserver import ServerLimits
 from edge.daemon import health
 from edge.daemon.health import HealthServer
-from edge.host.webserver import ServerLimits
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from edge.config.llm import LlmSettings, exposure_problem, is_loopback
+from edge.config.llm import LlmSettings, exposure_problem
+from edge.core.hosts import is_loopback
 from edge.llm.core import LlmCore, NotReadyError, max_prompt_chars
 from edge.llm.engine import Engine
 from edge.llm.requests import RequestError, parse_chat_request, parse_json

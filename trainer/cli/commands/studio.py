@@ -30,9 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.core.hosts import is_loopback
     from trainer.studio.app import create_app
     from trainer.studio.limits import StudioLimits
-    from trainer.studio.server import StudioServer, is_loopback
+    from trainer.studio.server import StudioServer
 
     password = args.password or os.environ.get(PASSWORD_ENV) or None
     if not is_loopback(args.host) and not password:

@@ -1,4 +1,5 @@
-"""Runs an ASGI app (Starlette) under uvicorn in a background thread, guarded for a shared network.
+"""Runs an ASGI app (Starlette) under uvicorn, guarded for a shared network: the device's LLM API and health
+endpoints (in a background thread, `BackgroundServer`) and the trainer's Studio (`guarded_protocol`, `bind`).
 
 uvicorn (with h11) does the HTTP framing: a Content-Length that is not digits, a malformed request line
 and request heads over `MAX_HEAD_BYTES` are answered 400 and the connection closed. Two things it does not
@@ -67,7 +68,7 @@ if not any(isinstance(f, _QuietUvicorn) for f in _UVICORN_LOG.filters):
     _UVICORN_LOG.addFilter(_QuietUvicorn())
 
 
-def _guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
+def guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
     """uvicorn's h11 protocol with the head deadline and the cap (uvicorn accepts a protocol class)."""
 
     class GuardedH11Protocol(H11Protocol):
@@ -167,7 +168,7 @@ class BackgroundServer:
         self._sock = bind(host, port)
         config = uvicorn.Config(
             app,
-            http=_guarded_protocol(limits),
+            http=guarded_protocol(limits),
             ws="none",
             lifespan="off",
             interface="asgi3",
