@@ -1,9 +1,10 @@
-"""The Studio's HTTP routes (Starlette): thin handlers over `projects`, `uploads`, `jobs` and `export`."""
+"""The Studio's HTTP routes (Starlette): thin handlers over `projects`, `uploads`, `jobs` and `export`.
+A feature with routes of its own (preview, playground, ...) has its own module with `routes(studio)`,
+listed in FEATURES below."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -11,56 +12,22 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge.core.images import ImageDecodeError
 from trainer.studio import auth, export
+from trainer.studio.context import Studio
+from trainer.studio.http import json_errors, read_body, read_json
 from trainer.studio.jobs import TrainingQueue, TrainSettings, parse_settings
 from trainer.studio.limits import StudioLimits
-from trainer.studio.names import BadName
 from trainer.studio.projects import ProjectError, ProjectStore
 from trainer.studio.uploads import save_image, thumbnail
 
 STATIC = Path(__file__).parent / "static"
-Handler = Callable[[Request], Awaitable[Response]]
 
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused before reading when its declared length is over `limit` (413), or when it has none (411)."""
-    length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
-        raise ProjectError("send the data with a Content-Length", 411)
-    if int(length) > limit:
-        raise ProjectError(f"this is {int(length)} bytes; the most accepted here is {limit} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ProjectError(f"more than {limit} bytes; the most accepted here is {limit} bytes", 413)
-    return bytes(body)
-
-
-async def read_json(request: Request, limit: int) -> dict[str, object]:
-    try:
-        value = json.loads(await read_body(request, limit))
-    except (ValueError, UnicodeDecodeError):
-        raise ProjectError("send a JSON object") from None
-    if not isinstance(value, dict):
-        raise ProjectError("send a JSON object")
-    return value
-
-
-def _errors(handler: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ProjectError as exc:
-            return JSONResponse({"error": str(exc)}, exc.status)
-        except BadName as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-
-    return wrapped
+# Features with routes of their own: each module's `routes(studio)` adds its routes under /api/.
+FEATURES: tuple[Callable[[Studio], list[BaseRoute]], ...] = ()
 
 
 def create_app(projects_dir: Path, password: str | None = None, limits: StudioLimits | None = None,
@@ -69,6 +36,7 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
     store = ProjectStore(projects_dir, limits)
     trainings = TrainingQueue(store, cache_dir, limits.max_queue)
     gate = auth.ClassPassword(password)
+    studio = Studio(store=store, trainings=trainings, limits=limits, cache_dir=cache_dir)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
@@ -152,17 +120,18 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
     routes = [
         Route("/", index),
         Route("/login", login, methods=["GET", "POST"]),
-        Route("/api/projects", _errors(list_projects), methods=["GET"]),
-        Route("/api/projects", _errors(create_project), methods=["POST"]),
-        Route(p, _errors(show_project)),
-        Route(f"{p}/classes", _errors(add_class), methods=["POST"]),
-        Route(p + "/classes/{class_name}", _errors(change_class), methods=["PATCH", "DELETE"]),
-        Route(p + "/classes/{class_name}/samples", _errors(add_sample), methods=["POST"]),
-        Route(p + "/classes/{class_name}/samples/{sample}", _errors(sample), methods=["GET", "DELETE"]),
-        Route(f"{p}/train", _errors(train), methods=["GET", "POST"]),
-        Route(f"{p}/train/cancel", _errors(cancel), methods=["POST"]),
-        Route(f"{p}/report", _errors(report)),
-        Route(f"{p}/bundle.zip", _errors(download)),
+        Route("/api/projects", json_errors(list_projects), methods=["GET"]),
+        Route("/api/projects", json_errors(create_project), methods=["POST"]),
+        Route(p, json_errors(show_project)),
+        Route(f"{p}/classes", json_errors(add_class), methods=["POST"]),
+        Route(p + "/classes/{class_name}", json_errors(change_class), methods=["PATCH", "DELETE"]),
+        Route(p + "/classes/{class_name}/samples", json_errors(add_sample), methods=["POST"]),
+        Route(p + "/classes/{class_name}/samples/{sample}", json_errors(sample), methods=["GET", "DELETE"]),
+        Route(f"{p}/train", json_errors(train), methods=["GET", "POST"]),
+        Route(f"{p}/train/cancel", json_errors(cancel), methods=["POST"]),
+        Route(f"{p}/report", json_errors(report)),
+        Route(f"{p}/bundle.zip", json_errors(download)),
+        *(route for feature in FEATURES for route in feature(studio)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(Gate)])

@@ -1,0 +1,19 @@
+"""What every Studio route module works on: one object made by `app.create_app`, handed to each feature's
+`routes(studio)`, so a feature reaches the projects, the training queue and the limits without globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.studio.jobs import TrainingQueue
+from trainer.studio.limits import StudioLimits
+from trainer.studio.projects import ProjectStore
+
+
+@dataclass(frozen=True)
+class Studio:
+    store: ProjectStore
+    trainings: TrainingQueue
+    limits: StudioLimits
+    cache_dir: Path | None  # the trainer's embedding cache (None: the trainer's default)
