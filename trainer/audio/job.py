@@ -28,7 +28,7 @@ from edge.core.session import make_session
 from trainer.audio.data import AudioSettings, Augment, decode_clips
 from trainer.audio.loops import AudioTrainConfig, train_end_to_end, train_frozen_backbone
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioProbabilityModel
-from trainer.finish import Finish, KeepFloat, Timer, export_and_score
+from trainer.finish import Finish, KeepFloat, Timer, export_and_score, with_predictions
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class AudioTrainOptions:
     augment: bool = True
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # each epoch's accuracy and loss as it ends (as ImageTrainOptions.on_epoch): the Studio's live curves
+    on_epoch: Callable[[dict[str, float]], None] | None = None
 
 
 def _check_options(opts: AudioTrainOptions) -> None:
@@ -118,7 +120,7 @@ def _scorer(settings: AudioSettings, labels: tuple[str, ...],
                                      settings.window, settings.hop, preloaded=clips)
         y_true = [samples[i].label for i in kept]
         y_pred = [int(np.argmax(p)) for p in probs]
-        return classification_metrics(y_true, y_pred, labels)
+        return with_predictions(classification_metrics(y_true, y_pred, labels), kept, y_pred)
 
     return score
 
@@ -142,7 +144,7 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
         settings=settings, augment=Augment() if opts.augment else Augment.off(), progress=opts.progress,
     )
     trainer = train_frozen_backbone if opts.backbone in FROZEN_BACKBONES else train_end_to_end
-    result = trainer(splits, clips, config)
+    result = trainer(splits, clips, config, opts.on_epoch)
     timer.record("train", result.timing["train_seconds"])
 
     def parity_inputs() -> np.ndarray:

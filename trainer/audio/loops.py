@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,20 @@ def predict_windows(model: AudioClassifier, windows: WindowSet, window: int, bat
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), np.float32)
 
 
-def train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig = AudioTrainConfig()) -> AudioTrainResult:
-    """Trains on the windows of `splits.train` (decoded `clips`), validating on `splits.val` each epoch."""
+# each epoch's row as it is recorded (the Studio streams them to the page); not on AudioTrainConfig, which
+# the report serialises
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+def train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig = AudioTrainConfig(),
+                     on_epoch: EpochCallback | None = None) -> AudioTrainResult:
+    """Trains on the windows of `splits.train` (decoded `clips`), validating on `splits.val` each epoch;
+    `on_epoch` gets each epoch's row as it is recorded (an exception it raises stops training)."""
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _train_end_to_end(splits, clips, config)
+        return _train_end_to_end(splits, clips, config, on_epoch)
     finally:
         torch.set_num_threads(threads)
 
@@ -128,7 +136,8 @@ def _fit_front_end(model: AudioClassifier, data: _Windows) -> float:
     return model.front_end.fit_scale(torch.from_numpy(data.train.windows(fit_rows, data.window)))
 
 
-def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig) -> AudioTrainResult:
+def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig,
+                      on_epoch: EpochCallback | None) -> AudioTrainResult:
     data = _prepare(splits, clips, config, every_class=True)
     rng, labels, train, val, window = data.rng, data.labels, data.train, data.val, data.window
     pool, pool_source, is_background = data.pool, data.pool_source, data.is_background
@@ -179,6 +188,8 @@ def _train_end_to_end(splits: Splits, clips: dict[Path, np.ndarray], config: Aud
             record["val_accuracy"] = float((probs.argmax(1) == val_targets).float().mean())
         history.append(record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
+        if on_epoch is not None:
+            on_epoch(record)
     model.eval()
     t_train = time.perf_counter() - t1
     return AudioTrainResult(
@@ -206,7 +217,8 @@ def _embed(model: AudioClassifier, waves: np.ndarray | torch.Tensor, batch_size:
     return np.concatenate(out) if out else np.zeros((0, model.backbone.feature_dim), np.float32)
 
 
-def train_frozen_backbone(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig = AudioTrainConfig()) -> AudioTrainResult:
+def train_frozen_backbone(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig = AudioTrainConfig(),
+                          on_epoch: EpochCallback | None = None) -> AudioTrainResult:
     """Teachable Machine's recipe over sound: a frozen ImageNet backbone embeds every window once (plus
     FROZEN_VIEWS augmented copies), and the image trainer's head (trainer.head.train_head) learns on
     the cached embeddings. Cheap, but ImageNet features transfer poorly to new voices (see the bench)."""
@@ -216,13 +228,13 @@ def train_frozen_backbone(splits: Splits, clips: dict[Path, np.ndarray], config:
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _train_frozen(splits, clips, config, train_head, HeadConfig)
+        return _train_frozen(splits, clips, config, train_head, HeadConfig, on_epoch)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train_frozen(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTrainConfig, train_head: Any,
-                  HeadConfig: Any) -> AudioTrainResult:
+                  HeadConfig: Any, on_epoch: EpochCallback | None) -> AudioTrainResult:
     data = _prepare(splits, clips, config, every_class=False)
     rng, labels, train, val, window = data.rng, data.labels, data.train, data.val, data.window
     pool, pool_source, is_background = data.pool, data.pool_source, data.is_background
@@ -242,7 +254,7 @@ def _train_frozen(splits: Splits, clips: dict[Path, np.ndarray], config: AudioTr
     t_embed = time.perf_counter() - t1
     head_config = HeadConfig(seed=config.seed)
     result = train_head(np.concatenate(xs), np.concatenate(ys), x_val, np.asarray(val.labels, np.int64), len(labels), head_config,
-                        progress=config.progress)
+                        progress=config.progress, on_epoch=on_epoch)
     model.head = result.head
     model.eval()
     return AudioTrainResult(
