@@ -26,6 +26,33 @@ from trainer.outputs import write_outputs
 
 log = logging.getLogger(__name__)
 
+# What a scorer adds to the metrics it returns: [[index into the scored samples, predicted label index], ...],
+# so the report can say which validation sample the model called what (the Studio's confusion-matrix cells).
+PREDICTIONS = "predictions"
+MAX_LISTED_SAMPLES = 20_000  # report.json stays a few MB even for a huge validation split
+
+
+def with_predictions(metrics: dict[str, Any], kept: Sequence[int], predicted: Sequence[int]) -> dict[str, Any]:
+    """`metrics` plus what was predicted for each scored sample (`kept`: their indices in the scored list)."""
+    metrics[PREDICTIONS] = [[int(i), int(p)] for i, p in zip(kept, predicted)]
+    return metrics
+
+
+def sample_listing(samples: Sequence[Sample], predictions: Sequence[Sequence[int]], labels: Sequence[str],
+                   root: Path) -> list[dict[str, str]]:
+    """Per scored sample: its file (relative to the data folder, '/'-separated), true and predicted label;
+    the first MAX_LISTED_SAMPLES. A file outside the folder (a sound's cut-off part) is named by its file name."""
+    listing = []
+    for index, predicted in predictions[:MAX_LISTED_SAMPLES]:
+        sample = samples[index]
+        try:
+            name = sample.path.relative_to(root).as_posix()
+        except ValueError:
+            name = sample.path.name
+        listing.append({"file": name, "true": labels[sample.label], "predicted": labels[predicted]})
+    return listing
+
+
 class Timer:
     """Seconds per step, in the order the steps ran (the report's `timing`), and `total` since creation."""
 
@@ -128,6 +155,10 @@ def export_and_score(
             metrics[variant] = finish.score(path, splits.val)
             if splits.test:
                 test_metrics[variant] = finish.score(path, splits.test)
+    predictions = {variant: m.pop(PREDICTIONS, []) for variant, m in metrics.items()}
+    for m in test_metrics.values():
+        m.pop(PREDICTIONS, None)
+    listing = sample_listing(splits.val, predictions.get("fp32", []), splits.labels, Path(data_summary["root"]))
 
     return write_outputs(
         out_dir,
@@ -144,4 +175,5 @@ def export_and_score(
         parity=parity,
         quantization=quantization,
         timing=timer.total(),
+        samples=listing,
     )

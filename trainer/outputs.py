@@ -29,6 +29,7 @@ def write_outputs(
     parity: Any,
     quantization: Any,
     timing: dict[str, Any],
+    samples: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Writes manifest.json (+ labels.txt) and the report; returns the report."""
     skipped = data_summary.get("skipped", [])
@@ -59,6 +60,8 @@ def write_outputs(
         "timing": timing,
         "settings": settings,
         "bundle": str(out_dir),
+        # each validation sample's file, true and predicted label (fp32): what a confusion-matrix cell holds
+        "validation_samples": samples or [],
     }
     write_report(report, out_dir)
     return report

@@ -93,6 +93,21 @@ def _tm_html(report: dict[str, Any]) -> str:
             f"<p>{html.escape(tm['note'])}</p>")
 
 
+MAX_MISTAKES_SHOWN = 50  # the HTML lists this many; report.json's validation_samples holds them all
+
+
+def _mistakes_html(report: dict[str, Any]) -> str:
+    """The validation samples the model got wrong (fp32), by file: which photos or clips to look at."""
+    wrong = [s for s in report.get("validation_samples", []) if s["true"] != s["predicted"]]
+    if not wrong:
+        return ""
+    rows = "".join(f"<tr><td><code>{html.escape(s['file'])}</code></td><td>{html.escape(s['true'])}</td>"
+                   f"<td>{html.escape(s['predicted'])}</td></tr>" for s in wrong[:MAX_MISTAKES_SHOWN])
+    more = f"<p>and {len(wrong) - MAX_MISTAKES_SHOWN} more (report.json, validation_samples)</p>" if len(wrong) > MAX_MISTAKES_SHOWN else ""
+    return (f"<h3>Validation samples it got wrong ({len(wrong)})</h3>"
+            f"<table><tr><th>file</th><th>true class</th><th>the model said</th></tr>{rows}</table>{more}")
+
+
 def write_html(report: dict[str, Any], out_dir: Path, images: dict[str, Path]) -> Path:
     metrics = report["metrics"]
     variants = "".join(
@@ -131,6 +146,7 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}img{{max-width:10
 {_tm_html(report)}
 {test_html}
 <h2>Confusion matrix</h2><p>Rows: true class; columns: what the model said.</p>{confusion}
+{_mistakes_html(report)}
 <h2>Accuracy and loss per epoch</h2>{_img(images['curves']) if 'curves' in images else ''}
 <h2>Data</h2><table><tr><th>class</th><th>train</th><th>val</th><th>test</th></tr>{count_rows}</table>
 <h3>Skipped files ({len(skipped)})</h3>{skipped_html}
