@@ -21,8 +21,9 @@ import torch
 from edge.core.datasets import DEFAULT_VAL_FRACTION, Sample, make_splits, scan_dataset
 from edge.core.evaluate import classification_metrics
 from edge.core.images import RESIZE_POLICY
+from trainer.class_order import ordered, read_order
 from trainer.export import ort_predict
-from trainer.finish import Finish, Timer, export_and_score
+from trainer.finish import Finish, Timer, export_and_score, with_predictions
 from trainer.head import HeadConfig, train_head
 from trainer.image.backbones import DEFAULT_BACKBONE, ImageProbabilityModel, build_backbone
 from trainer.image.data import AUGMENT_VERSION, DecodedImage, augmented_views, decode_images, view_seed
@@ -53,6 +54,8 @@ class ImageTrainOptions:
     extra: dict[str, Any] = field(default_factory=dict)
     # each epoch's accuracy and loss as it ends (trainer.head.train_head's `on_epoch`): the Studio's live curves
     on_epoch: Callable[[dict[str, float]], None] | None = None
+    # the labels' order in the bundle (trainer.class_order); None: the folder's studio.json, else alphabetical
+    class_order: tuple[str, ...] | None = None
 
 
 def _embed_split(
@@ -93,7 +96,8 @@ def _scorer(decoded: dict[Path, DecodedImage], labels: tuple[str, ...],
     def score(path: Path, samples: list[Sample]) -> dict[str, Any]:
         images = _fitted(decoded, samples, size)
         probs = ort_predict(path, images) if len(images) else np.zeros((0, len(labels)))
-        return classification_metrics([s.label for s in samples], probs.argmax(-1).tolist(), labels)
+        predicted = probs.argmax(-1).tolist()
+        return with_predictions(classification_metrics([s.label for s in samples], predicted, labels), range(len(samples)), predicted)
 
     return score
 
@@ -106,6 +110,7 @@ def train_image_classifier(opts: ImageTrainOptions) -> dict[str, Any]:
     """Runs the whole image pipeline; returns the report dictionary (also written to out_dir)."""
     timer = Timer()
     dataset = scan_dataset(opts.data_dir, "image")
+    dataset.labels = ordered(dataset.labels, read_order(opts.data_dir) if opts.class_order is None else opts.class_order)
     backbone = build_backbone(opts.backbone, opts.weights)
     size = backbone.input_size
 
