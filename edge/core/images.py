@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -21,9 +22,9 @@ class ImageDecodeError(ValueError):
     """A file that is not a readable image."""
 
 
-def decode_image(path: str | Path, min_side: int | None = None) -> np.ndarray:
-    """Reads an image file as RGB uint8 [H, W, 3]: EXIF orientation applied, GIFs by their first frame,
-    grayscale expanded, transparency composited on white (how viewers show it).
+def decode_image(path: str | Path | IO[bytes], min_side: int | None = None) -> np.ndarray:
+    """Reads an image file (or one in memory: the Studio's Preview frames) as RGB uint8 [H, W, 3]: EXIF
+    orientation applied, GIFs by their first frame, grayscale expanded, transparency composited on white.
 
     With `min_side`, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) as long as
     both sides stay at least `min_side`: a 12-megapixel phone photo then decodes about ten times faster,
