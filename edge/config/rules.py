@@ -9,6 +9,7 @@ from typing import Any
 from edge.config.errors import LineMap, problem_at
 from edge.config.llm import exposure_problem
 from edge.config.mqtt import MqttSettings
+from edge.core.hosts import is_loopback
 
 
 def pipeline_entries(data: Any) -> list[tuple[int, dict[str, Any]]]:
@@ -79,4 +80,19 @@ def llm_exposure_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
     return [problem_at(("llm", "host"), lines, problem)] if problem else []
 
 
-CROSS_KEY_CHECKS = (duplicate_name_problems, reconnect_delay_problems, llm_exposure_problems)
+def dashboard_exposure_problems(data: dict[str, Any], lines: LineMap) -> list[str]:
+    """The dashboard shows the camera and pauses or reloads the classifiers: on a network address it needs a
+    password, so a config that would serve it to the whole LAN without one is refused before anything starts."""
+    dashboard = data.get("dashboard")
+    if not isinstance(dashboard, dict) or dashboard.get("enabled", True) is False:
+        return []
+    host, password_file = dashboard.get("host", "127.0.0.1"), dashboard.get("password_file")
+    if not isinstance(host, str) or is_loopback(host) or (isinstance(password_file, str) and password_file):
+        return []  # pydantic reports a wrong type; a loopback address needs no password
+    return [problem_at(("dashboard", "host"), lines,
+                       f"the dashboard on {host} would show the camera and the controls to the whole network without a password: "
+                       "set dashboard.password_file to a file holding one (e.g. `openssl rand -hex 8 > dashboard-password`), "
+                       "or keep dashboard.host: 127.0.0.1")]
+
+
+CROSS_KEY_CHECKS = (duplicate_name_problems, reconnect_delay_problems, llm_exposure_problems, dashboard_exposure_problems)

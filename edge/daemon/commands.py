@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -124,7 +125,8 @@ class CommandHandler:
         self._reply_prefix = default_reply_prefix(topics.prefix, getattr(settings, "reply_prefix", None))
         self._snapshot_settings = snapshot or getattr(settings, "snapshot", None) or SnapshotSettings()
         self._clock = clock
-        self._next_snapshot_at = float("-inf")  # only the "commands" worker thread reads and writes it
+        self._next_snapshot_at = float("-inf")  # read and written under _run_lock only
+        self._run_lock = threading.Lock()  # MQTT's "commands" worker and the dashboard's threads run commands one at a time
         self.handled = 0
         self.failed = 0
         self._commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -178,19 +180,6 @@ class CommandHandler:
                                            or len(str(request_id)) > MAX_ID_CHARS):
                 request_id = None
                 raise CommandError(f'"id" must be a string or integer of at most {MAX_ID_CHARS} characters')
-            command = self._commands.get(name)
-            if command is None:
-                raise CommandError(f"unknown command {name!r}; known commands: {', '.join(sorted(self._commands))}")
-            if name not in self.allowed:
-                raise CommandError(f"{name} is turned off on this device: the device's owner can allow it in the config "
-                                   "(mqtt.commands.allow; docs/security.md)")
-            if name in PRIVATE_COMMANDS and not (message.response_topic or reply_to):
-                raise CommandError(f"{name} sends its image to the requester only: send the request with an MQTT 5 response topic "
-                                   f'or a "reply_to", both under {self._reply_prefix!r} (mqtt.reply_prefix)')
-            result = command(args)
-            private = result.pop(PRIVATE_KEY, None)
-            reply: dict[str, Any] = {"ok": True, "command": name, **result}
-            self.handled += 1
         except CommandError as exc:
             reply = {"ok": False, "command": name, "error": str(exc)}
             self.failed += 1
@@ -199,6 +188,8 @@ class CommandHandler:
             # The exception's text may name files or internals: it goes to the log only.
             reply = {"ok": False, "command": name, "error": f"internal error ({type(exc).__name__}); the device log has the details"}
             self.failed += 1
+        else:
+            reply, private = self.execute(name, args, private_ok=bool(message.response_topic or reply_to))
         if request_id is not None:
             reply["id"] = request_id
         reply["ts"] = round(time.time(), 3)
@@ -214,6 +205,38 @@ class CommandHandler:
             self._conn.reply(message, private.raw, topic=own_topic, content_type=private.content_type, low_priority=True)
         else:
             self._conn.reply(message, to_json({**reply, **private.fields}), topic=own_topic, low_priority=True)
+
+    def execute(self, name: str, args: dict[str, Any], private_ok: bool, honour_allow_list: bool = True
+                ) -> tuple[dict[str, Any], PrivateReply | None]:
+        """Runs one command, as MQTT and the device's dashboard both do: (the reply, with "ok" and the result or
+        an "error" saying what to fix; the part only the requester may see, or None). `private_ok`: the requester
+        has a channel of its own for an image. `honour_allow_list`: False for the dashboard, which has its own
+        password; mqtt.commands.allow is about who may command the device through the broker. Commands run one
+        at a time whoever sends them (a reload from the page and one over MQTT never interleave)."""
+        with self._run_lock:
+            try:
+                command = self._commands.get(name)
+                if command is None:
+                    raise CommandError(f"unknown command {name!r}; known commands: {', '.join(sorted(self._commands))}")
+                if honour_allow_list and name not in self.allowed:
+                    raise CommandError(f"{name} is turned off on this device: the device's owner can allow it in the config "
+                                       "(mqtt.commands.allow; docs/security.md)")
+                if name in PRIVATE_COMMANDS and not private_ok:
+                    raise CommandError(f"{name} sends its image to the requester only: send the request with an MQTT 5 response "
+                                       f'topic or a "reply_to", both under {self._reply_prefix!r} (mqtt.reply_prefix)')
+                result = command(args)
+                private = result.pop(PRIVATE_KEY, None)
+                self.handled += 1
+                return {"ok": True, "command": name, **result}, private
+            except CommandError as exc:
+                self.failed += 1
+                return {"ok": False, "command": name, "error": str(exc)}, None
+            except Exception as exc:  # a bug must produce an error reply, never a dead worker
+                log.exception("command %s failed", name)
+                self.failed += 1
+                # The exception's text may name files or internals: it goes to the log only.
+                error = f"internal error ({type(exc).__name__}); the device log has the details"
+                return {"ok": False, "command": name, "error": error}, None
 
     def _parse(self, payload: bytes) -> dict[str, Any]:
         if len(payload) > self._max_payload:

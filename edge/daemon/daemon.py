@@ -17,13 +17,15 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__ as EDGE_VERSION
 from edge.config import EdgeConfig, PipelineConfig, load_config
 from edge.config.mqtt import allowed_commands
 from edge.daemon.commands import CommandHandler
+from edge.daemon.dashboard_link import DaemonDevice
 from edge.daemon.discovery import Discovery
+from edge.daemon.fleet import FleetHook, start_fleet
 from edge.daemon.health import HealthServer
 from edge.daemon.metrics import render_metrics
 from edge.daemon.publisher import DecisionPublisher, to_json
@@ -34,7 +36,10 @@ from edge.host.systemd import SystemdNotifier
 from edge.llm.process import LlmChild
 from edge.mqtt.connection import MqttConnection, OutgoingMessage
 from edge.mqtt.topics import Topics
-from edge.pipelines.base import Pipeline
+from edge.pipelines.base import Decision, Pipeline
+
+if TYPE_CHECKING:
+    from edge.dashboard.server import DashboardServer
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +70,10 @@ class Daemon:
         self.discovery = Discovery(self.connection, self.topics, config.device_id, config.mqtt.discovery.prefix,
                                    config.mqtt.discovery.enabled)
         self.health: HealthServer | None = None
+        self.dashboard: DashboardServer | None = None
         self.llm: LlmChild | None = None
         self.registry = PipelineRegistry(self._build_pipeline, self.publisher)
+        self.fleet: FleetHook | None = None  # model rollout (edge.daemon.fleet), when `fleet:` is on
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
@@ -110,12 +117,15 @@ class Daemon:
         for cfg in self.config.active_pipelines:
             self.registry.start(cfg)
         self.discovery.set_pipelines(self.registry.kinds())
+        self.fleet = start_fleet(self.config, self.connection, self.topics.prefix, self.commands, self.registry,
+                                 self._models_dir(self.config))
         if self.config.health.enabled:
             try:
                 self.health = HealthServer(self.config.health.host, self.config.health.port, self.healthz, self.metrics).start()
                 log.info("health: http://%s:%d/healthz and /metrics", self.config.health.host, self.health.port)
             except OSError as exc:
                 log.error("%s", exc)  # the classifiers matter more than the probe: carry on without it
+        self._start_dashboard()
         if self.config.llm.enabled and self.config.llm.run_by == "systemd":
             # One owner of the LLM process (issue 12 item 10): the unit runs it under its own limits.
             log.info("LLM: run by edgeteach-llm.service (llm.run_by: systemd); `edge run` does not start one")
@@ -129,10 +139,28 @@ class Daemon:
                     log.info("LLM: started `edge llm serve` (pid %s) on http://%s:%d", self.llm.process.pid,
                              self.config.llm.host, self.config.llm.port)
 
+    def _start_dashboard(self) -> None:
+        settings = self.config.dashboard
+        if not settings.enabled:
+            return
+        from edge.dashboard.server import DashboardServer  # imported late: Starlette's routing, only when it is on
+
+        try:
+            self.dashboard = DashboardServer(settings, DaemonDevice(self)).start()
+            log.info("dashboard: http://%s:%d/%s", settings.host, self.dashboard.port,
+                     " (password: dashboard.password_file)" if settings.password_file else "")
+        except OSError as exc:
+            log.error("%s", exc)  # the classifiers matter more than the page: carry on without it
+
     def _build_pipeline(self, cfg: PipelineConfig) -> Pipeline:
         from edge.pipelines import build_pipeline  # imported late: it pulls in OpenCV and ONNX Runtime
 
-        return build_pipeline(cfg, self.publisher.on_decision, self.publisher.on_status)
+        return build_pipeline(cfg, self._on_decision, self.publisher.on_status)
+
+    def _on_decision(self, decision: Decision) -> None:
+        self.publisher.on_decision(decision)
+        if self.fleet is not None:  # the health gate of a model the fleet just activated
+            self.fleet.on_decision(decision)
 
     def _on_connected(self) -> None:
         self.publisher.republish_retained()
@@ -200,6 +228,10 @@ class Daemon:
         started = time.monotonic()
         self.notifier.stopping()
         log.info("stopping")
+        if self.dashboard is not None:  # first: its streams read the pipelines
+            self.dashboard.stop()
+        if self.fleet is not None:
+            self.fleet.stop()
         self.registry.stop(list(self.pipelines()), timeout=2.0)
         if self.llm is not None:
             self.llm.stop(timeout=1.5)

@@ -17,6 +17,7 @@ from edge.config.pipelines import MicrophonePipelineConfig
 from edge.core.audio import resample
 from edge.core.session import Classifier
 from edge.pipelines.base import BasePipeline
+from edge.pipelines.latest import Classified
 from edge.sources.base import AudioBlock, AudioSource
 from edge.sources.microphone import SoundDeviceSource, SoundFileSource
 from edge.sources.supervisor import Backoff, SourceSupervisor
@@ -166,7 +167,8 @@ class AudioPipeline(BasePipeline[MicrophonePipelineConfig]):
                 self._inference_failed(exc)
                 continue
             level = float(np.sqrt(np.mean(window**2))) if window.size else 0.0
-            self._decide(probs, ts, inference_ms, classifier, extra={"rms": round(level, 6)})
+            decision = self._decide(probs, ts, inference_ms, classifier, extra={"rms": round(level, 6)})
+            self.latest.put(Classified(decision, samples=window, sample_rate=native_rate))  # the window heard, as a reference
 
     def stats(self) -> dict[str, Any]:
         data = super().stats()

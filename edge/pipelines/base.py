@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from edge.config.pipelines import CameraPipelineConfig, MicrophonePipelineConfig, bundle_task_mismatch
 from edge.core.bundle import Bundle, BundleError, load_bundle
+from edge.pipelines.latest import LatestClassified
 from edge.pipelines.postprocess import PostProcessor, PostSettings
 from edge.sources.base import StatusCallback
 from edge.sources.supervisor import STOPPED, SourceSupervisor
@@ -170,6 +171,7 @@ class BasePipeline(Generic[ConfigT]):
         self._in_rate = RateMeter()
         self._out_rate = RateMeter()
         self.started_at = 0.0
+        self.latest = LatestClassified()  # what the model last saw or heard, for the dashboard (a reference swap)
 
     # -- source status -------------------------------------------------------------------------------
     def _relay_status(self, name: str, state: str, detail: str) -> None:

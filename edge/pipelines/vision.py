@@ -15,6 +15,7 @@ import cv2
 from edge.config.pipelines import CameraPipelineConfig
 from edge.core.images import bgr_to_rgb, fit_image
 from edge.pipelines.base import BasePipeline
+from edge.pipelines.latest import Classified
 from edge.sources.base import Frame
 from edge.sources.camera import CameraOptions, open_camera_source
 from edge.sources.supervisor import Backoff, SourceSupervisor
@@ -88,7 +89,8 @@ class VisionPipeline(BasePipeline[CameraPipelineConfig]):
             except Exception as exc:  # a bad frame or a failing provider skips one frame, never the pipeline
                 self._inference_failed(exc)
                 continue
-            self._decide(probs, frame.ts, inference_ms, classifier)
+            decision = self._decide(probs, frame.ts, inference_ms, classifier)
+            self.latest.put(Classified(decision, image=frame.image, mirror=mirror))  # a reference, never a copy or an encoding
 
     def snapshot_jpeg(self, max_side: int | None = None) -> bytes | None:
         frame = self._last_frame

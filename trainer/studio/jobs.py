@@ -16,8 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.core.datasets import DatasetError, scan_dataset
+from trainer.image.backbones import BUILDERS
 from trainer.studio import worker
-from trainer.studio.limits import DEFAULT_BATCH, DEFAULT_EPOCHS, DEFAULT_LR, MAX_BATCH, MAX_EPOCHS, MAX_LR
+from trainer.studio.limits import (
+    DEFAULT_BACKBONE,
+    DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
+    DEFAULT_FINE_TUNE,
+    DEFAULT_LR,
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_FINE_TUNE,
+    MAX_LR,
+)
 from trainer.studio.projects import STATE_DIR, Project, ProjectError, ProjectStore
 
 log = logging.getLogger(__name__)
@@ -30,22 +41,33 @@ class TrainSettings:
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = DEFAULT_BATCH
     lr: float = DEFAULT_LR
+    backbone: str = DEFAULT_BACKBONE
+    fine_tune: int = DEFAULT_FINE_TUNE
+
+
+SETTING_NAMES = tuple(TrainSettings.__dataclass_fields__)
 
 
 def parse_settings(body: object) -> TrainSettings:
-    """The "Advanced" panel's values, checked: whole numbers in range, a positive learning rate."""
+    """The "Advanced" panel's values, checked: whole numbers in range, a positive learning rate, a backbone of
+    the trainer's registry, a fine-tune depth from 0 to MAX_FINE_TUNE."""
     if not isinstance(body, dict):
         raise ProjectError("send the settings as a JSON object: {\"epochs\": 50, \"batch_size\": 16, \"lr\": 0.001}")
-    unknown = set(body) - {"epochs", "batch_size", "lr"}
+    unknown = set(body) - set(SETTING_NAMES)
     if unknown:
-        raise ProjectError(f"unknown setting(s) {sorted(unknown)}; the settings are epochs, batch_size and lr")
-    epochs, batch, lr = body.get("epochs", DEFAULT_EPOCHS), body.get("batch_size", DEFAULT_BATCH), body.get("lr", DEFAULT_LR)
-    for name, value, top in (("epochs", epochs, MAX_EPOCHS), ("batch_size", batch, MAX_BATCH)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-            raise ProjectError(f"{name} must be a whole number from 1 to {top}, got {value!r}")
+        raise ProjectError(f"unknown setting(s) {sorted(unknown)}; the settings are {', '.join(SETTING_NAMES)}")
+    given = {**vars(TrainSettings()), **body}
+    epochs, batch, lr, backbone, fine_tune = (given[k] for k in SETTING_NAMES)
+    for name, value, low, top in (("epochs", epochs, 1, MAX_EPOCHS), ("batch_size", batch, 1, MAX_BATCH),
+                                  ("fine_tune", fine_tune, 0, MAX_FINE_TUNE)):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= top:
+            raise ProjectError(f"{name} must be a whole number from {low} to {top}, got {value!r}")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 < lr <= MAX_LR:
         raise ProjectError(f"lr (learning rate) must be a number above 0 and at most {MAX_LR:g}, got {lr!r}")
-    return TrainSettings(int(epochs), int(batch), float(lr))
+    if not isinstance(backbone, str) or backbone not in BUILDERS:
+        shown = backbone[:60] if isinstance(backbone, str) else backbone
+        raise ProjectError(f"backbone must be one of {', '.join(BUILDERS)}, got {shown!r}")
+    return TrainSettings(int(epochs), int(batch), float(lr), backbone, int(fine_tune))
 
 
 @dataclass
@@ -162,7 +184,8 @@ class TrainingQueue:
         events = ctx.Queue()
         s = job.settings
         child = ctx.Process(target=worker.train, name=f"studio-train-{job.project.name}",
-                            args=(job.project.root, new_dir, s.epochs, s.batch_size, s.lr, self.cache_dir, events), daemon=True)
+                            args=(job.project.root, new_dir, s.epochs, s.batch_size, s.lr, self.cache_dir, events),
+                            kwargs={"backbone": s.backbone, "fine_tune": s.fine_tune}, daemon=True)
         child.start()
         outcome: tuple[str, str | None] | None = None
         while outcome is None:
