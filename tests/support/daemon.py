@@ -105,6 +105,7 @@ def write_config(path: Path, host: str, port: int, pipelines: list[dict[str, Any
             "commands": {"allow": ["ping", "status", "pause", "resume", "set", "reload", "snapshot"]},
         },
         "health": {"enabled": health_port is not None, "port": health_port or 8321},
+        "dashboard": {"enabled": False},  # on by default in a real config; tests that want it pass dashboard={...}
         "pipelines": pipelines,
     }
     for key, value in overrides.items():
