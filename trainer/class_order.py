@@ -47,3 +47,20 @@ def read_order(data_dir: Path) -> tuple[str, ...]:
     if not isinstance(order, list):
         return ()
     return tuple(name for name in order if isinstance(name, str))
+
+
+def write_order(data_dir: Path, order: Sequence[str]) -> None:
+    """Saves `order` in the folder's studio.json, keeping its other settings; replaced in one step, so a
+    training reading it meanwhile sees the old order or the new one, never half a file."""
+    path = Path(data_dir) / SETTINGS_FILE
+    settings = read_settings(data_dir) | {ORDER_KEY: list(order)}
+    tmp = path.with_name(f".{SETTINGS_FILE}.tmp")
+    tmp.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def rename_in_order(data_dir: Path, old: str, new: str) -> None:
+    """A renamed class keeps its place in the saved order (nothing to do when no order is saved)."""
+    order = read_order(data_dir)
+    if old in order:
+        write_order(data_dir, [new if name == old else name for name in order])

@@ -12,7 +12,6 @@ from typing import IO
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif")
 RESIZE_POLICY = "center_crop_square"  # as Teachable Machine: largest centred square, then resize
@@ -30,6 +29,9 @@ def decode_image(path: str | Path | IO[bytes], min_side: int | None = None) -> n
     both sides stay at least `min_side`: a 12-megapixel phone photo then decodes about ten times faster,
     which is what makes training on a few hundred photos take seconds instead of minutes. Trainer and
     `trainer evaluate` pass the same value (see `model_min_side`), so they see the same pixels."""
+    # Pillow is imported here, not at the top: the daemon only fits camera frames (OpenCV) and never needs it.
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's DecompressionBomb/EXIF chatter is not the user's problem

@@ -12,7 +12,6 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.core.bundle import Bundle, BundleError
-from edge.core.images import fit_image
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +111,8 @@ class Classifier:
 
     def predict_image(self, rgb: np.ndarray) -> np.ndarray:
         """Probabilities [classes] for one RGB uint8 image of any size."""
+        from edge.core.images import fit_image  # here, not at the top: a sound-only device never loads OpenCV
+
         fitted = fit_image(rgb, self.bundle.image_size, self.resize_policy)
         return cast(np.ndarray, self.run(fitted[None])[0])
 

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge.core.images import ImageDecodeError
-from trainer.studio import auth, export
+from trainer.studio import auth, curation_routes, export
 from trainer.studio.context import Studio
 from trainer.studio.http import json_errors, read_body, read_json
 from trainer.studio.jobs import TrainingQueue, TrainSettings, parse_settings
@@ -27,7 +27,7 @@ from trainer.studio.uploads import save_image, thumbnail
 STATIC = Path(__file__).parent / "static"
 
 # Features with routes of their own: each module's `routes(studio)` adds its routes under /api/.
-FEATURES: tuple[Callable[[Studio], list[BaseRoute]], ...] = ()
+FEATURES: tuple[Callable[[Studio], list[BaseRoute]], ...] = (curation_routes.routes,)
 
 
 def create_app(projects_dir: Path, password: str | None = None, limits: StudioLimits | None = None,
@@ -35,7 +35,7 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
     limits = limits or StudioLimits()
     store = ProjectStore(projects_dir, limits)
     trainings = TrainingQueue(store, cache_dir, limits.max_queue)
-    gate = auth.ClassPassword(password)
+    gate = auth.ClassPassword(password, limits)
     studio = Studio(store=store, trainings=trainings, limits=limits, cache_dir=cache_dir)
 
     async def index(request: Request) -> Response:

@@ -4,7 +4,10 @@ token, HttpOnly, SameSite=Strict); every other request is answered 401 (API) or 
 
 Every request that changes something must also carry `X-Studio: 1`: a header a page on another site cannot
 add without the browser first asking this server (CORS), which it never allows, so such a page cannot make a
-visitor's browser create or delete anything here (cross-site request forgery), even on 127.0.0.1."""
+visitor's browser create or delete anything here (cross-site request forgery), even on 127.0.0.1.
+
+Wrong passwords are answered after a delay and limited per client address and in all (trainer/studio/guesses.py):
+past the limit every guess is answered 429 with how long to wait, however many connections send them."""
 
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from trainer.studio.guesses import Refusal, WrongGuesses
+from trainer.studio.limits import StudioLimits
+
 COOKIE = "studio_session"
 CSRF_HEADER = "x-studio"
 MAX_LOGIN_BYTES = 1024
@@ -25,9 +31,11 @@ OPEN_PATHS = ("/login", "/static/studio.css")
 
 
 class ClassPassword:
-    def __init__(self, password: str | None) -> None:
+    def __init__(self, password: str | None, limits: StudioLimits | None = None) -> None:
         self.password = password
         self.token = secrets.token_urlsafe(32)
+        limits = limits or StudioLimits()
+        self.guesses = WrongGuesses(limits.max_wrong_passwords_per_client, limits.max_wrong_passwords_total)
 
     @property
     def required(self) -> bool:
@@ -38,6 +46,14 @@ class ClassPassword:
 
     def matches(self, given: str) -> bool:
         return self.password is not None and hmac.compare_digest(given.encode(), self.password.encode())
+
+
+def _too_many(refusal: Refusal) -> HTMLResponse:
+    who = "on this Studio, from all computers together," if refusal.everyone else "from this computer"
+    page = login_page(f"Too many wrong passwords {who} in the last minute. Wait {refusal.wait_s} seconds, then try again "
+                      "(ask your teacher for the password).", 429)
+    page.headers["retry-after"] = str(refusal.wait_s)
+    return page
 
 
 def login_page(message: str = "", status: int = 200) -> HTMLResponse:
@@ -59,9 +75,17 @@ async def login(request: Request, password: ClassPassword) -> Response:
         body += chunk
         if len(body) > MAX_LOGIN_BYTES:
             return login_page("That is too long to be the class password.", 413)
+    client = request.client.host if request.client else "unknown"
+    refusal = password.guesses.refusal(client)
+    if refusal:
+        return _too_many(refusal)
     given = parse_qs(body.decode("utf-8", "replace")).get("password", [""])[0]
     if not password.matches(given):
+        # counted now, before the delay, so guesses sent in parallel meet the limit as they arrive
+        refusal = password.guesses.count_wrong(client)
         await asyncio.sleep(WRONG_PASSWORD_DELAY_S)
+        if refusal:
+            return _too_many(refusal)
         return login_page("That is not the class password. Try again, or ask your teacher.", 401)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, password.token, httponly=True, samesite="strict")

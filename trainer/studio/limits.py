@@ -25,9 +25,13 @@ class StudioLimits:
     max_projects: int = 200
     max_name_chars: int = 60  # project and class names
     max_json_bytes: int = 4096  # settings and names sent as JSON
+    max_order_json_bytes: int = 32 * 1024  # a class order: max_classes names of max_name_chars, even \u-escaped
     max_queue: int = 20  # trainings waiting at once
     max_connections: int = 64
     idle_timeout_s: int = 10
+    # class password guesses: wrong ones allowed per client address, and in all, per minute (then 429)
+    max_wrong_passwords_per_client: int = 10
+    max_wrong_passwords_total: int = 60
 
 
 def _trainer_default(name: str) -> object:
@@ -40,6 +44,11 @@ def _trainer_default(name: str) -> object:
 DEFAULT_EPOCHS = int(_trainer_default("epochs"))  # type: ignore[call-overload]
 DEFAULT_BATCH = int(_trainer_default("batch_size"))  # type: ignore[call-overload]
 DEFAULT_LR = float(_trainer_default("lr"))  # type: ignore[arg-type]
+DEFAULT_BACKBONE = str(_trainer_default("backbone"))
+DEFAULT_FINE_TUNE = int(_trainer_default("fine_tune"))  # type: ignore[call-overload]
+# backbone blocks trained with the head: each one is run forward and backward on every training view in every
+# epoch (on a CPU, minutes instead of seconds), and more than two rarely helps a classroom-sized data set
+MAX_FINE_TUNE = 2
 MAX_EPOCHS = 500
 MAX_BATCH = 512
 MAX_LR = 1.0

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.core.images import IMAGE_SUFFIXES
+from trainer.class_order import ordered, read_order, rename_in_order
 from trainer.studio.limits import StudioLimits
 from trainer.studio.names import check_name
 
@@ -103,6 +104,7 @@ class ProjectStore:
             if checked in project.classes():
                 raise ProjectError(f"class {checked!r} already exists", 409)
             source.rename(project.root / checked)
+            rename_in_order(project.root, old, checked)  # it keeps its place among the classes
         return checked
 
     def delete_class(self, project: Project, name: str) -> None:
@@ -114,6 +116,7 @@ class ProjectStore:
             project.sample_path(class_name, sample).unlink()
 
     def summary(self, project: Project) -> dict[str, object]:
-        classes = [{"name": c, "samples": project.samples(c)} for c in project.classes()]
+        # in the project's class order, which is the order of the labels its training makes (trainer.class_order)
+        classes = [{"name": c, "samples": project.samples(c)} for c in ordered(project.classes(), read_order(project.root))]
         return {"name": project.name, "task": "image", "classes": classes,
                 "has_model": (project.model_dir / "manifest.json").is_file()}

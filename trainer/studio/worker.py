@@ -8,11 +8,13 @@ import logging
 from multiprocessing.queues import Queue
 from pathlib import Path
 
+from trainer.studio.limits import DEFAULT_BACKBONE, DEFAULT_FINE_TUNE
+
 log = logging.getLogger(__name__)
 
 
 def train(data_dir: Path, out_dir: Path, epochs: int, batch_size: int, lr: float, cache_dir: Path | None,
-          events: Queue) -> None:
+          events: Queue, backbone: str = DEFAULT_BACKBONE, fine_tune: int = DEFAULT_FINE_TUNE) -> None:
     """Runs in the child: ("phase", name), ("epoch", row) for each epoch, then ("done", None) or ("error", text)."""
     try:
         from edge.core.datasets import DatasetError
@@ -28,7 +30,8 @@ def train(data_dir: Path, out_dir: Path, epochs: int, batch_size: int, lr: float
                 events.put(("phase", "exporting and checking the model"))
 
         opts = ImageTrainOptions(data_dir=data_dir, out_dir=out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
-                                 cache_dir=cache_dir, progress=False, on_epoch=on_epoch)
+                                 backbone=backbone, fine_tune=fine_tune, cache_dir=cache_dir, progress=False,
+                                 on_epoch=on_epoch)
         try:
             train_image_classifier(opts)
         except (DatasetError, BackboneError, ExportError) as exc:
