@@ -53,7 +53,8 @@ def test_settings_and_data_are_checked_before_queueing(studio: Running) -> None:
                 {"lr": True}, {"fine_tune": 3}, [1]):
         reply = c.post("/api/projects/q/train", bad)
         assert reply.status == 400 and reply.json()["error"], bad
-    assert c.get("/api/projects/q/train").json() == {"job": None, "defaults": {"epochs": 50, "batch_size": 16, "lr": 0.001}}
+    assert c.get("/api/projects/q/train").json() == {"job": None, "defaults": {"epochs": 50, "batch_size": 16, "lr": 0.001,
+                                                                   "backbone": "efficientnet_lite0", "fine_tune": 0}}
 
 
 @pytest.mark.slow
