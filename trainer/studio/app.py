@@ -15,28 +15,31 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.core.audio import AudioDecodeError
 from edge.core.images import ImageDecodeError
-from trainer.studio import auth, curation_routes, export
+from trainer.studio import auth, curation_routes, export, preview_routes
 from trainer.studio.context import Studio
 from trainer.studio.http import json_errors, read_body, read_json
 from trainer.studio.jobs import TrainingQueue, TrainSettings, parse_settings
-from trainer.studio.limits import StudioLimits
+from trainer.studio.limits import SOUND_DEFAULTS, StudioLimits
+from trainer.studio.playground_routes import routes as playground
 from trainer.studio.projects import ProjectError, ProjectStore
-from trainer.studio.uploads import save_image, thumbnail
+from trainer.studio.uploads import save_image, save_sound, thumbnail
+from trainer.studio.waveform import waveform_svg
 
 STATIC = Path(__file__).parent / "static"
 
 # Features with routes of their own: each module's `routes(studio)` adds its routes under /api/.
-FEATURES: tuple[Callable[[Studio], list[BaseRoute]], ...] = (curation_routes.routes,)
+FEATURES: tuple[Callable[[Studio], list[BaseRoute]], ...] = (preview_routes.routes, playground, curation_routes.routes)
 
 
 def create_app(projects_dir: Path, password: str | None = None, limits: StudioLimits | None = None,
-               cache_dir: Path | None = None) -> Starlette:
+               cache_dir: Path | None = None, llm_models: Path | None = None) -> Starlette:
     limits = limits or StudioLimits()
     store = ProjectStore(projects_dir, limits)
     trainings = TrainingQueue(store, cache_dir, limits.max_queue)
     gate = auth.ClassPassword(password, limits)
-    studio = Studio(store=store, trainings=trainings, limits=limits, cache_dir=cache_dir)
+    studio = Studio(store=store, trainings=trainings, limits=limits, cache_dir=cache_dir, llm_models=llm_models)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
@@ -49,7 +52,7 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
 
     async def create_project(request: Request) -> Response:
         body = await read_json(request, limits.max_json_bytes)
-        return JSONResponse(store.summary(store.create(body.get("name"))), 201)
+        return JSONResponse(store.summary(store.create(body.get("name"), body.get("task"))), 201)
 
     async def show_project(request: Request) -> Response:
         return JSONResponse(store.summary(store.get(request.path_params["project"])))
