@@ -110,7 +110,9 @@ class LocalChat:
         self.engine = engine
 
     def stream(self, messages: list[Message], on_text: OnText, max_tokens: int | None = None,
-               temperature: float | None = None, seed: int | None = None, **_: Any) -> Answer:
+               temperature: float | None = None, seed: int | None = None,
+               should_stop: Callable[[], str | None] | None = None, **_: Any) -> Answer:
+        """`should_stop` is asked after every token; a reason it returns ends the answer there."""
         from edge.llm.engine import SamplingParams
 
         settings = self.engine.settings
@@ -125,7 +127,7 @@ class LocalChat:
         prepared = self.engine.prepare(messages)
         params = SamplingParams(max_tokens=min(max_tokens or settings.max_tokens, settings.max_tokens),
                                 temperature=settings.temperature if temperature is None else temperature, seed=seed)
-        result = self.engine.generate(prepared, params, emit, lambda: None)
+        result = self.engine.generate(prepared, params, emit, should_stop or (lambda: None))
         result.timings.ttft_ms = result.timings.prompt_ms
         return Answer(text=result.text, finish_reason=result.finish_reason, timings=result.timings.as_dict(),
                       usage={"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},

@@ -1,6 +1,9 @@
 """`edge llm compare`: the same prompt to two (or more) models, answers side by side — the course's
 "which model is easier to trick?" exercise. Models are loaded one after the other, so a Pi only ever
-holds one in memory."""
+holds one in memory.
+
+The steps (`messages`, `load`, `ask`, `unload`) are what the Studio's LLM playground (trainer/studio/playground.py)
+uses too, so the terminal and the web page load and ask a model the same way: one generation path."""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config.llm import LlmSettings
-from edge.llm.client import Answer, LocalChat
-from edge.llm.engine import Engine
+from edge.llm.chat_format import Message
+from edge.llm.client import Answer, LocalChat, OnText
+from edge.llm.engine import Engine, StopCheck
 
 
 @dataclass
@@ -26,24 +30,46 @@ class CompareResult:
     answer: Answer
 
 
+def messages(prompt: str, system: str | None = None) -> list[Message]:
+    """The conversation both models get: an optional system prompt, then the user's prompt."""
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+
+
+def load(path: str, max_tokens: int, threads: int = 0, context_size: int = 2048, chat_format: str | None = None) -> tuple[Engine, float]:
+    """The model loaded (ModelLoadError says why not) and the seconds it took. `max_tokens` is its ceiling."""
+    settings = LlmSettings(model=path, max_tokens=max_tokens, threads=threads, context_size=context_size, chat_format=chat_format)
+    started = time.monotonic()
+    engine = Engine.load(settings)
+    return engine, time.monotonic() - started
+
+
+def ask(engine: Engine, conversation: list[Message], on_text: OnText, max_tokens: int, temperature: float, seed: int | None,
+        should_stop: StopCheck | None = None) -> Answer:
+    """One answer, streamed to `on_text` piece by piece; `should_stop` is asked after every token (a reason
+    ends the answer there). Raises PromptTooLong when the conversation does not fit the context."""
+    return LocalChat(engine).stream(conversation, on_text, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                    should_stop=should_stop)
+
+
+def unload(engine: Engine) -> None:
+    """Frees the model's memory now rather than whenever the garbage collector gets to it."""
+    close = getattr(engine.llama, "close", None)
+    if close is not None:
+        close()
+    gc.collect()
+
+
 def compare_models(models: list[str], prompt: str, system: str | None = None, max_tokens: int = 128,
                    temperature: float = 0.0, seed: int | None = 0, threads: int = 0, context_size: int = 2048,
                    chat_format: str | None = None) -> list[CompareResult]:
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    conversation = messages(prompt, system)
     results = []
     for path in models:
-        settings = LlmSettings(model=path, max_tokens=max_tokens, temperature=temperature, threads=threads,
-                               context_size=context_size, chat_format=chat_format)
-        started = time.monotonic()
-        engine = Engine.load(settings)
-        load_s = time.monotonic() - started
-        answer = LocalChat(engine).stream(messages, lambda _text: None, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        engine, load_s = load(path, max_tokens, threads, context_size, chat_format)
+        answer = ask(engine, conversation, lambda _text: None, max_tokens, temperature, seed)
         results.append(CompareResult(engine.name, path, engine.chat_format, load_s, answer))
-        close = getattr(engine.llama, "close", None)
-        if close is not None:
-            close()
+        unload(engine)
         del engine
-        gc.collect()
     return results
 
 
