@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "trainer.cli.commands.import_tm",
     "trainer.cli.commands.demo",
     "trainer.cli.commands.studio",
+    "trainer.cli.commands.fleet",
 ]
 
 
