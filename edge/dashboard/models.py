@@ -4,6 +4,7 @@ confines the path to models_dir and validates the bundle."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,19 +16,33 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MAX_LISTED = 200  # a folder of thousands of bundles still gives a short answer
 REPORT = "report.html"
+MAX_MANIFEST_BYTES = 1024 * 1024
 
 
-def list_bundles(models_dir: Path, depth: int = 2) -> list[str]:
-    """Bundle folders under `models_dir` (itself included), as paths relative to it, sorted; `depth` levels deep.
-    Hidden folders and symlinks are skipped (a reload would resolve a symlink to somewhere else)."""
-    found: list[str] = []
+def bundle_task(folder: Path) -> str | None:
+    """The manifest's task ("image" or "audio"), None when it cannot be read: the page offers a camera image
+    bundles only. A guess for the list; the reload itself checks the whole bundle."""
+    try:
+        path = folder / MANIFEST
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            return None
+        task = json.loads(path.read_text(encoding="utf-8")).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return task if isinstance(task, str) else None
+
+
+def list_bundles(models_dir: Path, depth: int = 2) -> list[dict[str, str | None]]:
+    """Bundle folders under `models_dir` (itself included) with their task, as paths relative to it, sorted;
+    `depth` levels deep. Hidden folders and symlinks are skipped (a reload would resolve a symlink elsewhere)."""
+    found: list[dict[str, str | None]] = []
     root = models_dir.expanduser()
 
     def walk(folder: Path, level: int) -> None:
         if len(found) >= MAX_LISTED:
             return
         if (folder / MANIFEST).is_file():
-            found.append(folder.relative_to(root).as_posix() or ".")
+            found.append({"path": folder.relative_to(root).as_posix() or ".", "task": bundle_task(folder)})
         if level >= depth:
             return
         try:

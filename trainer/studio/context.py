@@ -17,3 +17,4 @@ class Studio:
     trainings: TrainingQueue
     limits: StudioLimits
     cache_dir: Path | None  # the trainer's embedding cache (None: the trainer's default)
+    llm_models: Path | None = None  # the LLM playground's GGUF folder (None: limits.DEFAULT_LLM_MODELS)

@@ -52,3 +52,24 @@ MAX_FINE_TUNE = 2
 MAX_EPOCHS = 500
 MAX_BATCH = 512
 MAX_LR = 1.0
+
+# The LLM playground (trainer/studio/playground.py): GGUF models from this folder, where `edge llm pull` saves them.
+DEFAULT_LLM_MODELS = "models"
+
+
+@dataclass(frozen=True)
+class PlaygroundLimits:
+    """What one prompt to the LLM playground may ask. The Studio's computer answers one prompt at a time."""
+
+    max_prompt_chars: int = 2000  # a trick question is a few lines; this bounds the tokenizer's work too
+    max_system_chars: int = 1000
+    max_body_bytes: int = 16 * 1024  # the JSON of a full prompt and system prompt, escaped
+    default_max_tokens: int = 128
+    max_tokens: int = 512  # longest answer a pane may ask for
+    max_temperature: float = 2.0
+    max_seed: int = 2**31 - 1
+    context_size: int = 2048  # prompt + answer, in tokens, for every model loaded here
+    max_engines: int = 2  # models kept loaded between prompts (the two panes)
+    # memory kept free beside the models: a model needs about its file's size, plus its context and work buffers
+    memory_reserve_bytes: int = 1024**3
+    max_models_listed: int = 100

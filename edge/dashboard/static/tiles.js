@@ -46,10 +46,17 @@ async function snapshot(tile) {
   }
 }
 
+const TASKS = { camera: "image", microphone: "audio" };
+
+// The bundles of models_dir this pipeline can run, the running one selected.
 async function fillBundles(tile) {
   try {
     const { bundles } = await getJson("/api/models");
-    tile.bundles.replaceChildren(...bundles.map((b) => el("option", { value: b }, b)));
+    const fitting = bundles.filter((b) => b.task === null || b.task === TASKS[tile.kind]);
+    const chosen = tile.bundles.value;
+    tile.bundles.replaceChildren(...fitting.map((b) => el("option", { value: b.path }, b.path)));
+    const running = fitting.find((b) => tile.running && (b.path === tile.running || b.path.endsWith(`/${tile.running}`)));
+    tile.bundles.value = chosen && fitting.some((b) => b.path === chosen) ? chosen : (running ? running.path : "");
   } catch (error) { showError(error.message); }
 }
 
@@ -66,7 +73,6 @@ function controls(tile, kind) {
   } }, "Apply");
   tile.bundles = el("select", { class: "bundles", onfocus: () => fillBundles(tile) });
   const reload = el("button", { class: "plain reload", onclick: () => send(tile, "reload", { bundle: tile.bundles.value }) }, "Load");
-  fillBundles(tile);
   return el("div", { class: "controls" },
     el("div", { class: "row" }, tile.pause,
       kind === "camera" ? el("button", { class: "plain snapshot", onclick: () => snapshot(tile) }, "Snapshot") : null),
@@ -143,6 +149,7 @@ export function showOverview(overview) {
       ["trained", card.created_at || "-"], ["backbone", card.backbone || "-"], ["accuracy", pct(card.accuracy)]];
     tile.card.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: k === "SHA-256" ? "sha" : null, title: k === "SHA-256" ? card.sha256 : null }, v)]));
     tile.report.hidden = !card.has_report;
+    if (tile.running !== card.bundle) { tile.running = card.bundle; fillBundles(tile); }
     if (!tile.settingsShown && card.settings) {  // once: then the maker's edits stay until Apply
       tile.threshold.value = card.settings.threshold;
       const smoothing = card.settings.smoothing || { method: "none" };

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from trainer.studio.limits import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_PROJECTS, PASSWORD_ENV
+from trainer.studio.limits import DEFAULT_HOST, DEFAULT_LLM_MODELS, DEFAULT_PORT, DEFAULT_PROJECTS, PASSWORD_ENV
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--password", default=None,
                    help=f"the class password, required on a non-loopback --host (or set ${PASSWORD_ENV}, which `ps` does not show)")
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
+    p.add_argument("--llm-models", type=Path, default=Path(DEFAULT_LLM_MODELS), metavar="DIR",
+                   help=f"the LLM playground's .gguf files (default ./{DEFAULT_LLM_MODELS}, where `edge llm pull` saves them)")
     p.set_defaults(func=run)
 
 
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     limits = StudioLimits()
     try:
-        server = StudioServer(create_app(args.projects, password, limits, args.cache_dir), args.host, args.port, limits)
+        app = create_app(args.projects, password, limits, args.cache_dir, llm_models=args.llm_models)
+        server = StudioServer(app, args.host, args.port, limits)
     except OSError as exc:
         log.error("cannot listen on %s:%s (%s); is another Studio running? choose another --port", args.host, args.port, exc)
         return 2
