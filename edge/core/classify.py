@@ -5,11 +5,15 @@ browser's microphone), so both cut and average a clip the same way."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge.core.audio import resample
 from edge.core.audio_windows import clip_windows
-from edge.core.session import Classifier
+
+if TYPE_CHECKING:  # only named here: the CLI takes REDUCTIONS from this module without loading ONNX Runtime
+    from edge.core.session import Classifier
 
 REDUCTIONS = ("mean", "max")
 

@@ -6,10 +6,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Literal, overload
 
-from edge.tools.collect import BACKGROUND_CLASS, CollectError, CollectResult, collect_audio, collect_frames
+# The tool (OpenCV, PortAudio) is imported by the command that runs, not here: `edge run` builds this parser
+# too, and a microphone-only daemon must not load OpenCV for it (docs/raspberry-pi.md).
+from edge.core.audio_windows import BACKGROUND_LABEL as BACKGROUND_CLASS
 
 if TYPE_CHECKING:
     from edge.config import CameraPipelineConfig, MicrophonePipelineConfig, PipelineConfig
+    from edge.tools.collect import CollectResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +75,8 @@ def _pipeline_from_config(args: argparse.Namespace, kind: Literal["camera", "mic
         if p.kind == kind and (args.pipeline is None or p.name == args.pipeline):
             return p
     names = ", ".join(p.name for p in config.pipelines if p.kind == kind) or "none"
+    from edge.tools.collect import CollectError
+
     raise CollectError(f"{args.config}: no {kind} pipeline{' named ' + repr(args.pipeline) if args.pipeline else ''} (the {kind} "
                        f"pipelines there: {names})")
 
@@ -82,6 +87,7 @@ def _say(text: str) -> None:
 
 def run_camera(args: argparse.Namespace) -> int:
     from edge.config import ConfigError
+    from edge.tools.collect import CollectError, collect_frames
 
     try:
         p = _pipeline_from_config(args, "camera")
@@ -99,6 +105,7 @@ def run_camera(args: argparse.Namespace) -> int:
 
 def run_microphone(args: argparse.Namespace) -> int:
     from edge.config import ConfigError
+    from edge.tools.collect import CollectError, collect_audio
 
     label = BACKGROUND_CLASS if args.background else args.label
     if not label:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from edge.core.bundle import BundleError
-from edge.tools.predict import REDUCTIONS, PredictError, predict_file
+from edge.core.classify import REDUCTIONS  # the tool itself (OpenCV, Pillow) is imported by `run`: `edge run` builds this parser too
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.tools.predict import PredictError, predict_file
+
     try:
         prediction = predict_file(args.bundle, args.file, variant=args.variant, reduce=args.reduce, threads=args.threads,
                                   all_windows=args.all_windows)
