@@ -5,6 +5,7 @@
 import { exportTab } from "./export.js";
 import { gatherTab } from "./gather.js";
 import { hoodTab } from "./hood.js";
+import { playgroundScreen } from "./playground.js";
 import { projectsScreen } from "./projects.js";
 import { trainTab } from "./train.js";
 import { el, enc, leave } from "./ui.js";
@@ -24,6 +25,7 @@ function route() {
   leave();
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   if (parts[0] === "p" && parts[1]) projectScreen(parts[1], parts[2] || "gather");
+  else if (parts[0] === "llm") playgroundScreen(screen, crumb);
   else projectsScreen(screen, crumb);
 }
 window.addEventListener("hashchange", route);
