@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium (Debian's, driven by Playwright) with fake webcams: make an image
 project, gather webcam samples for two classes from two fake videos, train, read the confusion matrix under
-the hood, download the bundle zip, and check `edge predict` on the unzipped bundle names a frame of each video.
+the hood, preview each webcam live (fp32 and int8, checked against `edge predict` on the frames the page sent),
+download the bundle zip, and check `edge predict` on the unzipped bundle names a frame of each video.
 Each screen is saved to docs/img/ for docs/studio.md, so the pictures there are what the page really shows."""
 
 from __future__ import annotations
@@ -84,6 +85,34 @@ def _gather(page, base: str, label: str, studio: Running) -> None:  # type: igno
     assert len(list(folder.glob("*.jpg"))) == count  # released: no more frames
 
 
+def _preview(page, base: str, label: str, studio: Running, tmp_path: Path, screenshot: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Preview with this browser's fake webcam: `label` wins with the fp32 model and with the int8 one, and
+    `edge predict` on the very frame the page sent gives the answer the page drew."""
+    bundle = studio.project("colours") / ".studio" / "model"
+    page.goto(f"{base}/#/p/colours/preview")
+    page.wait_for_selector("#preview-video")
+    for variant in ("fp32", "int8"):
+        if variant == "int8":
+            page.check("#variant-int8")
+        with page.expect_response(lambda r, v=variant: f"/preview?variant={v}" in r.url and r.request.method == "POST") as answer:
+            pass  # the next frame the page sends with this variant
+        shown = answer.value.json()
+        assert (shown["label"], shown["variant"]) == (label, variant), shown
+        page.wait_for_function(f"""() => {{ const w = document.querySelector('#preview-label');
+          return w.dataset.variant === '{variant}' && w.dataset.label === '{label}'
+            && document.querySelector('#preview-bars .bar-row.win').dataset.label === '{label}'; }}""")
+        sent = tmp_path / f"preview-{label}-{variant}.jpg"
+        sent.write_bytes(answer.value.request.post_data_buffer)
+        out = subprocess.run([sys.executable, "-m", "edge.cli", "predict", str(bundle), str(sent), "--json", "--variant", variant],
+                             capture_output=True, text=True, timeout=120, check=True)
+        predicted = json.loads(out.stdout)
+        assert predicted["label"] == label and predicted["scores"] == pytest.approx(shown["scores"], abs=1e-5), (predicted, shown)
+        if screenshot and variant == "fp32":
+            page.screenshot(path=str(screenshot), full_page=True)
+    assert page.locator("#preview-bars .bar-row").count() == 2
+    assert "frames/s" in page.inner_text("#preview-fps")
+
+
 @pytest.mark.slow
 def test_a_lesson_in_chromium(studio: Running, playwright, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base = f"http://127.0.0.1:{studio.server.port}"
@@ -156,6 +185,8 @@ def test_a_lesson_in_chromium(studio: Running, playwright, tmp_path: Path) -> No
     assert page.locator("#vocabulary dt").count() >= 5 and "[object" not in page.inner_text("main")
     page.screenshot(path=str(DOCS_IMG / "studio-hood.png"), full_page=True)
 
+    _preview(page, base, "blue", studio, tmp_path, DOCS_IMG / "studio-preview.png")
+
     page.click("#tab-export")
     with page.expect_download() as download:
         page.click("#download")
@@ -166,6 +197,9 @@ def test_a_lesson_in_chromium(studio: Running, playwright, tmp_path: Path) -> No
     page.goto(f"{base}/#/")
     page.wait_for_selector(".project-link")
     page.screenshot(path=str(DOCS_IMG / "studio-projects.png"), full_page=True)
+    browser.close()
+    browser = _browser(playwright, videos["red"])  # the other fake webcam: the other label wins
+    _preview(browser.new_page(viewport={"width": 1100, "height": 800}), base, "red", studio, tmp_path)
     browser.close()
 
     with zipfile.ZipFile(saved) as archive:

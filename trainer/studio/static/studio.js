@@ -6,6 +6,7 @@ import { exportTab } from "./export.js";
 import { gatherTab } from "./gather.js";
 import { hoodTab } from "./hood.js";
 import { playgroundScreen } from "./playground.js";
+import { previewTab } from "./preview.js";
 import { projectsScreen } from "./projects.js";
 import { trainTab } from "./train.js";
 import { el, enc, leave } from "./ui.js";
@@ -18,7 +19,8 @@ const TABS = [
   ["gather", "1. Gather", gatherTab],
   ["train", "2. Train", trainTab],
   ["hood", "3. Under the hood", hoodTab],
-  ["export", "4. Export", exportTab],
+  ["preview", "4. Preview", previewTab],
+  ["export", "5. Export", exportTab],
 ];
 
 function route() {

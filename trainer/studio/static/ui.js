@@ -24,8 +24,9 @@ export function showError(text) {
 }
 
 // Every change carries X-Studio: 1 (the server refuses changes without it: see trainer/studio/auth.py).
-export async function api(path, { method = "GET", json, body } = {}) {
+export async function api(path, { method = "GET", json, body, type } = {}) {
   const headers = { "X-Studio": "1" };
+  if (type) headers["Content-Type"] = type; // bytes (an ArrayBuffer) carry no media type of their own
   if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
   const response = await fetch(path, { method, headers, body });
   if (response.status === 401) { location.href = "/login"; throw new Error("sign in first"); }
