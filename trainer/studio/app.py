@@ -74,10 +74,12 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
     async def add_sample(request: Request) -> Response:
         project = store.get(request.path_params["project"])
         class_name = request.path_params["class_name"]
-        project.class_dir(class_name)  # 404 before reading a body meant for nothing
-        data = await read_body(request, limits.max_upload_bytes)
-        filename = request.query_params.get("filename", "image")[:200]
-        return JSONResponse({"name": save_image(store, project, class_name, filename, data)}, 201)
+        project.sample_dir(class_name)  # 404 before reading a body meant for nothing
+        sound = project.task == "sound"
+        data = await read_body(request, limits.max_sound_bytes if sound else limits.max_upload_bytes)
+        filename = request.query_params.get("filename", "sound" if sound else "image")[:200]
+        save = save_sound if sound else save_image
+        return JSONResponse({"name": save(store, project, class_name, filename, data)}, 201)
 
     async def sample(request: Request) -> Response:
         project = store.get(request.path_params["project"])
@@ -87,6 +89,11 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
             return JSONResponse({"deleted": name})
         path = project.sample_path(class_name, name)
         cache = {"cache-control": "private, max-age=3600"}  # a sample never changes under its name
+        if request.query_params.get("size") == "thumb" and project.task == "sound":
+            try:
+                return Response(waveform_svg(path), media_type="image/svg+xml", headers=cache)
+            except AudioDecodeError:  # a file put in the folder by hand that is not sound
+                raise ProjectError(f"sample {name!r} is not a readable sound", 415) from None
         if request.query_params.get("size") == "thumb":
             try:
                 return Response(thumbnail(path), media_type="image/jpeg", headers=cache)
@@ -99,7 +106,9 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
         if request.method == "POST":
             trainings.submit(project, parse_settings(await read_json(request, limits.max_json_bytes)))
         # the Advanced panel starts from the trainer's own defaults (trainer/studio/limits.py), sent from here
-        return JSONResponse({"job": trainings.status(project.name), "defaults": vars(TrainSettings())})
+        # (a sound project: the sound trainer's own)
+        defaults = {**vars(TrainSettings()), **(SOUND_DEFAULTS if project.task == "sound" else {})}
+        return JSONResponse({"job": trainings.status(project.name), "defaults": defaults})
 
     async def cancel(request: Request) -> Response:
         project = store.get(request.path_params["project"])

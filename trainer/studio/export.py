@@ -55,7 +55,8 @@ def deploy_commands(project: Project) -> list[str]:
     name = bundle_name(project)
     steps = [
         (f"unzip {name}.zip", "on your computer, where the zip was saved"),
-        (f".venv/bin/edge predict {name} photo.jpg", "try it on a photo first (in the EdgeTeach checkout)"),
+        (f".venv/bin/edge predict {name} {'clip.wav' if project.task == 'sound' else 'photo.jpg'}",
+         f"try it on a {'recording' if project.task == 'sound' else 'photo'} first (in the EdgeTeach checkout)"),
         (f"scp -r {name} USER@raspberrypi.local:", "copy it to the Pi"),
         (f"sudo mv ~/{name} /var/lib/edgeteach/models/", "on the Pi"),
         ("sudo chown -R edgeteach: /var/lib/edgeteach/models", ""),

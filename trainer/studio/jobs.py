@@ -29,7 +29,7 @@ from trainer.studio.limits import (
     MAX_FINE_TUNE,
     MAX_LR,
 )
-from trainer.studio.projects import STATE_DIR, Project, ProjectError, ProjectStore
+from trainer.studio.projects import DATASET_TASK, STATE_DIR, Project, ProjectError, ProjectStore
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class TrainingQueue:
 
     def submit(self, project: Project, settings: TrainSettings) -> Job:
         try:  # refused now, with the trainer's own message, rather than after waiting in the queue
-            scan_dataset(project.root, "image")
+            scan_dataset(project.root, DATASET_TASK[project.task])
         except DatasetError as exc:
             raise ProjectError(str(exc).replace(str(project.root), project.name), 400) from None
         with self._cond:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 
+from trainer.audio.job import AudioTrainOptions
 from trainer.image.job import ImageTrainOptions
 
 DEFAULT_HOST = "127.0.0.1"
@@ -20,6 +21,10 @@ class StudioLimits:
     # pixels of one image: a 10 MB PNG of one colour can claim 200 megapixels (600 MB once decoded); a 48 MP
     # phone photo passes
     max_pixels: int = 50_000_000
+    # one sound file: 120 s of 48 kHz stereo 16-bit is 23 MB; the page's own recordings are 16-bit mono
+    max_sound_bytes: int = 24 * 1024 * 1024
+    max_clip_seconds: float = 30.0  # one sound of a class
+    max_background_seconds: float = 120.0  # one `_background_noise_` recording
     max_samples_per_class: int = 2000
     max_classes: int = 50
     max_projects: int = 200
@@ -52,6 +57,12 @@ MAX_FINE_TUNE = 2
 MAX_EPOCHS = 500
 MAX_BATCH = 512
 MAX_LR = 1.0
+
+# Sound projects start from the sound trainer's own defaults (trainer.audio.job.AudioTrainOptions), and record
+# clips as long as the window its bundles classify (what `trainer train` uses), and background of this length.
+SOUND_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(AudioTrainOptions) if f.name in ("epochs", "batch_size", "lr")}
+CLIP_SECONDS = float(next(f.default for f in fields(AudioTrainOptions) if f.name == "window_seconds"))  # type: ignore[arg-type]
+BACKGROUND_SECONDS = 20.0
 
 # The LLM playground (trainer/studio/playground.py): GGUF models from this folder, where `edge llm pull` saves them.
 DEFAULT_LLM_MODELS = "models"
