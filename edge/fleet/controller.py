@@ -315,6 +315,12 @@ def _roll_out(watch: FleetWatch, desired: Desired, devices: list[str] | None, gr
         watch.retain(group_desired_topic(group), to_bytes(desired))
         for device in online:
             watch.clear(desired_topic(prefix_of(device)))
+    elif group is not None:
+        # Aborted: a device that refused the job must not keep it as its own desired state, which would outvote the
+        # group's next job; those that took it keep theirs (they stay on the new model until the next deploy).
+        for device, result in outcome.results.items():
+            if result != SUCCESS:
+                watch.clear(desired_topic(prefix_of(device)))
     watch.flush(30.0)
     return outcome
 
