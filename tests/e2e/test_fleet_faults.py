@@ -7,7 +7,9 @@ rollout still ends."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,9 +54,10 @@ def _start(tmp_path: Path, broker: Broker, fleet: Fleet, names: list[str], publi
     return configs
 
 
-def _ended(fleet: Fleet, device: str, job: str) -> dict[str, object] | None:
+def _ended(fleet: Fleet, device: str, job: str) -> dict[str, Any]:
+    """The device's retained state once `job` ended there, else {}."""
     state = fleet.states().get(device) or {}
-    return state if state.get("job_id") == job and state.get("status") in ("healthy", "failed", "rolled_back") else None
+    return state if state.get("job_id") == job and state.get("status") in ("healthy", "failed", "rolled_back") else {}
 
 
 def test_a_bad_signature_is_refused_by_every_device_and_the_deploy_aborts_at_the_threshold(
@@ -83,9 +86,9 @@ def test_a_bad_signature_is_refused_by_every_device_and_the_deploy_aborts_at_the
     watch.publish_bundle(other)
     watch.retain(group_desired_topic("class-a"), to_bytes(forged))
     for name in names:
-        state = wait_for(lambda name=name: _ended(fleet, name, "tampered-1"), 60, lambda: f"{name} refusing\n{fleet.logs()}")
+        state = wait_for(partial(_ended, fleet, name, "tampered-1"), 60, f"{name} refusing the tampered manifest")
         assert state["status"] == "failed" and "bad signature" in str(state["reason"]), state
-        assert state["active"]["version"] == "config"  # type: ignore[index]
+        assert state["active"]["version"] == "config"
     assert not [p for p in (tmp_path / "devices").glob(f"*/models/{other.manifest.sha256}")]  # nothing was downloaded
 
 
@@ -99,9 +102,11 @@ def test_a_model_failing_the_health_gate_is_rolled_back_by_the_device(tmp_path: 
     assert "inference error" in outcome.results["pi-0"]
     state = fleet.states()["pi-0"]
     assert state["active"]["version"] == "config" and state["active"]["sha256"] is None, state
-    statuses = wait_for(lambda: [d["status"] for _, _, d in fleet.progress(outcome.job_id)][-2:] == ["activated", "rolled_back"]
-                        and [d["status"] for _, _, d in fleet.progress(outcome.job_id)], 10, "activated, then rolled_back")
-    assert statuses[:2] == ["accepted", "downloading"], statuses
+    def statuses() -> list[str]:
+        return [d["status"] for _, _, d in fleet.progress(outcome.job_id)]
+
+    wait_for(lambda: statuses()[-2:] == ["activated", "rolled_back"], 10, lambda: f"activated, then rolled_back: {statuses()}")
+    assert statuses()[:2] == ["accepted", "downloading"], statuses()
     # the old model classifies again: fresh decisions from the config's bundle
     mark = len(fleet.listener.messages)
     fleet.listener.wait_for(lambda m: m.topic == "edgeteach/pi-0/cam/state" and m.json()["model"].endswith("/models/base")
@@ -149,7 +154,7 @@ def test_the_rollout_ends_when_the_broker_restarts_in_the_middle(tmp_path: Path,
     names = ["pi-0", "pi-1"]
     _start(tmp_path, broker, fleet, names, public)
     packed = pack_bundle(padded_bundle(tmp_path / "big", 0.2), "big", "1")
-    restarts = []
+    restarts: list[str] = []
 
     def restart_broker_at_wave_1(message: str, _views: object) -> None:
         if message.startswith("wave 1") and not restarts:  # the chunks are on the broker; the desired states not yet
