@@ -118,8 +118,8 @@ def page(setup: Setup) -> Iterator[Any]:
 
 
 def _label_shown(page: Any, pipeline: str, label: str) -> None:
-    page.wait_for_function("([p, l]) => { const n = document.querySelector(`.label[data-pipeline=\"${p}\"]`); return n && n.textContent === l; }",
-                           arg=[pipeline, label], timeout=SHOWN_WITHIN_MS)
+    shown = "([p, l]) => { const n = document.querySelector(`.label[data-pipeline=\"${p}\"]`); return n && n.textContent === l; }"
+    page.wait_for_function(shown, arg=[pipeline, label], timeout=SHOWN_WITHIN_MS)
 
 
 def _next_event(setup: Setup, pipeline: str, after: int, timeout: float = 4 * SEGMENT_S) -> Seen:

@@ -160,7 +160,8 @@ def test_it_will_not_start_exposed_without_a_password(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="needs dashboard.password_file"):
         DashboardServer(DashboardSettings.model_construct(host="0.0.0.0", port=0), FakeDevice(tmp_path))
     with pytest.raises(OSError, match=r"dashboard.password_file: cannot read .*missing"):
-        DashboardServer(DashboardSettings.model_construct(host="0.0.0.0", port=0, password_file=str(tmp_path / "missing")), FakeDevice(tmp_path))
+        missing = DashboardSettings.model_construct(host="0.0.0.0", port=0, password_file=str(tmp_path / "missing"))
+        DashboardServer(missing, FakeDevice(tmp_path))
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(OSError, match="is empty"):
         DashboardServer(DashboardSettings.model_construct(port=0, password_file=str(tmp_path / "empty")), FakeDevice(tmp_path))
