@@ -89,6 +89,20 @@ def _preview(page, base: str, label: str, studio: Running, tmp_path: Path, scree
     """Preview with this browser's fake webcam: `label` wins with the fp32 model and with the int8 one, and
     `edge predict` on the very frame the page sent gives the answer the page drew."""
     bundle = studio.project("colours") / ".studio" / "model"
+    flight = {"now": 0, "most": 0}  # Preview requests sent and not yet answered: the page waits for each answer
+
+    def sent(request) -> None:  # type: ignore[no-untyped-def]
+        if "/preview?" in request.url:
+            flight["now"] += 1
+            flight["most"] = max(flight["most"], flight["now"])
+
+    def done(request) -> None:  # type: ignore[no-untyped-def]
+        if "/preview?" in request.url:
+            flight["now"] -= 1
+
+    page.on("request", sent)
+    page.on("response", lambda response: done(response.request))  # headers are in before the page can send again
+    page.on("requestfailed", done)
     page.goto(f"{base}/#/p/colours/preview")
     page.wait_for_selector("#preview-video")
     for variant in ("fp32", "int8"):
@@ -111,6 +125,7 @@ def _preview(page, base: str, label: str, studio: Running, tmp_path: Path, scree
             page.screenshot(path=str(screenshot), full_page=True)
     assert page.locator("#preview-bars .bar-row").count() == 2
     assert "frames/s" in page.inner_text("#preview-fps")
+    assert flight["most"] == 1, flight
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ export function variantSwitch(variants, onChange, chosen = "fp32") {
     el("input", { type: "radio", name: "variant", value: variant, id: `variant-${variant}`, checked: variant === chosen,
       disabled: !variants.includes(variant), onchange: () => onChange(variant) }), ` ${text}`);
   return el("fieldset", { class: "variants", id: "variant-switch" }, el("legend", {}, "Model"),
-    option("fp32", "full (fp32)"), option("int8", "small (int8, as on the Pi)"),
+    option("fp32", "full (fp32)"), option("int8", "small (int8, faster on a Pi)"),
     variants.includes("int8") ? null : el("span", { class: "muted" }, " this model has no int8 copy: train it again to make one"));
 }
 
