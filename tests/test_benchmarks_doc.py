@@ -418,6 +418,18 @@ def fuzz_network() -> Spec:
     })
 
 
+def fleet() -> Spec:
+    d = j("fleet_20x5mb-loaded.json")
+    return Spec(1, {
+        "bundle": {1: [f(d["bundle_bytes"] / 1e6, 2), str(d["chunks"])]},
+        "deploy until every device is healthy": {1: [f(d["rollout_s"], 1)]},
+        "each device's download": {1: [f(d["device_download_s_median"], 1), f(d["device_download_s_max"], 1)]},
+        "broker bytes sent": {1: [f(d["broker_bytes_sent"] / 1e6, 1), f(d["sent_over_bundle_per_device"], 3)]},
+        "broker bytes received": {1: [f(d["broker_bytes_received"] / 1e6, 1)]},
+        "controller CPU": {1: [f(d["controller_cpu_s"], 3), f(d["controller_cpu_ms_per_device"], 1)]},
+    })
+
+
 TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/daemon_fp32_quiet.json", "measure"): daemon_quiet,
     ("bench/results/daemon_fp32_loaded.json", "measure"): daemon_loaded,
@@ -432,6 +444,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/llm_build_amd-epyc-zen4-loaded.json", "model"): llm_builds,
     ("bench/results/tm-import_loaded.json", "model (batch 1, 1 thread)"): tm_import,
     (f"bench/results/{FUZZ_RUN}", "measure"): fuzz_network,
+    ("bench/results/fleet_20x5mb-loaded.json", "rollout of one bundle over MQTT chunks"): fleet,
 }
 
 
