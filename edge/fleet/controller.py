@@ -40,6 +40,7 @@ from edge.fleet.waves import plan_waves, should_abort
 from edge.mqtt.connection import IncomingMessage, MqttConnection
 
 PUBLISH_WINDOW_BYTES = 4 * 1024 * 1024  # chunks in flight to the broker at once
+BrokerSettings = MqttSettings  # what `trainer fleet` passes around (the trainer does not import edge.config)
 
 
 class FleetError(RuntimeError):
@@ -67,6 +68,11 @@ class DeviceView:
         if active is None:
             return "-"
         return f"{active.name} {active.version} {active.sha256[:12]}".strip() if active.sha256 else f"{active.name} (config)"
+
+
+def broker_settings(host: str, port: int, username: str | None = None, password_file: str | None = None) -> BrokerSettings:
+    """The controller's connection settings (the trainer builds them here: it does not import edge.config)."""
+    return MqttSettings(host=host, port=port, username=username, password_file=password_file)
 
 
 def prefix_of(device_id: str) -> str:

@@ -9,10 +9,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config.mqtt import MqttSettings
-
 if TYPE_CHECKING:  # edge.fleet needs the `cryptography` package: imported when a fleet command runs, not for `trainer --help`
-    from edge.fleet.controller import Outcome
+    from edge.fleet.controller import BrokerSettings, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +74,10 @@ def _key_and_broker_flags(p: argparse.ArgumentParser) -> None:
     _broker_flags(p)
 
 
-def _settings(args: argparse.Namespace) -> MqttSettings:
-    return MqttSettings(host=args.host, port=args.port, username=args.username,
-                        password_file=str(args.password_file) if args.password_file else None)
+def _settings(args: argparse.Namespace) -> BrokerSettings:
+    from edge.fleet.controller import broker_settings
+
+    return broker_settings(args.host, args.port, args.username, str(args.password_file) if args.password_file else None)
 
 
 def run_keygen(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 // 1. Gather: classes, their samples, photo uploads and hold-to-record from the webcam.
 
+import { backgroundCard, SOUND_HELP, soundClassCard } from "./sound.js";
 import { api, el, enc, onLeave, projectUrl, redraw, showError } from "./ui.js";
 
 let camera = null; // {stream, video}: at most one open webcam on the page
@@ -12,10 +13,12 @@ export async function gatherTab(name, body) {
     await api(`${projectUrl(name)}/classes`, { method: "POST", json: { name: newClass.value } });
     redraw();
   };
+  const sound = project.task === "sound"; // microphone clips and a background recording (sound.js)
   body.replaceChildren(
-    el("p", { class: "muted" }, "Make one class per thing the model should tell apart, then give each class examples: "
+    el("p", { class: "muted" }, sound ? SOUND_HELP : "Make one class per thing the model should tell apart, then give each class examples: "
       + "hold the webcam button, or drop photos on the class. Each sample is saved as soon as it is taken."),
-    ...project.classes.map((c) => classCard(name, c)),
+    ...project.classes.map((c, i) => (sound ? soundClassCard : classCard)(name, c, i, project.classes.map((k) => k.name), project.recording)),
+    sound ? backgroundCard(name, project) : null,
     el("form", { class: "card row", onsubmit: addClass }, el("label", {}, "Add a class ", newClass),
       el("button", { type: "submit", id: "add-class" }, "Add class")),
   );
