@@ -176,10 +176,11 @@ def _image(colour: tuple[int, int, int], i: int) -> np.ndarray:
     return image
 
 
-def make_trained_project(studio: Running, name: str = "colours", fine_tune: int = 0) -> Path:
+def make_project_with_a_mistake(studio: Running, name: str = "colours") -> Path:
     """A two-class project (red ordered before blue) whose `red` validation split holds one blue picture,
-    which the model then calls blue: one sample in an off-diagonal cell. Files are written with fixed names
-    (a folder made by hand opens in the Studio) so the trainer's seeded split is known here."""
+    which a model trained on it calls blue: one sample in an off-diagonal cell. Files are written with fixed
+    names (a folder made by hand opens in the Studio) so the trainer's seeded split is known here. Returns
+    the planted picture."""
     c = studio.client
     assert c.post("/api/projects", {"name": name}).status == 201
     root = studio.project(name)
@@ -192,19 +193,24 @@ def make_trained_project(studio: Running, name: str = "colours", fine_tune: int 
     _, val = stratified_split(files, 0.15, 0)  # the trainer's own split, default fraction and seed
     cv2.imwrite(str(val["red"][0]), _image(BLUE, 3))  # a blue picture filed under red
     assert c.request("PUT", f"/api/projects/{name}/class-order", json_body={"classes": ["red", "blue"]}).status == 200
-    assert c.post(f"/api/projects/{name}/train", {"epochs": 12, "batch_size": 8, "fine_tune": fine_tune}).status == 200
-    deadline = time.monotonic() + 300
+    return val["red"][0]
+
+
+def wait_trained(c: Client, name: str) -> dict:
+    deadline = time.monotonic() + 400
     while (job := c.get(f"/api/projects/{name}/train").json()["job"])["state"] in ("queued", "running"):
         assert time.monotonic() < deadline, job
         time.sleep(0.3)
     assert job["state"] == "done", job
-    return val["red"][0]
+    return job
 
 
 @pytest.mark.slow
 def test_order_sets_the_bundle_labels_and_cells_list_their_samples(studio: Running) -> None:
     c = studio.client
-    planted = make_trained_project(studio, fine_tune=1)
+    planted = make_project_with_a_mistake(studio)
+    assert c.post("/api/projects/colours/train", {"epochs": 12, "batch_size": 8, "fine_tune": 1}).status == 200
+    wait_trained(c, "colours")
     model_dir = studio.project("colours") / ".studio" / "model"
     bundle = load_bundle(model_dir)
     assert bundle.labels == ("red", "blue")  # the saved order, not the alphabetical one

@@ -1,4 +1,5 @@
-// 2. Train: the Advanced panel, the Train button, and live progress polled from the server's job.
+// 2. Train: the Advanced panel (numbers, and for images the backbone and fine-tune depth), the Train button,
+// where the training runs, and live progress polled from the server's job.
 
 import { curves } from "./charts.js";
 import { api, el, enc, onLeave, projectUrl } from "./ui.js";
@@ -12,20 +13,42 @@ const ADVANCED = [
     + "and it needs many more epochs. Change it in small steps (0.001 -> 0.0005)."],
 ];
 
+const BACKBONE_HELP = "The pretrained network that looks at each picture before your classes are learnt. "
+  + "A fast one trains sooner and runs more pictures per second on the Pi; an accurate one tells similar things "
+  + "apart better but is bigger and slower. Start with the default; try another if similar classes get confused.";
+const FINE_TUNE_HELP = "0 (the default, as Teachable Machine): the pretrained network stays as it is and only the small "
+  + "classifier on top learns, so the network looks at each sample once and every epoch takes a moment. "
+  + "1 or 2: its last blocks learn your pictures too. That can help with things unlike everyday photos, but on a "
+  + "computer without a graphics card each epoch then takes many times longer, and with few samples it may learn them by heart.";
+
+// The backbone and fine-tune fields, from the trainer's own list (GET /api/train-choices).
+function modelFields(choices, last, inputs) {
+  inputs.backbone = el("select", { id: "set-backbone" }, choices.backbones.map((b) =>
+    el("option", { value: b.name, selected: b.name === (last.backbone || choices.default_backbone) },
+      b.description ? `${b.name}: ${b.description}` : b.name)));
+  inputs.fine_tune = el("select", { id: "set-fine_tune" }, Array.from({ length: choices.fine_tune_max + 1 }, (_, n) =>
+    el("option", { value: n, selected: n === (last.fine_tune ?? choices.default_fine_tune) }, n ? `last ${n} block${n > 1 ? "s" : ""}` : "none (head only)")));
+  return [el("label", { class: "field" }, "Backbone ", inputs.backbone, el("span", { class: "muted" }, BACKBONE_HELP)),
+    el("label", { class: "field" }, "Fine-tune the backbone ", inputs.fine_tune, el("span", { class: "muted" }, FINE_TUNE_HELP))];
+}
+
 export async function trainTab(name, body) {
-  const { job, defaults } = await api(`${projectUrl(name)}/train`);
+  const [{ job, defaults }, project, choices] = await Promise.all([api(`${projectUrl(name)}/train`), api(projectUrl(name)),
+    api("/api/train-choices")]);
   const last = job ? job.settings : defaults;
   const inputs = {};
+  const images = project.task !== "sound"; // the sound trainer has its own network: no backbone to choose
   const advanced = el("details", { class: "card", id: "advanced" }, el("summary", {}, "Advanced"),
     ADVANCED.map(([key, label, step, help]) => {
       inputs[key] = el("input", { type: "number", id: `set-${key}`, step, min: step, value: last[key] });
       return el("label", { class: "field" }, `${label} `, inputs[key], el("span", { class: "muted" }, help));
-    }));
+    }), images ? modelFields(choices, last, inputs) : []);
   const status = el("p", { id: "train-status" });
   const chart = el("div", { id: "train-chart" });
   const trainButton = el("button", { id: "train", onclick: async () => {
     const settings = { epochs: parseInt(inputs.epochs.value, 10), batch_size: parseInt(inputs.batch_size.value, 10),
       lr: parseFloat(inputs.lr.value) };
+    if (images) Object.assign(settings, { backbone: inputs.backbone.value, fine_tune: parseInt(inputs.fine_tune.value, 10) });
     const data = await api(`${projectUrl(name)}/train`, { method: "POST", json: settings });
     show(data.job);
   } }, "Train model");
@@ -47,7 +70,8 @@ export async function trainTab(name, body) {
     clearInterval(pollTimer);
     if (active) pollTimer = setInterval(async () => show((await api(`${projectUrl(name)}/train`)).job), 1000);
   };
-  body.replaceChildren(advanced, el("div", { class: "card" }, el("div", { class: "row" }, trainButton, cancel), status, chart));
+  body.replaceChildren(advanced, el("div", { class: "card" }, el("div", { class: "row" }, trainButton, cancel),
+    el("p", { class: "muted", id: "device" }, choices.device), status, chart));
   show(job);
 }
 
