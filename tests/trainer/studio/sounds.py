@@ -1,6 +1,8 @@
 """Sounds made with numpy for the Studio's sound tests: a whistle-like tone with harmonics and a hiss of
-band noise (two classes any sound model tells apart in a few epochs), and quiet room noise for
-`_background_noise_`. Written as WAV with soundfile, in whatever format a test asks for."""
+band noise, and quiet room noise for `_background_noise_`; `bursts` repeats short ones over the room, as a
+maker whistling or saying "shh" again and again into a microphone (the sound trainer's front end removes each
+band's mean over the window, so a steady sound is heard by how it changes, not by its colour alone).
+Written as WAV with soundfile, in whatever format a test asks for."""
 
 from __future__ import annotations
 
@@ -36,6 +38,17 @@ def hiss(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
 def room(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
     """Quiet brown noise (about -40 dBFS): a room with nothing happening."""
     return (0.01 * coloured_noise(int(seconds * rate), 2.0, np.random.default_rng(seed))).astype(np.float32)
+
+
+def bursts(sound: np.ndarray, seconds: float, rate: int = RATE, period: float = 0.6, seed: int = 0) -> np.ndarray:
+    """`sound` (shorter than `period`, faded in and out over 20 ms) every `period` seconds over `room` noise:
+    any one-second window holds at least one whole burst when `sound` lasts at most 0.4 s."""
+    out = room(seconds, rate, seed)
+    fade = np.minimum(1.0, np.minimum(np.arange(sound.size), np.arange(sound.size)[::-1]) / (0.02 * rate))
+    step = int(period * rate)
+    for start in range(0, out.size - sound.size, step):
+        out[start : start + sound.size] += sound * fade
+    return out.astype(np.float32)
 
 
 def wav_bytes(samples: np.ndarray, rate: int = RATE, subtype: str = "PCM_16", channels: int = 1) -> bytes:
