@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -22,8 +24,12 @@ def bundle(tmp_path: Path) -> Path:
     return make_color_bundle(tmp_path / "colors")
 
 
-def test_packing_is_deterministic_and_chunks_cover_the_archive(bundle: Path) -> None:
-    first, second = pack_bundle(bundle, chunk_size=1024), pack_bundle(bundle, chunk_size=1024)
+def test_packing_is_deterministic_and_chunks_cover_the_archive(bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy, copy_function=shutil.copyfile)  # same bytes, new times and owner
+    for path in copy.iterdir():
+        os.utime(path, (1_000_000, 1_000_000))
+    first, second = pack_bundle(bundle, chunk_size=1024), pack_bundle(copy, chunk_size=1024)
     assert first.data == second.data and first.manifest.sha256 == hashlib.sha256(first.data).hexdigest()
     assert b"".join(first.chunk(i) for i in range(first.count)) == first.data
     assert all(len(first.chunk(i)) == 1024 for i in range(first.count - 1))
@@ -55,6 +61,18 @@ def test_a_chunk_that_does_not_match_the_manifest_is_not_kept(tmp_path: Path, bu
     truncated.parent.mkdir(parents=True, exist_ok=True)
     truncated.write_bytes(packed.chunk(1)[:10])  # a short file (copied by hand, a full disk): fetched again
     assert 1 in store.missing(packed.manifest)
+
+
+def test_an_archive_damaged_on_disk_is_refused_and_fetched_anew(tmp_path: Path, bundle: Path) -> None:
+    packed = pack_bundle(bundle, chunk_size=1024)
+    store = ModelStore(tmp_path, 10 * 1024 * 1024)
+    for i in range(packed.count):
+        store.write_chunk(packed.manifest, i, packed.chunk(i))
+    rotten = store.folder(packed.manifest.sha256) / "chunks" / "0"
+    rotten.write_bytes(b"\0" + rotten.read_bytes()[1:])  # the SD card changed a byte after it was checked
+    with pytest.raises(StoreError, match="SHA-256"):
+        store.unpack(packed.manifest, 10 * 1024 * 1024)
+    assert store.ready(packed.manifest.sha256) is None and store.missing(packed.manifest) == list(range(packed.count))
 
 
 def test_pruning_keeps_the_active_and_previous_and_never_touches_other_folders(tmp_path: Path, bundle: Path) -> None:
