@@ -14,11 +14,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.core.webauth import PagePassword
 from edge.dashboard import auth
@@ -34,7 +34,6 @@ STATIC = Path(__file__).parent / "static"
 MAX_JSON_BYTES = 16 * 1024  # a command or a chat turn; the chat's own bounds are in chat.py
 PAGE_COMMANDS = frozenset({"pause", "resume", "set", "reload"})  # the snapshot has its own route (it answers a JPEG)
 BOUNDARY = "edgeteach-frame"
-STREAM_POLL_S = 0.05  # how often a stream looks for a newer frame; encoding stays at most stream_fps
 NO_STORE = {"cache-control": "no-store"}
 # The report comes from a bundle, which may come from anywhere: no scripts, only its own inline style and images.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -138,9 +137,13 @@ class Dashboard:
         async def parts() -> AsyncIterator[bytes]:
             seq = -1
             while not self.closing.is_set():
+                # Look first (a lock and a reference, on the event loop); only an encoding goes to a worker thread.
+                if not throttle.has_newer(seq):
+                    await asyncio.sleep(throttle.period_s / 2)
+                    continue
                 frame = await run_in_threadpool(throttle.next_after, seq)
                 if frame is None:
-                    await asyncio.sleep(STREAM_POLL_S)
+                    await asyncio.sleep(throttle.period_s / 4)
                     continue
                 seq, jpeg = frame
                 yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
@@ -189,9 +192,20 @@ class Dashboard:
     def _build(self) -> Starlette:
         dashboard = self
 
-        class Gate(BaseHTTPMiddleware):
-            async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-                return auth.refuse(request, dashboard.gate, dashboard.host_names) or await call_next(request)
+        class Gate:
+            """Every request passes auth.refuse first. Plain ASGI (not BaseHTTPMiddleware, which would pipe each
+            MJPEG part through a stream of its own)."""
+
+            def __init__(self, app: ASGIApp) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                if scope["type"] == "http":
+                    refusal = auth.refuse(Request(scope), dashboard.gate, dashboard.host_names)
+                    if refusal is not None:
+                        await refusal(scope, receive, send)
+                        return
+                await self.app(scope, receive, send)
 
         def guarded(handler: Handler) -> Handler:
             async def wrapped(request: Request) -> Response:

@@ -61,6 +61,11 @@ class FrameThrottle:
         self._next_at = float("-inf")
         self.encoded = 0
 
+    def has_newer(self, seq: int) -> bool:
+        """Whether a frame newer than `seq` is there (encoded already or not): cheap, no encoding."""
+        last, item = self._last, self.holder.get()
+        return (last is not None and last[0] > seq) or (item is not None and item.image is not None and item.decision.seq > seq)
+
     def next_after(self, seq: int) -> tuple[int, bytes] | None:
         with self._lock:
             last = self._last

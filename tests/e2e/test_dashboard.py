@@ -6,7 +6,6 @@ docs/dashboard.md, so the pictures there are what the page really shows."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import urllib.error
 import urllib.parse
@@ -26,6 +25,8 @@ from tests.support.daemon import (
     write_config,
     write_loud_quiet_wav,
 )
+from tests.support.gguf_models import SMOLLM2
+from tests.support.llm_server import require_model
 from tests.support.mqtt_listener import Listener, Seen
 from tests.support.onnx_models import make_audio_bundle, make_color_bundle
 from tests.support.paths import REPO
@@ -200,6 +201,41 @@ def test_on_a_phone_screen(setup: Setup, page: Any) -> None:
     phone.close()
 
 
-def _json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
+@pytest.mark.timeout(240)
+def test_chat_streams_the_llm_answer_and_shows_its_sensor_context(tmp_path: Path, broker: Broker) -> None:
+    """A daemon running its LLM (a real GGUF through llama.cpp): the page's chat box gets an answer streamed from
+    the LLM's HTTP API and shows the sensor context the LLM was given (the camera's live state, via MQTT)."""
+    model = require_model(SMOLLM2)
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: run scripts/setup.sh dev")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="run scripts/setup.sh dev (installs Playwright)")
+    bundle = make_color_bundle(tmp_path / "colours")
+    video = write_color_video(tmp_path / "colours.avi", ["green"], seconds_each=2.0, fps=10)
+    port, llm_port = free_port(), free_port()
+    config = write_config(tmp_path / "edge.yaml", broker.host, broker.port, [camera_pipeline("cam", bundle, str(video))],
+                          dashboard={"enabled": True, "port": port},
+                          llm={"enabled": True, "model": str(model), "port": llm_port, "threads": 1, "context_size": 512,
+                               "max_tokens": 16, "temperature": 0.0})
+    daemon = DaemonProcess(config)
+    try:
+        wait_for(lambda: _status(f"http://127.0.0.1:{llm_port}/health") == 200, 120, "the LLM child never answered /health")
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM))
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            page.wait_for_selector("#chat:not([hidden]) input.question")
+            page.wait_for_function("() => document.querySelector('.label[data-pipeline=\"cam\"]').textContent === 'green'")
+            page.fill("#chat input.question", "What does the camera see?")
+            page.click("#chat button[type=submit]")
+            page.wait_for_selector("#chat details.context:not([hidden])", timeout=120_000)
+            answer = page.inner_text("#chat .answer")
+            context = page.text_content("#chat details.context pre") or ""
+            assert answer.strip() and "[" not in answer[:1], answer  # text, not an error in brackets
+            assert "cam" in context and "green" in context, context
+            page.click("#chat details.context summary")
+            page.screenshot(path=str(DOCS_IMG / "dashboard-chat.png"), full_page=True)
+            browser.close()
+    finally:
+        if daemon.alive():
+            print(daemon.log()[-3000:])
+        daemon.stop()

@@ -67,11 +67,13 @@ def test_viewers_share_one_encoding_per_frame_and_at_most_max_fps() -> None:
     assert first == (1, bytes([1]))
     assert throttle.next_after(0) == first  # a second viewer gets the same JPEG
     assert throttle.next_after(1) is None  # nothing newer yet
+    assert throttle.has_newer(0) and not throttle.has_newer(1)
     assert encoder.seen == [1]
     for seq in (2, 3, 4):  # frames keep coming faster than 5 a second
         clock.now += 0.05
         holder.put(frame(seq))
         assert throttle.next_after(1) is None  # within 1/5 s of the last encoding: wait
+        assert throttle.has_newer(1)
     clock.now = 0.2
     assert throttle.next_after(1) == (4, bytes([4]))  # then the newest, not the ones in between
     assert encoder.seen == [1, 4]
