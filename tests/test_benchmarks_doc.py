@@ -418,6 +418,21 @@ def fuzz_network() -> Spec:
     })
 
 
+def dashboard() -> Spec:
+    d = j("dashboard_int8_loaded.json")
+    s, tmin = d["summary"], d["targets"]["ratio_min"]
+    assert len(d["pairs"]) == 12 and d["ok"] == (s["ratio"] >= tmin)
+    return Spec(1, {
+        "classified frames/s": {0: Has(f"median of {len(d['pairs'])} rounds"), 1: [f(s["unwatched_fps"], 1)], 2: [f(s["watched_fps"], 1)],
+                                3: Text(f"{s['ratio']:.3f}x (pairs {span(s['ratio_min'], s['ratio_max'], 3)}); >= {tmin:g}: "
+                                        f"{target(d['ok'])}")},
+        "classified frames per CPU-second": {1: [f(s["unwatched_frames_per_cpu_s"], 1)], 2: [f(s["watched_frames_per_cpu_s"], 1)],
+                                             3: Text(f"{s['cpu_ratio']:.3f}x (pairs {span(s['cpu_ratio_min'], s['cpu_ratio_max'], 3)})")},
+        "daemon CPU": {1: [f(s["unwatched_cpu_percent"], 1)], 2: [f(s["watched_cpu_percent"], 1)]},
+        "MJPEG frames": {2: [f(s["stream_fps"], 1), f(s["jpeg_kb"], 1)]},
+    })
+
+
 def fleet() -> Spec:
     d = j("fleet_20x5mb-loaded.json")
     return Spec(1, {
@@ -445,6 +460,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/tm-import_loaded.json", "model (batch 1, 1 thread)"): tm_import,
     (f"bench/results/{FUZZ_RUN}", "measure"): fuzz_network,
     ("bench/results/fleet_20x5mb-loaded.json", "rollout of one bundle over MQTT chunks"): fleet,
+    ("bench/results/dashboard_int8_loaded.json", "one camera pipeline"): dashboard,
 }
 
 
