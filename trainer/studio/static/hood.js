@@ -17,7 +17,8 @@ const VOCABULARY = [
 // The samples of one cell: thumbnails (pictures) or a player (sounds), each from the sample routes.
 async function showCell(name, sound, truth, said, slot) {
   const cell = await api(`${projectUrl(name)}/confusion?true=${enc(truth)}&predicted=${enc(said)}`);
-  const what = truth === said ? `${truth} samples the model got right` : `${truth} samples the model called ${said}`;
+  const samples = `${truth} sample${cell.total === 1 ? "" : "s"}`;
+  const what = truth === said ? `${samples} the model got right` : `${samples} the model called ${said}`;
   const items = cell.samples.map((s) => {
     const url = `${projectUrl(name)}/classes/${enc(s.class)}/samples/${enc(s.sample)}`;
     if (!s.exists) return el("div", { class: "thumb gone", title: `${s.file}: deleted since the training` }, el("span", { class: "muted" }, s.sample));
