@@ -108,6 +108,29 @@ def _mistakes_html(report: dict[str, Any]) -> str:
             f"<table><tr><th>file</th><th>true class</th><th>the model said</th></tr>{rows}</table>{more}")
 
 
+def _backbones_html(report: dict[str, Any]) -> str:
+    """`trainer train --compare-backbones`: each backbone trained on this data, and what it costs on a device."""
+    rows = report.get("backbones")
+    if not rows:
+        return ""
+
+    def cell(values: dict[str, float], variant: str, fmt: str) -> str:
+        return fmt.format(values[variant]) if variant in values else "-"
+
+    body = "".join(
+        f"<tr><td>{'<b>' if r['chosen'] else ''}{html.escape(r['backbone'])}{' (this bundle)</b>' if r['chosen'] else ''}"
+        f"<br><small>{html.escape(r['description'])}</small></td><td>{'x'.join(str(x) for x in r['input_size'])}</td>"
+        f"<td>{_pct(r['accuracy'].get('fp32'))}</td><td>{_pct(r['accuracy'].get('int8'))}</td>"
+        f"<td>{cell(r['ms_per_image'], 'fp32', '{:.1f}')}</td><td>{cell(r['ms_per_image'], 'int8', '{:.1f}')}</td>"
+        f"<td>{cell(r['size_mb'], 'fp32', '{:.1f}')}</td><td>{cell(r['size_mb'], 'int8', '{:.1f}')}</td></tr>"
+        for r in rows
+    )
+    return ("<h2>Backbones compared on this data</h2><p>The same head training on each backbone. Time per image: batch 1, "
+            "one ONNX Runtime thread, on this machine (a small board is slower, in about the same ratios).</p>"
+            "<table><tr><th>backbone</th><th>input</th><th>val accuracy fp32</th><th>int8</th><th>ms per image fp32</th>"
+            f"<th>int8</th><th>size MB fp32</th><th>int8</th></tr>{body}</table>")
+
+
 def write_html(report: dict[str, Any], out_dir: Path, images: dict[str, Path]) -> Path:
     metrics = report["metrics"]
     variants = "".join(
@@ -144,6 +167,7 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}img{{max-width:10
 <h2>Accuracy on the validation split (ONNX Runtime)</h2><table><tr><th>variant</th><th>accuracy</th><th>examples</th></tr>{variants}</table>
 <h2>Per class (fp32)</h2>{_class_table(best)}
 {_tm_html(report)}
+{_backbones_html(report)}
 {test_html}
 <h2>Confusion matrix</h2><p>Rows: true class; columns: what the model said.</p>{confusion}
 {_mistakes_html(report)}

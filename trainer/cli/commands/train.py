@@ -56,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compare-tm", type=Path, default=None, metavar="EXPORT",
                    help="images: also score this Teachable Machine export (folder, .zip or model file) on the same held-out "
                         "samples and put its accuracy next to ours in the report")
+    p.add_argument("--compare-backbones", action="store_true",
+                   help="images: also train the head on each EfficientNet-Lite backbone (same data and settings) and print, "
+                        "and put in the report, a table of validation accuracy, fp32/int8 ms per image on one thread and "
+                        "model size; the bundle written is the --backbone one")
     add_audio_arguments(p)
     p.set_defaults(func=run)
 
@@ -108,27 +112,33 @@ def _run(args: argparse.Namespace, reference: TmReference | None = None) -> int:
     try:
         _check_numbers(args)
         if task == "audio":
+            if args.compare_backbones:
+                raise DatasetError("--compare-backbones compares image backbones; for sound choose --backbone yourself (docs/training.md)")
             return run_audio(args)
         from trainer.image.job import train_image_classifier
 
-        report = train_image_classifier(
-            ImageTrainOptions(
-                data_dir=args.data_dir,
-                out_dir=args.out_dir,
-                backbone=args.backbone,
-                weights=args.weights,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                fine_tune=args.fine_tune,
-                seed=args.seed,
-                val_split=args.val_split,
-                int8=not args.no_int8,
-                augment=args.augment,
-                cache_dir=args.cache_dir,
-                progress=not args.quiet,
-            )
+        options = ImageTrainOptions(
+            data_dir=args.data_dir,
+            out_dir=args.out_dir,
+            backbone=args.backbone,
+            weights=args.weights,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            fine_tune=args.fine_tune,
+            seed=args.seed,
+            val_split=args.val_split,
+            int8=not args.no_int8,
+            augment=args.augment,
+            cache_dir=args.cache_dir,
+            progress=not args.quiet,
         )
+        report = train_image_classifier(options)
+        if args.compare_backbones:
+            from trainer.image.compare import compare_backbones
+
+            report["backbones"] = compare_backbones(options, report)
+            write_report(report, Path(args.out_dir))
     except (DatasetError, BackboneError, ExportError) as exc:
         log.error("%s", exc)
         return 2
@@ -140,5 +150,9 @@ def _run(args: argparse.Namespace, reference: TmReference | None = None) -> int:
             log.error("%s", exc)
             return 2
     print(summary_table(report))
+    if report.get("backbones"):
+        from trainer.image.compare import backbone_table
+
+        print(backbone_table(report["backbones"]))
     print(f"bundle: {args.out_dir}  report: {Path(args.out_dir) / 'report.html'}")
     return 0
