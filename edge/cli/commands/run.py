@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from edge.host.memory import fix_mmap_threshold
+
+    fix_mmap_threshold()  # first, before the models load: frames and model copies then go back to the system
     from edge.daemon.daemon import run_daemon
     from edge.mqtt.connection import MqttConfigError
 
