@@ -243,3 +243,17 @@ def test_order_sets_the_bundle_labels_and_cells_list_their_samples(studio: Runni
     # a sample deleted since the training is listed as gone
     c.request("DELETE", f"/api/projects/colours/classes/red/samples/{planted.name}")
     assert c.get("/api/projects/colours/confusion?true=red&predicted=blue").json()["samples"][0]["exists"] is False
+
+
+def test_a_broken_or_huge_studio_json_leaves_the_order_alphabetical(studio: Running) -> None:
+    c = studio.client
+    c.post("/api/projects", {"name": "p"})
+    for name in ("b", "a"):
+        c.post("/api/projects/p/classes", {"name": name})
+    settings = studio.project("p") / "studio.json"
+    for broken in ("{not json", '["b", "a"]', '{"classes": "b,a"}', json.dumps({"classes": ["b", "a"], "pad": "x" * 70_000})):
+        settings.write_text(broken)
+        assert _classes(c, "p") == ["a", "b"], broken[:30]
+    # a new order is saved over it as a proper settings file
+    assert c.request("PUT", "/api/projects/p/class-order", json_body={"classes": ["b"]}).json() == {"classes": ["b", "a"]}
+    assert json.loads(settings.read_text())["classes"] == ["b", "a"]
