@@ -133,10 +133,18 @@ def test_a_sound_lesson_in_chromium(studio: Running, playwright, tmp_path: Path)
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     page.goto(f"{base}/#/p/sounds/gather")
     page.fill(".background-seconds", "6")
+    page.select_option("#background .countdown", "3")
     page.click("#record-background")
-    page.wait_for_selector('#background .record-status[data-state="recording"]')
+    page.wait_for_selector('#background .record-status[data-state="counting"]')  # time to leave the room quiet
+    assert not (project / BG).exists()
+    page.wait_for_selector('#background .record-status[data-state="recording"]', timeout=10_000)
     [background] = _wait_files(project / BG, 1)
     page.wait_for_function("() => document.querySelectorAll('#background .clip').length === 1")
+    # ▶ plays the recording itself (not its waveform), fetched from the Studio
+    with page.expect_request(lambda r: r.url.endswith(f"/samples/{background.name}")) as played:
+        page.click("#background .clip .play")
+    reply = played.value.response()
+    assert reply is not None and reply.status in (200, 206)  # a media element may ask for a range of the file
     import soundfile
 
     assert abs(soundfile.info(str(background)).duration - 6.0) < 0.01
@@ -149,6 +157,7 @@ def test_a_sound_lesson_in_chromium(studio: Running, playwright, tmp_path: Path)
 
     page.click("#tab-train")
     assert page.input_value("#set-epochs") == "45"  # the sound trainer's own default
+    assert page.locator("#set-backbone").count() == 0  # the sound trainer's own network: no image backbone to pick
     page.click("#advanced summary")
     page.fill("#set-epochs", "15")  # a sound model learns from scratch: more, smaller steps than the default's batches
     page.fill("#set-batch_size", "4")
