@@ -40,7 +40,7 @@ def test_a_good_question_is_parsed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("change", "status", "words"), [
     ({"panes": [{"model": "c.gguf"}, {"model": "a.gguf"}]}, 404, "no model 'c.gguf'"),
-    ({"panes": [{"model": "../a.gguf"}, {"model": "a.gguf"}]}, 404, "no model '../a.gguf'"),
+    ({"panes": [{"model": "../c.gguf"}, {"model": "a.gguf"}]}, 404, "no model '../c.gguf'"),
     ({"panes": [{"model": "/etc/passwd"}, {"model": "a.gguf"}]}, 404, "choose one from the list"),
     ({"panes": [{"model": "a.gguf"}]}, 400, "a list of 2"),
     ({"panes": "a.gguf"}, 400, "a list of 2"),
