@@ -13,9 +13,11 @@ from typing import Any
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
 from edge.doctor.broker import check_broker
+from edge.doctor.client_id import check_client_id
 from edge.doctor.bundles import check_bundle
 from edge.doctor.cameras import check_camera_source, check_cameras
 from edge.doctor.config_file import check_config
+from edge.doctor.dashboard import check_dashboard
 from edge.doctor.llm import check_llm
 from edge.doctor.machine import check_packages, check_providers, check_python, is_raspberry_pi
 from edge.doctor.microphones import check_microphone_source, check_microphones
@@ -57,7 +59,10 @@ def run_checks(options: DoctorOptions) -> list[CheckResult]:
     rows += _guard("cameras", lambda: check_cameras(config))
     rows += _guard("microphones", lambda: check_microphones(config))
     if config is not None:
-        rows += _guard("mqtt", lambda: check_broker(config, options.mqtt_timeout_s))
+        mqtt_rows = _guard("mqtt", lambda: check_broker(config, options.mqtt_timeout_s))
+        rows += mqtt_rows
+        if mqtt_rows and mqtt_rows[0].status == "ok":  # watched only on a broker that answers
+            rows += _guard("mqtt client id", lambda: check_client_id(config, options.mqtt_timeout_s))
         for index, pipeline in enumerate(config.pipelines):
             if not pipeline.enabled:
                 continue
@@ -67,6 +72,7 @@ def run_checks(options: DoctorOptions) -> list[CheckResult]:
             else:
                 rows += _guard(f"microphone {pipeline.name}", partial(check_microphone_source, index, pipeline))
     rows += _guard("llm", lambda: check_llm(config))
+    rows += _guard("dashboard", lambda: check_dashboard(config))
     rows += _guard("memory", check_memory)
     rows += _guard("disk", check_disk)
     rows += _guard("temperature", check_temperature)
