@@ -1,4 +1,4 @@
-// 4. Export: the bundle as a zip, and the commands that put it on a Raspberry Pi.
+// 5. Export: the bundle as a zip, and the commands that put it on a Raspberry Pi.
 
 import { api, el, projectUrl } from "./ui.js";
 
