@@ -26,8 +26,6 @@ from edge.daemon.commands import CommandHandler
 from edge.daemon.dashboard_link import DaemonDevice
 from edge.daemon.discovery import Discovery
 from edge.daemon.fleet import FleetHook, start_fleet
-from edge.daemon.health import HealthServer
-from edge.daemon.metrics import render_metrics
 from edge.daemon.publisher import DecisionPublisher, to_json
 from edge.daemon.registry import PipelineRegistry
 from edge.daemon.reload import ReloadJob, apply_reload
@@ -39,6 +37,7 @@ from edge.mqtt.topics import Topics
 from edge.pipelines.base import Decision, Pipeline
 
 if TYPE_CHECKING:
+    from edge.daemon.health import HealthServer
     from edge.dashboard.server import DashboardServer
 
 log = logging.getLogger(__name__)
@@ -121,6 +120,8 @@ class Daemon:
                                  self._models_dir(self.config))
         if self.config.health.enabled:
             try:
+                from edge.daemon.health import HealthServer  # late: Starlette and uvicorn only when health is on
+
                 self.health = HealthServer(self.config.health.host, self.config.health.port, self.healthz, self.metrics).start()
                 log.info("health: http://%s:%d/healthz and /metrics", self.config.health.host, self.health.port)
             except OSError as exc:
@@ -347,6 +348,8 @@ class Daemon:
         mqtt = self._mqtt_stats()
         pipelines = self.registry.stats()
         running = set(self.pipelines())
+        from edge.daemon.metrics import render_metrics  # late: prometheus_client only once /metrics is asked for
+
         return render_metrics(ok, age, mqtt, pipelines, running, process_stats(), self.reloads_ok, self.reloads_failed)
 
 

@@ -8,7 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from edge.doctor import DEFAULT_CONFIG, DoctorOptions, as_json, exit_code, format_table, run_checks
+# edge.doctor (its checks import Starlette, psutil, ...) is imported when the command runs: `edge run` builds this
+# parser too. The default config is the one `edge run` reads.
+from edge.cli.commands.run import DEFAULT_CONFIG
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.doctor import DEFAULT_CONFIG, DoctorOptions, as_json, exit_code, format_table, run_checks
+
     explicit = args.config is not None
     config_path = Path(args.config) if explicit else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     options = DoctorOptions(config_path=config_path, config_explicit=explicit, mqtt_timeout_s=args.timeout, open_sources=args.open_sources)
