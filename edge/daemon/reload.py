@@ -1,6 +1,6 @@
 """SIGHUP: the config file read again and applied to the running daemon. Pipelines that changed are rebuilt,
 and a rebuilt pipeline whose new bundle is bad keeps the old one running; removed ones stop, new ones start.
-Sections the daemon cannot change while running (device id, broker, health port, LLM) wait for a restart.
+Sections the daemon cannot change while running (device id, broker, health port, LLM, dashboard) wait for a restart.
 
 Why in two steps: building a pipeline loads its bundle and builds an ONNX Runtime session, which takes
 minutes with TensorRT. Done on the main loop, that would stop the systemd watchdog pings (systemd would kill
@@ -22,7 +22,7 @@ from edge.pipelines.base import Pipeline
 
 log = logging.getLogger(__name__)
 
-RESTART_ONLY = ("device_id", "mqtt", "health", "llm")
+RESTART_ONLY = ("device_id", "mqtt", "health", "llm", "dashboard")
 STOP_TIMEOUT_S = 2.0
 
 
