@@ -28,6 +28,8 @@ VARIANTS = tuple(VARIANT_FILES)  # fp32, int8
 IMAGE_TYPES = ("image/jpeg", "image/png")
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave")
 TRAIN_FIRST = "train the model first (2. Train), then preview it"
+# a training finishing swaps the bundle folder while a frame is read; a damaged folder answers the same way
+REPLACED = "the model could not be loaded (a training may be finishing right now): try again in a moment, or train again"
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class PreviewModels:
         try:
             return load_bundle(project.model_dir, verify_checksums=False)
         except BundleError:  # a training finishing right now swaps the folder
-            raise ProjectError("the model is being replaced by a new training; try again in a moment", 409) from None
+            raise ProjectError(REPLACED, 409) from None
 
     def classifier(self, project: Project, variant: str) -> Classifier:
         if variant not in VARIANTS:
@@ -101,15 +103,18 @@ class PreviewModels:
             if found is not None:
                 self._loaded.move_to_end(key)
                 return found
-        bundle = self.bundle(project)
+        # loaded outside the lock: one pupil's model loading does not hold up the others' frames
+        try:
+            bundle = load_bundle(project.model_dir)  # checksums verified: this is the model the page will show
+        except BundleError:
+            raise ProjectError(REPLACED, 409) from None
         if variant not in bundle.variants:
             raise ProjectError(f"this model has no {variant} copy (it has: {', '.join(bundle.variants)}); "
                                "choose fp32, or train again to make one", 404)
         try:
-            # loaded outside the lock: one pupil's model loading does not hold up the others' frames
-            loaded = Classifier(load_bundle(project.model_dir), variant=variant)
+            loaded = Classifier(bundle, variant=variant)
         except BundleError:
-            raise ProjectError("the model is being replaced by a new training; try again in a moment", 409) from None
+            raise ProjectError(REPLACED, 409) from None
         with self._lock:
             for old in [k for k in self._loaded if k[:2] == key[:2]]:  # an older training of the same project
                 del self._loaded[old]

@@ -134,6 +134,11 @@ def test_a_new_training_is_previewed_at_once(studio: Running, tmp_path: Path) ->
     shutil.rmtree(model)
     new.rename(model)
     assert _post(c, "colours", _png((30, 30, 220)), "image/png").json()["label"] == "blue"
+    # caught half-way (or damaged): a clear 409, not a crash
+    (model / "model.onnx").unlink()
+    (model / "manifest.json").touch()  # a new key: the loaded session is not reused
+    for reply in (_post(c, "colours", _png((30, 30, 220)), "image/png"), c.get("/api/projects/colours/preview")):
+        assert reply.status == 409 and "try again in a moment, or train again" in reply.json()["error"], reply.body
 
 
 def test_sound_clips_any_rate_through_the_device_windows(studio: Running) -> None:
