@@ -28,6 +28,7 @@ from edge.core.session import make_session
 from trainer.audio.data import AudioSettings, Augment, decode_clips
 from trainer.audio.loops import AudioTrainConfig, train_end_to_end, train_frozen_backbone
 from trainer.audio.models import DEFAULT_AUDIO_BACKBONE, AudioProbabilityModel
+from trainer.class_order import ordered, read_order
 from trainer.finish import Finish, KeepFloat, Timer, export_and_score, with_predictions
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ def train_audio_classifier(opts: AudioTrainOptions) -> dict[str, Any]:
     timer = Timer()
     settings = AudioSettings(opts.sample_rate, opts.window_seconds, opts.hop_seconds)
     dataset = scan_dataset(opts.data_dir, "audio")
+    # the labels' order in the bundle: the Studio's (studio.json), as for images; else alphabetical
+    dataset.labels = ordered(dataset.labels, read_order(opts.data_dir))
 
     with timer.step("decode"):
         clips, skipped = decode_clips(dataset.all_files, settings.sample_rate, progress=opts.progress)

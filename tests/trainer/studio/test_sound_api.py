@@ -194,13 +194,15 @@ def test_a_sound_project_trains_with_the_sound_trainer(studio: Running) -> None:
         assert _upload(c, "sounds", "whistle", wav_bytes(tone(1.0, pitch=400 + 40 * i, seed=i))).status == 201
         assert _upload(c, "sounds", "shh", wav_bytes(hiss(1.0, seed=i))).status == 201
     assert _upload(c, "sounds", BG, wav_bytes(room(10.0))).status == 201
+    # the classes' order on the page is the order of the model's labels, for sound as for images
+    assert c.request("PUT", "/api/projects/sounds/class-order", json_body={"classes": ["whistle", "shh"]}).status == 200
     reply = c.post("/api/projects/sounds/train", {"epochs": 3, "batch_size": 8, "lr": 0.003})
     assert reply.status == 200, reply.body
     job = _wait(c, "sounds")
     assert job["state"] == "done", job
     assert [row["epoch"] for row in job["history"]] == [1, 2, 3]  # each epoch streamed as it ended
     bundle = load_bundle(studio.project("sounds") / ".studio" / "model")
-    assert bundle.task == "audio" and set(bundle.labels) == {"whistle", "shh", BG}
+    assert bundle.task == "audio" and bundle.labels == ("whistle", "shh", BG)  # the background after the listed ones
     report = c.get("/api/projects/sounds/report").json()  # Under the hood: the same shape as for images
     assert set(report["labels"]) == {"whistle", "shh", BG} and len(report["fp32"]["confusion_matrix"]) == 3
     assert [row["epoch"] for row in report["history"]] == [1, 2, 3]
