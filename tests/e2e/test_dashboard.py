@@ -99,23 +99,33 @@ def _status(url: str, data: bytes | None = None, headers: dict[str, str] | None 
 
 
 @pytest.fixture(scope="module")
-def page(setup: Setup) -> Iterator[Any]:
-    """A signed-in page of the dashboard in headless Chromium."""
+def playwright() -> Iterator[Any]:
+    """One Playwright for the module (its sync API cannot be started twice at once)."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: run scripts/setup.sh dev")
     sync_api = pytest.importorskip("playwright.sync_api", reason="run scripts/setup.sh dev (installs Playwright)")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM))
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(setup.base, wait_until="domcontentloaded")
-        page.wait_for_url("**/login")
-        DOCS_IMG.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS_IMG / "dashboard-login.png"))
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_selector('.tile[data-pipeline="cam"] .label')
-        yield page
-        browser.close()
+        yield p
+
+
+def _new_page(playwright: Any) -> Any:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+    return browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+
+
+@pytest.fixture(scope="module")
+def page(setup: Setup, playwright: Any) -> Iterator[Any]:
+    """A signed-in page of the dashboard in headless Chromium."""
+    page = _new_page(playwright)
+    page.goto(setup.base, wait_until="domcontentloaded")
+    page.wait_for_url("**/login")
+    DOCS_IMG.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS_IMG / "dashboard-login.png"))
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector('.tile[data-pipeline="cam"] .label')
+    yield page
+    page.context.browser.close()
 
 
 def _label_shown(page: Any, pipeline: str, label: str) -> None:
@@ -164,7 +174,7 @@ def test_pause_from_the_page_reaches_mqtt(setup: Setup, page: Any) -> None:
                             what="a cam state with paused: true")
     assert any(m.json().get("paused") is True for m in setup.states("cam")[before:])
     page.wait_for_function("() => document.querySelector('.tile[data-pipeline=\"cam\"] button.pause').textContent === 'Resume'")
-    page.screenshot(path=str(DOCS_IMG / "dashboard-paused.png"))
+    tile.screenshot(path=str(DOCS_IMG / "dashboard-paused.png"))
     tile.locator("button.pause").click()
     resumed = len(setup.states("cam"))
     setup.listener.wait_for(lambda m: m.topic == f"{PREFIX}/cam/state" and "paused" not in m.json(), 10,
@@ -202,13 +212,10 @@ def test_on_a_phone_screen(setup: Setup, page: Any) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_chat_streams_the_llm_answer_and_shows_its_sensor_context(tmp_path: Path, broker: Broker) -> None:
+def test_chat_streams_the_llm_answer_and_shows_its_sensor_context(tmp_path: Path, broker: Broker, playwright: Any) -> None:
     """A daemon running its LLM (a real GGUF through llama.cpp): the page's chat box gets an answer streamed from
     the LLM's HTTP API and shows the sensor context the LLM was given (the camera's live state, via MQTT)."""
     model = require_model(SMOLLM2)
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: run scripts/setup.sh dev")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="run scripts/setup.sh dev (installs Playwright)")
     bundle = make_color_bundle(tmp_path / "colours")
     video = write_color_video(tmp_path / "colours.avi", ["green"], seconds_each=2.0, fps=10)
     port, llm_port = free_port(), free_port()
@@ -219,9 +226,8 @@ def test_chat_streams_the_llm_answer_and_shows_its_sensor_context(tmp_path: Path
     daemon = DaemonProcess(config)
     try:
         wait_for(lambda: _status(f"http://127.0.0.1:{llm_port}/health") == 200, 120, "the LLM child never answered /health")
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM))
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page = _new_page(playwright)
+        try:
             page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
             page.wait_for_selector("#chat:not([hidden]) input.question")
             page.wait_for_function("() => document.querySelector('.label[data-pipeline=\"cam\"]').textContent === 'green'")
@@ -234,7 +240,8 @@ def test_chat_streams_the_llm_answer_and_shows_its_sensor_context(tmp_path: Path
             assert "cam" in context and "green" in context, context
             page.click("#chat details.context summary")
             page.screenshot(path=str(DOCS_IMG / "dashboard-chat.png"), full_page=True)
-            browser.close()
+        finally:
+            page.context.browser.close()
     finally:
         if daemon.alive():
             print(daemon.log()[-3000:])
