@@ -13,9 +13,9 @@ from typing import Any
 
 from edge.doctor.base import CheckResult, DoctorOptions, active_pipelines
 from edge.doctor.broker import check_broker
-from edge.doctor.client_id import check_client_id
 from edge.doctor.bundles import check_bundle
 from edge.doctor.cameras import check_camera_source, check_cameras
+from edge.doctor.client_id import check_client_id
 from edge.doctor.config_file import check_config
 from edge.doctor.dashboard import check_dashboard
 from edge.doctor.llm import check_llm
