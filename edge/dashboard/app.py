@@ -20,13 +20,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from edge.core.hosts import allowed_host_names
 from edge.core.webauth import PagePassword
 from edge.dashboard import auth
 from edge.dashboard.chat import ChatRequestError, parse_messages, stream_answer
 from edge.dashboard.device import Device
 from edge.dashboard.live import FrameThrottle, live_view
 from edge.dashboard.models import list_bundles, model_card, report_path
-from edge.llm.http_api import allowed_host_names
 from edge.pipelines.base import Pipeline
 from edge.pipelines.latest import LatestClassified
 

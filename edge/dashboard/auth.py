@@ -10,8 +10,8 @@ import html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from edge.core.hosts import host_allowed
 from edge.core.webauth import PagePassword
-from edge.llm.http_api import host_allowed
 
 COOKIE = "edge_dashboard"
 CSRF_HEADER = "x-dashboard"

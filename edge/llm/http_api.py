@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import logging
 import os
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from edge.core.hosts import allowed_host_names, host_allowed  # the Host check, shared with the dashboard
 from edge.core.webserver import BackgroundServer, ServerLimits
 from edge.llm.core import LlmCore, NotReadyError
 from edge.llm.requests import (
@@ -55,7 +54,6 @@ MAX_BODY_BYTES = 1 << 20
 PUBLIC_PATHS = ("/health", "/metrics")  # monitoring works without the API key (/health then says only the status)
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 GET_ROUTES = "/v1/chat/completions (POST), /v1/models, /health, /metrics, /edgeteach/sensors"
-LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 CLOSE = {"Connection": "close"}
 
 
@@ -69,38 +67,6 @@ def _error_response(exc: RequestError, close: bool = False) -> JSONResponse:
 
 
 # -- Host header ----------------------------------------------------------------------------------
-
-
-def allowed_host_names(configured_host: str, extra: Iterable[str]) -> frozenset[str]:
-    """Names a client may put in the Host header, besides any IP address.
-
-    The check stops DNS rebinding: a web page on evil.example whose name is re-pointed at the device's
-    address would otherwise let a student's browser talk to the API. Such a request carries the attacker's
-    *name*; an IP address in Host cannot be rebound, so every address is allowed (a Pi on DHCP keeps working
-    when its address changes). Names: localhost, the device's hostname and its mDNS name `<hostname>.local`
-    (how a Pi is usually reached on a LAN), the configured listen host, and `llm.allowed_hosts`."""
-    hostname = socket.gethostname().lower()
-    names = {*LOCAL_NAMES, hostname, f"{hostname.split('.')[0]}.local", configured_host.lower()}
-    names.update(name.strip().lower().rstrip(".") for name in extra if name.strip())
-    return frozenset(names)
-
-
-def host_allowed(host_header: str, names: frozenset[str]) -> bool:
-    if "*" in names:
-        return True
-    host = host_header.strip().lower()
-    if host.startswith("["):  # [::1]:8080
-        host = host[1:host.find("]")] if "]" in host else ""
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    host = host.rstrip(".")
-    if not host:
-        return False
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return host in names
 
 
 class _Guard:
