@@ -216,11 +216,14 @@ class BackboneChoice:
         return self.build(weights)
 
 
-# The descriptions state the trade-off measured on the bench sets (docs/training.md, "Fast or accurate").
+# The descriptions state the trade-off measured on the bench sets (docs/training.md, "Fast or accurate";
+# bench/results/backbones_shared-2core.json): the bigger Lites cost more time per image and were not more
+# accurate there, so Lite0 stays the default and the others are offered for photos that need finer detail.
 BUILDERS: dict[str, BackboneChoice] = {
-    "efficientnet_lite0": BackboneChoice(lambda w: _efficientnet_lite(0, w), "fast: the default, 224 px"),
-    "efficientnet_lite1": BackboneChoice(lambda w: _efficientnet_lite(1, w), "balanced: 240 px, about 1.5x Lite0's time per image"),
-    "efficientnet_lite2": BackboneChoice(lambda w: _efficientnet_lite(2, w), "accurate: 260 px, about 2x Lite0's time per image"),
+    "efficientnet_lite0": BackboneChoice(lambda w: _efficientnet_lite(0, w), "fast: the default, 224 px; the most accurate on our sets"),
+    "efficientnet_lite1": BackboneChoice(lambda w: _efficientnet_lite(1, w), "bigger: 240 px, about 1.7x Lite0's time per image"),
+    "efficientnet_lite2": BackboneChoice(lambda w: _efficientnet_lite(2, w),
+                                         "biggest: 260 px, about 2.2x Lite0's time per image; for fine detail, compare first"),
     "mobilenet_v3_small": BackboneChoice(lambda w: _mobilenet_v3("mobilenet_v3_small", w),
                                          "fastest, least accurate: ImageNet weights must be cached (torchvision)"),
     "mobilenet_v3_large": BackboneChoice(lambda w: _mobilenet_v3("mobilenet_v3_large", w),
