@@ -20,7 +20,7 @@ from tests.support.onnx_models import make_color_bundle
 from tests.support.waiting import wait_for
 
 DEVICES = [f"pi-{i:02d}" for i in range(20)]
-TOPICS = ("edgeteach/+/status", "edgeteach/+/model/state", "edgeteach/+/model/progress")
+TOPICS = ("edgeteach/+/status", "edgeteach/+/model/state", "edgeteach/+/model/progress", "edgeteach/+/cam/state")
 
 
 @pytest.fixture()
@@ -77,3 +77,20 @@ def test_a_group_deploy_in_two_waves_reaches_twenty_devices(tmp_path: Path, brok
     for line in rows.values():
         assert f"colours 2 {sha[:12]}" in line and "healthy" in line, line
     assert all(state["active"]["sha256"] == sha for state in fleet.states().values())
+
+    # and back: `trainer fleet rollback` returns every device to the model it ran before (the config's), from its disk
+    back = trainer_fleet(["rollback", "--group", "class-a", "--key", str(private), "--wave-timeout", "120",
+                          "--host", broker.host, "--port", str(broker.port)])
+    assert back.returncode == 0, back.stdout + back.stderr + fleet.logs()
+    assert "20 of 20 device(s) healthy" in back.stdout, back.stdout
+    states = fleet.states()
+    assert all(s["active"]["version"] == "config" and s["previous"]["sha256"] == sha for s in states.values()), states
+    assert not [d for _, d, data in fleet.progress(states["pi-00"]["job_id"]) if data["status"] == "downloading"]
+    mark = len(fleet.listener.messages)
+
+    def classifying_with_the_config_model() -> set[str]:
+        return {m.topic.split("/")[1] for m in fleet.listener.messages[mark:]
+                if m.topic.endswith("/cam/state") and m.json()["model"].endswith("/models/base")}
+
+    wait_for(lambda: classifying_with_the_config_model() == set(DEVICES), 60,
+             lambda: f"every device classifying with its config model again: {sorted(classifying_with_the_config_model())}")
