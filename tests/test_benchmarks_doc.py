@@ -479,6 +479,77 @@ def studio(name: str) -> Spec:
     return Spec(1, rows)
 
 
+# issue 17: edge run's RSS per configuration (bench/bench_footprint.py)
+FOOTPRINT_ROWS = {"camera only": "camera", "microphone only": "microphone", "camera + microphone": "both"}
+LIBRARY_NAMES = {"opencv": "OpenCV", "portaudio": "PortAudio", "libsndfile": "libsndfile", "pillow": "Pillow",
+                 "onnxruntime": "ONNX Runtime"}
+FOOTPRINT_STEPS = {"baseline": "footprint_fp32_before.json", "+ lazy source backends": "footprint_fp32_lazy-imports.json",
+                   "+ lazy CLI sub-commands": "footprint_fp32_lazy-cli.json",
+                   "+ fixed mmap threshold, lazy health and metrics": "footprint_fp32_final.json"}
+FOOTPRINT_TRIES = {
+    "ONNX Runtime CPU arena off": "ort-arena-off", "ONNX Runtime memory pattern off": "ort-pattern-off",
+    "arena and memory pattern off": "ort-arena-and-pattern-off", "initializers outside the arena": "ort-initializers-outside-arena",
+    "weight prepacking off": "ort-prepacking-off", "one ONNX Runtime thread per pipeline": "ort-1-thread",
+    "MALLOC_ARENA_MAX=2": "malloc-arena-max-2", "MALLOC_ARENA_MAX=1": "malloc-arena-max-1",
+    "mmap threshold fixed at 128 KiB": "mmap-128k", "mmap threshold fixed at 1 MiB": "mmap-1m",
+    "128 KiB + arena off": "mmap-128k-ort-arena-off", "128 KiB + memory pattern off": "mmap-128k-ort-pattern-off",
+    "128 KiB + one thread per pipeline": "mmap-128k-ort-1-thread",
+}
+
+
+def footprint_now() -> Spec:
+    fb, ff, ib, nf = (j(f"footprint_{n}.json") for n in ("fp32_before", "fp32_final", "int8_before", "int8_final"))
+
+    def row(key: str) -> dict[int, Check]:
+        libraries = ", ".join(LIBRARY_NAMES[k] for k, v in nf["configs"][key]["libraries"].items() if v)
+        return {1: [f(fb["configs"][key]["rss_mb"], 1)], 2: [f(ff["configs"][key]["rss_mb"], 1)], 3: [f(ib["configs"][key]["rss_mb"], 1)],
+                4: [f(nf["configs"][key]["rss_mb"], 1)], 5: [f(ff["configs"][key]["hwm_mb"], 1), f(nf["configs"][key]["hwm_mb"], 1)],
+                6: Text(libraries)}
+
+    return Spec(1, {label: row(key) for label, key in FOOTPRINT_ROWS.items()})
+
+
+def footprint_steps() -> Spec:
+    return Spec(1, {label: {col: [f(j(name)["configs"][key]["rss_mb"], 1)] for col, key in enumerate(FOOTPRINT_ROWS.values(), start=1)}
+                    for label, name in FOOTPRINT_STEPS.items()})
+
+
+def footprint_tries() -> Spec:
+    def row(name: str) -> dict[int, Check]:
+        both = j(f"footprint_fp32_try-{name}.json")["configs"]["both"]
+        return {0: Has(f"bench/results/footprint_fp32_try-{name}.json"), 1: [f(both["rss_mb"], 1)], 2: [f(both["hwm_mb"], 1)],
+                3: [f(both["uss_mb"], 1)]}
+
+    return Spec(1, {label: row(name) for label, name in FOOTPRINT_TRIES.items()})
+
+
+def footprint_text() -> list[str]:
+    """Phrases of the memory footprint section (issue 17)."""
+    ff, nf = j("footprint_fp32_final.json"), j("footprint_int8_final.json")
+    fa, na = j("footprint_fp32_after.json"), j("footprint_int8_after.json")
+    fcpu, ncpu = ff["inference_cpu_ms_per_image"], nf["inference_cpu_ms_per_image"]
+    fb, nb = ff["configs"]["both"], nf["configs"]["both"]
+    loads_ = [j(f"footprint_{n}.json")["machine"]["load_avg_at_start"][0]
+              for n in ("fp32_final", "int8_final", "fp32_before", "int8_before")]
+    steps = [j(n)["machine"]["load_avg_at_start"][0] for n in FOOTPRINT_STEPS.values()]
+    tries = [j(f"footprint_fp32_try-{n}.json")["machine"]["load_avg_at_start"][0] for n in FOOTPRINT_TRIES.values()]
+    mic = [j(n)["configs"]["microphone"]["rss_mb"] for n in ("footprint_fp32_before.json", "footprint_fp32_lazy-cli.json")]
+    assert (nb["rss_mb"] <= 150) and not (fb["rss_mb"] <= 150), "the verdicts below are written for int8 met, fp32 missed"
+    return [
+        f"{f(fcpu['default_malloc'], 2)} -> {f(fcpu['fixed_mmap_threshold'], 2)} ms fp32, "
+        f"{f(ncpu['default_malloc'], 2)} -> {f(ncpu['fixed_mmap_threshold'], 2)} ms int8",
+        f"load averages at the start of {loads_[0]:.2f} (fp32 now), {loads_[1]:.2f} (int8 now), {loads_[2]:.2f} (fp32 before) and "
+        f"{loads_[3]:g} (int8 before)",
+        f"gave {f(fa['configs']['both']['rss_mb'], 1)} MB (fp32) and {f(na['configs']['both']['rss_mb'], 1)} MB (int8)",
+        f"**Target <= 150 MB with a camera and a microphone: met with int8** ({f(nb['rss_mb'], 1)} MB steady, "
+        f"{f(nb['hwm_mb'], 1)} MB peak)",
+        f"**missed with fp32** ({f(fb['rss_mb'], 1)} MB steady, {f(fb['hwm_mb'], 1)} MB peak)",
+        "load averages at the start of " + ", ".join(f"{x:g}" for x in steps[:-1]) + f" and {steps[-1]:g}",
+        f"load averages of {min(tries):g}-{max(tries):g} at the start",
+        f"(a microphone-only daemon: {f(mic[0], 1)} -> {f(mic[1], 1)} MB)",
+    ]
+
+
 TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/daemon_fp32_quiet.json", "measure"): daemon_quiet,
     ("bench/results/daemon_fp32_loaded.json", "measure"): daemon_loaded,
@@ -496,6 +567,9 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/fleet_20x5mb-loaded.json", "rollout of one bundle over MQTT chunks"): fleet,
     ("bench/results/studio_shared-2core.json", "Studio (issue 14)"): lambda: studio("studio_shared-2core.json"),
     ("bench/results/dashboard_int8_loaded.json", "one camera pipeline"): dashboard,
+    ("bench/results/footprint_fp32_final.json", "configuration"): footprint_now,
+    ("bench/results/footprint_fp32_before.json", "fp32, RSS MB"): footprint_steps,
+    ("bench/results/footprint_fp32_lazy-cli.json", "setting tried (camera + microphone, fp32)"): footprint_tries,
 }
 
 
@@ -693,6 +767,7 @@ def text_figures() -> list[str]:
         f"no answer within {o['http_client_timeout_s']:g} s",
         "**the run meets every target**" if fz["pass"] else "**the run misses a target**",
     ]
+    out += footprint_text()
     return out
 
 
