@@ -18,6 +18,7 @@ export const SOUND_HELP = "Make one class per sound the model should tell apart,
   + "Each clip is saved as soon as it is recorded.";
 
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+const counted = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 // Moves a class one place up (-1) or down (+1): the order of the model's labels from the next training
 // (kept by the server in studio.json, as for image projects).
@@ -95,10 +96,10 @@ const delaySelect = () => el("select", { class: "countdown" }, COUNTDOWNS.map((s
 
 export function soundClassCard(project, cls, index, order, recording) {
   const base = `${projectUrl(project)}/classes/${enc(cls.name)}`;
-  const count = el("span", { class: "muted count" }, `${cls.samples.length} clips`);
+  const count = el("span", { class: "muted count" }, counted(cls.samples.length, "clip"));
   const changed = (step, sample) => {
     cls.samples = step > 0 ? [...cls.samples, sample] : cls.samples.filter((s) => s !== sample);
-    count.textContent = `${cls.samples.length} clips`;
+    count.textContent = counted(cls.samples.length, "clip");
   };
   const { strip, add } = waveforms(base, cls.samples, changed);
   const upload = async (blob, filename) => {
@@ -140,10 +141,10 @@ export function backgroundCard(project, summary) {
   const recording = summary.recording;
   const base = `${projectUrl(project)}/classes/${enc(background.name)}`;
   let samples = [...background.samples];
-  const count = el("span", { class: "muted count" }, `${samples.length} recordings`);
+  const count = el("span", { class: "muted count" }, counted(samples.length, "recording"));
   const changed = (step, sample) => {
     samples = step > 0 ? [...samples, sample] : samples.filter((s) => s !== sample);
-    count.textContent = `${samples.length} recordings`;
+    count.textContent = counted(samples.length, "recording");
   };
   const { strip, add } = waveforms(base, samples, changed);
   const upload = async (blob, filename) => {
