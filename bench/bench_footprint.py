@@ -62,6 +62,7 @@ LIBRARIES = {"opencv": "/cv2/", "portaudio": "libportaudio", "libsndfile": "libs
 IMPORT_PROBE = """
 import json, re, sys
 from edge.cli.main import build_parser
+build_parser()  # edge run builds every sub-command's parser: what they import counts
 from edge.config import load_config
 import edge.daemon.daemon
 from edge.pipelines import build_pipeline
