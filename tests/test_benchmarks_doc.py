@@ -479,6 +479,108 @@ def studio(name: str) -> Spec:
     return Spec(1, rows)
 
 
+BACKBONES_RUN = "backbones_shared-2core.json"
+BACKBONE_NAMES = {"EfficientNet-Lite0": "efficientnet_lite0", "EfficientNet-Lite1": "efficientnet_lite1",
+                  "EfficientNet-Lite2": "efficientnet_lite2"}
+
+
+def _backbone(name: str) -> tuple[dict, dict]:
+    sets = j(BACKBONES_RUN)["sets"]
+    return sets["asl"]["backbones"][name], sets["phone"]["backbones"][name]
+
+
+def backbones() -> Spec:
+    rows: dict[str | int, dict[int, Check]] = {}
+    base = _backbone("efficientnet_lite0")
+    for label, name in BACKBONE_NAMES.items():
+        a, p = _backbone(name)
+        am, pm = a["ms_per_image_1thread"], p["ms_per_image_1thread"]
+        rows[label] = {
+            1: [str(a["input_size"][0]), str(a["input_size"][1])],
+            2: [pct(a["val_accuracy"]["fp32"]), pct(a["val_accuracy"]["int8"])],
+            3: [pct(a["flip"]["fp32_flip_avg"])],
+            4: [pct(p["val_accuracy"]["fp32"]), pct(p["val_accuracy"]["int8"])],
+            5: [pct(p["flip"]["fp32_flip_avg"])],
+            6: [f(am["fp32"], 1), f(pm["fp32"], 1)],
+            7: [f(am["int8"], 1), f(pm["int8"], 1)],
+            8: [f(am["fp32"] / am["int8"], 2), f(pm["fp32"] / pm["int8"], 2)],
+            9: [f(am["fp32"] / base[0]["ms_per_image_1thread"]["fp32"], 2), f(pm["fp32"] / base[1]["ms_per_image_1thread"]["fp32"], 2)],
+            10: [f(a["size_mb"]["fp32"], 1), f(a["size_mb"]["int8"], 1)],
+            11: [f(a["wall_s"], 0), f(p["wall_s"], 0)],
+        }
+    return Spec(1, rows)
+
+
+INT8_VNNI = ("int8-study_asl_vnni.json", "int8-study_phone_vnni.json")
+
+
+def int8_vnni() -> Spec:
+    """The issue 17 int8 table: agreement, accuracy and the CPU-time (wall) speed-up per set."""
+    asl, phone = (j(n) for n in INT8_VNNI)
+    by_phone = {r["setting"]: r for r in phone["rows"]}
+    spec: dict[str | int, dict[int, Check]] = {}
+    for i, ra in enumerate(asl["rows"]):
+        cells: dict[int, Check] = {}
+        for offset, r in ((1, ra), (4, by_phone.get(ra["setting"]))):
+            if r is None:
+                cells.update({offset + k: Text("not run") for k in range(3)})
+                continue
+            cells[offset] = [str(r["agree"]), str(r["n"])]
+            cells[offset + 1] = [pct(r["int8_acc"])]
+            cells[offset + 2] = [f(r["fp32_cpu_ms"] / r["int8_cpu_ms"], 2), f(r["fp32_ms"] / r["int8_ms"], 2)]
+        rp = by_phone.get(ra["setting"])
+        cells[7] = [f(ra["quantize_s"], 0)] + ([f(rp["quantize_s"], 0)] if rp else [])
+        spec[i] = cells
+    return Spec(1, spec)
+
+
+def int8_vnni_figures() -> list[str]:
+    asl, phone = (j(n) for n in INT8_VNNI)
+    rows = [r for d in (asl, phone) for r in d["rows"]]
+    pick = "first 3 convs float, reduce_range off"
+    a, p = (next(r for r in d["rows"] if r["setting"] == pick) for d in (asl, phone))
+    old = [next(r for r in d["rows"] if r["setting"] == INT8_SETTINGS["default"]) for d in (asl, phone)]
+    assert all(d["machine"]["cpu"]["dot_product"] == ["avx512_vnni"] for d in (asl, phone))  # "AVX-512 VNNI"
+    return [
+        f"load averages {loads(asl['machine']['load_avg_before_run'])} before and",
+        f"{loads(asl['machine']['load_avg_after_run'])} after the ASL run, {loads(phone['machine']['load_avg_before_run'])} and "
+        f"{loads(phone['machine']['load_avg_after_run'])} around the phone run",
+        f"fp32 took {span(min(r['fp32_cpu_ms'] for r in rows), max(r['fp32_cpu_ms'] for r in rows), 1)} ms of CPU per image in every row "
+        f"while its wall time swung from {min(r['fp32_ms'] for r in rows):.1f} to {max(r['fp32_ms'] for r in rows):.0f} ms",
+        f"{f(a['fp32_cpu_ms'] / a['int8_cpu_ms'], 2)}x and {f(p['fp32_cpu_ms'] / p['int8_cpu_ms'], 2)}x the fp32 speed in CPU time "
+        f"({f(a['fp32_ms'] / a['int8_ms'], 2)}x and {f(p['fp32_ms'] / p['int8_ms'], 2)}x wall)",
+        f"int8 accuracy {pct(a['int8_acc'])} % and {pct(p['int8_acc'])} % against fp32's {pct(a['fp32_acc'])} % and {pct(p['fp32_acc'])} % "
+        f"({a['n'] - a['agree']} and {p['n'] - p['agree']} answers differ",
+        f"the earlier recipe gives {f(old[0]['fp32_cpu_ms'] / old[0]['int8_cpu_ms'], 2)}x / {f(old[1]['fp32_cpu_ms'] / old[1]['int8_cpu_ms'], 2)}x",
+    ]
+
+
+def backbone_figures() -> list[str]:
+    """The backbones section's prose (issue 17)."""
+    d = j(BACKBONES_RUN)
+    lite = {n: _backbone(n) for n in BACKBONE_NAMES.values()}
+    ms = {n: [s["ms_per_image_1thread"]["fp32"] for s in v] for n, v in lite.items()}
+    vs0 = {n: [ms[n][i] / ms["efficientnet_lite0"][i] for i in (0, 1)] for n in ms}
+    size = {n: v[0]["size_mb"]["fp32"] / lite["efficientnet_lite0"][0]["size_mb"]["fp32"] - 1 for n, v in lite.items()}
+    wall = {n: v[0]["wall_s"] / lite["efficientnet_lite0"][0]["wall_s"] for n, v in lite.items()}
+    l0, l1, l2 = (lite[f"efficientnet_lite{i}"] for i in range(3))
+    speedups = [s["ms_per_image_1thread"]["fp32"] / s["ms_per_image_1thread"]["int8"] for v in lite.values() for s in v]
+    return [
+        f"load averages {loads(d['machine']['load_avg_before_run'])} before and {loads(d['machine']['load_avg_after_run'])} after the run",
+        f"(Lite1 {pct(l1[0]['val_accuracy']['fp32'])} % on both; Lite2 {pct(l2[0]['val_accuracy']['fp32'])} % and "
+        f"{pct(l2[1]['val_accuracy']['fp32'])} % against Lite0's {pct(l0[0]['val_accuracy']['fp32'])} % and {pct(l0[1]['val_accuracy']['fp32'])} %)",
+        f"{span(min(vs0['efficientnet_lite1']), max(vs0['efficientnet_lite1']), 2)}x (Lite1) and "
+        f"{span(min(vs0['efficientnet_lite2']), max(vs0['efficientnet_lite2']), 2)}x (Lite2) Lite0's time per image",
+        f"{100 * size['efficientnet_lite1']:.0f}-{100 * size['efficientnet_lite2']:.0f} % bigger files",
+        f"{wall['efficientnet_lite1']:.1f}x (Lite1) and {wall['efficientnet_lite2']:.1f}x (Lite2) Lite0's training time on the ASL set",
+        f"({pct(l0[0]['flip']['fp32_plain'])} -> {pct(l0[0]['flip']['fp32_flip_avg'])} % and {pct(l0[1]['flip']['fp32_plain'])} -> "
+        f"{pct(l0[1]['flip']['fp32_flip_avg'])} %)",
+        f"({pct(l2[0]['flip']['fp32_plain'])} -> {pct(l2[0]['flip']['fp32_flip_avg'])} % and {pct(l2[1]['flip']['fp32_plain'])} -> "
+        f"{pct(l2[1]['flip']['fp32_flip_avg'])} %)",
+        f"({span(min(speedups), max(speedups), 2)}x across rows here)",
+    ]
+
+
 # issue 17: edge run's RSS per configuration (bench/bench_footprint.py)
 FOOTPRINT_ROWS = {"camera only": "camera", "microphone only": "microphone", "camera + microphone": "both"}
 LIBRARY_NAMES = {"opencv": "OpenCV", "portaudio": "PortAudio", "libsndfile": "libsndfile", "pillow": "Pillow",
@@ -559,6 +661,8 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/image_trainer.json", "single image, batch 1, median ms"): image_latency,
     ("bench/results/int8_study_asl.json", "setting (one change from default)"): int8_study,
     ("bench/results/int8_study_asl_seed1.json", "setting"): int8_repeats,
+    (f"bench/results/{BACKBONES_RUN}", "backbone"): backbones,
+    (f"bench/results/{INT8_VNNI[0]}", "setting"): int8_vnni,
     ("bench/results/llm.json", "model"): llm,
     ("bench/results/llm_uvicorn.json", "model"): lambda: llm("llm_uvicorn.json"),
     ("bench/results/llm_build_amd-epyc-zen4-loaded.json", "model"): llm_builds,
@@ -767,6 +871,7 @@ def text_figures() -> list[str]:
         f"no answer within {o['http_client_timeout_s']:g} s",
         "**the run meets every target**" if fz["pass"] else "**the run misses a target**",
     ]
+    out += backbone_figures() + int8_vnni_figures()
     out += footprint_text()
     return out
 

@@ -85,6 +85,7 @@ class KeepFloat:
     fp32 graph. With a `label`, the manifest says "<label> (N nodes)" instead of listing them."""
 
     first_convs: int = FLOAT_FIRST_CONVS
+    reduce_range: bool = True  # 7-bit weights (quantize_int8's docstring says when they matter)
     nodes: Callable[[Path], Sequence[str]] = _no_nodes
     label: str | None = None
 
@@ -144,7 +145,7 @@ def export_and_score(
             calibration = finish.calibration(calibration_rows(finish.calibration_pool, finish.calibration_size, seed))
             variants["int8"] = out_dir / VARIANT_FILES["int8"]
             quantization = quantize_int8(fp32_path, variants["int8"], calibration, nodes_to_exclude=keep.nodes(fp32_path),
-                                         float_first_convs=keep.first_convs)
+                                         float_first_convs=keep.first_convs, reduce_range=keep.reduce_range)
             if keep.label is not None:
                 quantization["float_nodes"] = f"{keep.label} ({len(quantization['float_nodes'])} nodes)"
 

@@ -22,8 +22,8 @@ from edge.core.datasets import DEFAULT_VAL_FRACTION, Sample, make_splits, scan_d
 from edge.core.evaluate import classification_metrics
 from edge.core.images import RESIZE_POLICY
 from trainer.class_order import ordered, read_order
-from trainer.export import ort_predict
-from trainer.finish import Finish, Timer, export_and_score, with_predictions
+from trainer.export import IMAGE_FLOAT_FIRST_CONVS, IMAGE_REDUCE_RANGE, ort_predict
+from trainer.finish import Finish, KeepFloat, Timer, export_and_score, with_predictions
 from trainer.head import HeadConfig, train_head
 from trainer.image.backbones import DEFAULT_BACKBONE, ImageProbabilityModel, build_backbone
 from trainer.image.data import AUGMENT_VERSION, DecodedImage, augmented_views, decode_images, view_seed
@@ -147,6 +147,7 @@ def train_image_classifier(opts: ImageTrainOptions) -> dict[str, Any]:
         calibration_size=CALIBRATION_IMAGES,
         calibration=lambda rows: _fitted(decoded, [splits.train[i] for i in rows], size),
         score=_scorer(decoded, splits.labels, size),
+        keep_float=KeepFloat(first_convs=IMAGE_FLOAT_FIRST_CONVS, reduce_range=IMAGE_REDUCE_RANGE),
     )
     settings = {
         "backbone": backbone.name,

@@ -70,6 +70,9 @@ def check_bundle(out: Path, backbone: str, data: Path) -> None:
     parity = bundle.manifest["parity"]
     assert parity["max_abs_diff"] < 1e-4 and parity["top1_disagreements"] == 0 and parity["n"] == 2, parity
     assert set(bundle.variants) == {"fp32", "int8"}
+    # the image int8 recipe (trainer/export.py): 3 float convolutions, full-range weights
+    quantization = bundle.manifest["quantization"]
+    assert len(quantization["float_nodes"]) == 3 and quantization["reduce_range"] is False, quantization
     photo = sorted((data / "square").glob("*.png"))[0]
     fitted = fit_image(decode_image(photo), (side, side))[None]
     for variant in ("fp32", "int8"):
