@@ -551,7 +551,7 @@ def int8_vnni_figures() -> list[str]:
         f"({f(a['fp32_ms'] / a['int8_ms'], 2)}x and {f(p['fp32_ms'] / p['int8_ms'], 2)}x wall)",
         f"int8 accuracy {pct(a['int8_acc'])} % and {pct(p['int8_acc'])} % against fp32's {pct(a['fp32_acc'])} % and {pct(p['fp32_acc'])} % "
         f"({a['n'] - a['agree']} and {p['n'] - p['agree']} answers differ",
-        f"the earlier recipe gives {f(old[0]['fp32_cpu_ms'] / old[0]['int8_cpu_ms'], 2)}x / {f(old[1]['fp32_cpu_ms'] / old[1]['int8_cpu_ms'], 2)}x",
+        "the earlier recipe gives " + " / ".join(f"{f(r['fp32_cpu_ms'] / r['int8_cpu_ms'], 2)}x" for r in old),
     ]
 
 
@@ -568,7 +568,8 @@ def backbone_figures() -> list[str]:
     return [
         f"load averages {loads(d['machine']['load_avg_before_run'])} before and {loads(d['machine']['load_avg_after_run'])} after the run",
         f"(Lite1 {pct(l1[0]['val_accuracy']['fp32'])} % on both; Lite2 {pct(l2[0]['val_accuracy']['fp32'])} % and "
-        f"{pct(l2[1]['val_accuracy']['fp32'])} % against Lite0's {pct(l0[0]['val_accuracy']['fp32'])} % and {pct(l0[1]['val_accuracy']['fp32'])} %)",
+        f"{pct(l2[1]['val_accuracy']['fp32'])} % against Lite0's {pct(l0[0]['val_accuracy']['fp32'])} % and "
+        f"{pct(l0[1]['val_accuracy']['fp32'])} %)",
         f"{span(min(vs0['efficientnet_lite1']), max(vs0['efficientnet_lite1']), 2)}x (Lite1) and "
         f"{span(min(vs0['efficientnet_lite2']), max(vs0['efficientnet_lite2']), 2)}x (Lite2) Lite0's time per image",
         f"{100 * size['efficientnet_lite1']:.0f}-{100 * size['efficientnet_lite2']:.0f} % bigger files",
