@@ -79,3 +79,15 @@ def test_a_malloc_tunable_set_by_the_user_wins() -> None:
 
 def test_other_glibc_tunables_do_not_stop_it() -> None:
     assert probe("fix", GLIBC_TUNABLES="glibc.cpu.hwcap_mask=0")["applied"] is True
+
+
+def test_edge_run_fixes_the_threshold_before_the_daemon_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.daemon.daemon
+    import edge.host.memory
+    from edge.cli.main import main
+
+    calls: list[str] = []
+    monkeypatch.setattr(edge.host.memory, "fix_mmap_threshold", lambda: calls.append("fix") or True)
+    monkeypatch.setattr(edge.daemon.daemon, "run_daemon", lambda path: calls.append(f"run {path}") or 0)
+    assert main(["run", "-c", "some.yaml"]) == 0
+    assert calls == ["fix", "run some.yaml"]
