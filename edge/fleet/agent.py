@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = 8  # chunk subscriptions in flight: bounds what the broker pushes at a Pi at once
 STALL_S = 20.0  # no chunk for this long: subscribe again (the broker sends the retained chunk anew)
+BAD_COPIES = 2  # copies of one chunk that did not match the signed manifest before the job fails: the broker's is bad
 TICK_S = 0.5
 
 
@@ -74,6 +75,7 @@ class _Download:
     requested: set[int] = field(default_factory=set)
     last_chunk_at: float = 0.0
     reported_percent: float = -100.0
+    bad: dict[int, int] = field(default_factory=dict)  # chunk -> copies that did not match the manifest
 
 
 @dataclass
@@ -326,8 +328,14 @@ class FleetAgent:
         try:
             self._store.write_chunk(download.manifest, index, message.payload)
         except StoreError as exc:
+            download.bad[index] = download.bad.get(index, 0) + 1
+            if download.bad[index] >= BAD_COPIES:
+                self._cancel_download()
+                self._step(download.desired, "failed", f"chunk {index} on the broker does not match the signed manifest "
+                           f"({download.bad[index]} copies): damaged or forged; deploy the bundle again")
+                return
             log.warning("fleet: %s", exc)
-            self._request_more()
+            self._request_more()  # BAD_COPIES bounds this: a bad retained copy cannot make a loop
             return
         except OSError as exc:
             self._cancel_download()

@@ -167,3 +167,19 @@ def test_the_rollout_ends_when_the_broker_restarts_in_the_middle(tmp_path: Path,
     assert watch.connection.counters.connects >= 2
     for name in names:
         assert _ended(fleet, name, outcome.job_id) is not None
+
+
+def test_a_damaged_chunk_on_the_broker_fails_the_job_without_a_busy_loop(tmp_path: Path, broker: Broker, fleet: Fleet,
+                                                                         watch: FleetWatch) -> None:
+    private, public = generate_keypair(tmp_path / "keys")
+    _start(tmp_path, broker, fleet, ["pi-0"], public)
+    packed = pack_bundle(padded_bundle(tmp_path / "big", 0.2), "big", "1")
+    for index in range(packed.count):
+        chunk = packed.chunk(index)
+        watch.retain(chunk_topic(packed.manifest.sha256, index), b"\0" + chunk[1:] if index == 1 else chunk)
+    watch.retain(desired_topic(prefix_of("pi-0")), to_bytes(signed_deploy(packed, load_private_key(private), "damaged-1")))
+    state = wait_for(partial(_ended, fleet, "pi-0", "damaged-1"), 90, lambda: "pi-0 giving up\n" + fleet.logs())
+    assert state["status"] == "failed" and "chunk 1 on the broker does not match the signed manifest" in state["reason"], state
+    assert state["active"]["version"] == "config"
+    # the bad copy was fetched twice, not in a loop
+    assert fleet.devices["pi-0"].log().count("chunk 1 does not match the signed manifest (damaged or forged); it is fetched again") == 1
