@@ -104,13 +104,13 @@ def _cell(values: dict[str, float], variant: str, fmt: str) -> str:
 
 def backbone_table(rows: Sequence[BackboneRow]) -> str:
     """The printed table (the report's HTML shows the same rows)."""
-    head = (f"{'backbone':<20}{'input':>7}{'val acc fp32':>14}{'int8':>8}{'ms/image fp32':>15}{'int8':>8}"
+    head = (f"{'backbone':<22}{'input':>7}{'val acc fp32':>14}{'int8':>8}{'ms/image fp32':>15}{'int8':>8}"
             f"{'size MB fp32':>14}{'int8':>7}")
     lines = ["backbones on this data (ms: batch 1, one ONNX Runtime thread; * = this bundle)", head]
     for row in rows:
         side = "x".join(str(s) for s in row["input_size"]) or "-"
         lines.append(
-            f"{row['backbone'] + (' *' if row['chosen'] else ''):<20}{side:>7}"
+            f"{row['backbone'] + (' *' if row['chosen'] else ''):<22}{side:>7}"
             f"{_cell({k: 100 * v for k, v in row['accuracy'].items()}, 'fp32', '{:.1f} %'):>14}"
             f"{_cell({k: 100 * v for k, v in row['accuracy'].items()}, 'int8', '{:.1f} %'):>8}"
             f"{_cell(row['ms_per_image'], 'fp32', '{:.1f}'):>15}{_cell(row['ms_per_image'], 'int8', '{:.1f}'):>8}"
