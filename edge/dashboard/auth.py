@@ -1,7 +1,7 @@
 """Who may see the dashboard: on 127.0.0.1 everyone on this machine (a password is optional), elsewhere only a
 browser that signed in with dashboard.password_file's password (edge/core/webauth.py: session cookie, a delay
-after a wrong password, a header on every change). Also refused: a Host header naming another site, which is
-how a page on the internet would reach a device on the LAN through DNS rebinding."""
+after a wrong password and a limit on wrong guesses, a header on every change). Also refused: a Host header
+naming another site, which is how a page on the internet would reach a device on the LAN through DNS rebinding."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from edge.core.guesses import Refusal
 from edge.core.hosts import host_allowed
 from edge.core.webauth import PagePassword
 
@@ -34,6 +35,10 @@ async def login(request: Request, gate: PagePassword, device_id: str) -> Respons
     outcome = await gate.check_login(request)
     if outcome is None:
         return login_page(device_id, "That is too long to be the password.", 413)
+    if isinstance(outcome, Refusal):
+        page = login_page(device_id, f"Too many wrong passwords in the last minute. Wait {outcome.wait_s} seconds, then try again.", 429)
+        page.headers["retry-after"] = str(outcome.wait_s)
+        return page
     if not outcome:
         return login_page(device_id, "Wrong password. Try again (it is the first line of dashboard.password_file).", 401)
     return gate.sign_in(RedirectResponse("/", status_code=303))

@@ -38,7 +38,7 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
     limits = limits or StudioLimits()
     store = ProjectStore(projects_dir, limits)
     trainings = TrainingQueue(store, cache_dir, limits.max_queue)
-    gate = auth.ClassPassword(password, limits)
+    gate = auth.class_password(password, limits)
     studio = Studio(store=store, trainings=trainings, limits=limits, cache_dir=cache_dir, llm_models=llm_models)
 
     async def index(request: Request) -> Response:

@@ -1,51 +1,35 @@
-"""The class password. On 127.0.0.1 nobody else can reach the page, so there is none; on a LAN address the
-Studio refuses to start without one. A browser that gives it gets a session cookie (this server run's random
-token, HttpOnly, SameSite=Strict); every other request is answered 401 (API) or sent to the login page.
+"""The class password, by the scheme every EdgeTeach page uses (edge/core/webauth.py). On 127.0.0.1 nobody else
+can reach the page, so there is none; on a LAN address the Studio refuses to start without one. A browser that
+gives it gets a session cookie (this server run's random token, HttpOnly, SameSite=Strict); every other request
+is answered 401 (API) or sent to the login page.
 
 Every request that changes something must also carry `X-Studio: 1`: a header a page on another site cannot
 add without the browser first asking this server (CORS), which it never allows, so such a page cannot make a
 visitor's browser create or delete anything here (cross-site request forgery), even on 127.0.0.1.
 
-Wrong passwords are answered after a delay and limited per client address and in all (trainer/studio/guesses.py):
+Wrong passwords are answered after a delay and limited per client address and in all (edge/core/guesses.py):
 past the limit every guess is answered 429 with how long to wait, however many connections send them."""
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import html
-import secrets
-from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from trainer.studio.guesses import Refusal, WrongGuesses
+from edge.core.guesses import Refusal, WrongGuesses
+from edge.core.webauth import PagePassword
 from trainer.studio.limits import StudioLimits
 
 COOKIE = "studio_session"
 CSRF_HEADER = "x-studio"
-MAX_LOGIN_BYTES = 1024
-WRONG_PASSWORD_DELAY_S = 1.0  # slows guessing down; the class password is short
 OPEN_PATHS = ("/login", "/static/studio.css")
 
 
-class ClassPassword:
-    def __init__(self, password: str | None, limits: StudioLimits | None = None) -> None:
-        self.password = password
-        self.token = secrets.token_urlsafe(32)
-        limits = limits or StudioLimits()
-        self.guesses = WrongGuesses(limits.max_wrong_passwords_per_client, limits.max_wrong_passwords_total)
-
-    @property
-    def required(self) -> bool:
-        return self.password is not None
-
-    def signed_in(self, request: Request) -> bool:
-        return not self.required or hmac.compare_digest(request.cookies.get(COOKIE, ""), self.token)
-
-    def matches(self, given: str) -> bool:
-        return self.password is not None and hmac.compare_digest(given.encode(), self.password.encode())
+def class_password(password: str | None, limits: StudioLimits | None = None) -> PagePassword:
+    limits = limits or StudioLimits()
+    guesses = WrongGuesses(limits.max_wrong_passwords_per_client, limits.max_wrong_passwords_total)
+    return PagePassword(password, COOKIE, CSRF_HEADER, guesses)
 
 
 def _too_many(refusal: Refusal) -> HTMLResponse:
@@ -65,34 +49,22 @@ def login_page(message: str = "", status: int = 200) -> HTMLResponse:
 <button type="submit">Sign in</button></form></main></body></html>""", status_code=status)
 
 
-async def login(request: Request, password: ClassPassword) -> Response:
+async def login(request: Request, password: PagePassword) -> Response:
     if request.method == "GET":
         return login_page()
     if not password.required:
         return RedirectResponse("/", status_code=303)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_LOGIN_BYTES:
-            return login_page("That is too long to be the class password.", 413)
-    client = request.client.host if request.client else "unknown"
-    refusal = password.guesses.refusal(client)
-    if refusal:
-        return _too_many(refusal)
-    given = parse_qs(body.decode("utf-8", "replace")).get("password", [""])[0]
-    if not password.matches(given):
-        # counted now, before the delay, so guesses sent in parallel meet the limit as they arrive
-        refusal = password.guesses.count_wrong(client)
-        await asyncio.sleep(WRONG_PASSWORD_DELAY_S)
-        if refusal:
-            return _too_many(refusal)
+    outcome = await password.check_login(request)
+    if outcome is None:
+        return login_page("That is too long to be the class password.", 413)
+    if isinstance(outcome, Refusal):
+        return _too_many(outcome)
+    if not outcome:
         return login_page("That is not the class password. Try again, or ask your teacher.", 401)
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(COOKIE, password.token, httponly=True, samesite="strict")
-    return response
+    return password.sign_in(RedirectResponse("/", status_code=303))
 
 
-def refuse(request: Request, password: ClassPassword) -> Response | None:
+def refuse(request: Request, password: PagePassword) -> Response | None:
     """The answer for a request that may not go on, or None."""
     path = request.url.path
     if path in OPEN_PATHS:
@@ -101,6 +73,6 @@ def refuse(request: Request, password: ClassPassword) -> Response | None:
         if path.startswith("/api/"):
             return JSONResponse({"error": "sign in with the class password first (open the Studio's page)"}, 401)
         return RedirectResponse("/login", status_code=303)
-    if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
+    if not password.csrf_ok(request):
         return JSONResponse({"error": f"requests that change something must carry the header '{CSRF_HEADER}: 1'"}, 403)
     return None

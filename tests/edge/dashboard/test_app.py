@@ -165,3 +165,25 @@ def test_it_will_not_start_exposed_without_a_password(tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(OSError, match="is empty"):
         DashboardServer(DashboardSettings.model_construct(port=0, password_file=str(tmp_path / "empty")), FakeDevice(tmp_path))
+
+
+def test_wrong_guesses_in_parallel_meet_the_limit(tmp_path: Path) -> None:
+    """The shared limit of edge/core/guesses.py: past DEFAULT_PER_CLIENT wrong passwords from one address, every
+    guess (the right one too) is answered 429 with how long to wait, however many connections send them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge.core.guesses import DEFAULT_PER_CLIENT
+
+    (tmp_path / "password").write_text("open sesame\n")
+    server = serve(FakeDevice(tmp_path), password_file=str(tmp_path / "password"))
+    client = Client(server.port)
+    wrong = urllib.parse.urlencode({"password": "guess"}).encode()
+    try:
+        with ThreadPoolExecutor(DEFAULT_PER_CLIENT + 5) as pool:
+            answers = list(pool.map(lambda _: client("/login", wrong), range(DEFAULT_PER_CLIENT + 5)))
+        statuses = sorted(status for status, _, _ in answers)
+        assert statuses == [401] * DEFAULT_PER_CLIENT + [429] * 5
+        status, body, headers = client("/login", urllib.parse.urlencode({"password": "open sesame"}).encode())
+        assert status == 429 and int(headers["retry-after"]) >= 1 and b"Wait" in body
+    finally:
+        server.stop()

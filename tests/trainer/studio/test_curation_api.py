@@ -16,6 +16,7 @@ import pytest
 
 from edge.core.bundle import load_bundle
 from edge.core.datasets import stratified_split
+from edge.core.guesses import WrongGuesses
 from edge.core.images import decode_image, fit_image
 from edge.core.session import Classifier
 from tests.trainer.studio.client import Client
@@ -23,7 +24,6 @@ from tests.trainer.studio.conftest import Running
 from trainer.class_order import ordered
 from trainer.image.backbones import BUILDERS
 from trainer.studio.app import create_app
-from trainer.studio.guesses import WrongGuesses
 from trainer.studio.jobs import parse_settings
 from trainer.studio.limits import MAX_FINE_TUNE, StudioLimits
 from trainer.studio.projects import ProjectError

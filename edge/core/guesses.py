@@ -1,8 +1,8 @@
-"""A limit on wrong class-password guesses: at most N per client address and M in all within a minute, so
-neither one computer nor many at once can try passwords quickly. A guess is counted the moment it is found
-wrong, before the answer's delay, so guesses sent in parallel are counted as they arrive rather than after
-their delays; once a limit is reached every guess from there (a right one too) is refused until the oldest
-counted one is a minute old."""
+"""A limit on wrong password guesses for a web page (the Studio's class password, the dashboard's): at most N
+per client address and M in all within a minute, so neither one computer nor many at once can try passwords
+quickly. A guess is counted the moment it is found wrong, before the answer's delay, so guesses sent in
+parallel are counted as they arrive rather than after their delays; once a limit is reached every guess from
+there (a right one too) is refused until the oldest counted one is a minute old."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 WINDOW_S = 60.0
+# wrong guesses allowed per client address and in all, per WINDOW_S (then 429): the dashboard's; the Studio
+# sets its own in trainer/studio/limits.py
+DEFAULT_PER_CLIENT = 10
+DEFAULT_TOTAL = 60
 
 
 @dataclass(frozen=True)
