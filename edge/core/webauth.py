@@ -1,11 +1,12 @@
-"""A password for a web page on a shared network (the device's dashboard and the trainer's Studio). On
-127.0.0.1 there may be none; elsewhere the page refuses to start without one. A browser that gives it gets a session cookie (this server run's random token, HttpOnly,
-SameSite=Strict); a wrong password is answered after a delay, to slow guessing down, and wrong guesses are
-limited per client address and in all (edge/core/guesses.py), however many connections send them.
+"""A password for a web page on a shared network (the device's dashboard and the trainer's Studio). On 127.0.0.1
+there may be none; elsewhere the page refuses to start without one. A browser that gives it gets a session
+cookie (this server run's random token, HttpOnly, SameSite=Strict); a wrong password is answered after a delay,
+to slow guessing down, and wrong guesses are limited per client address and in all (edge/core/guesses.py),
+however many connections send them.
 
 Every request that changes something must also carry a custom header (`csrf_header`): a page on another site
-cannot add one without the browser first asking this server (CORS), which it never allows, so such a page
-cannot make a visitor's browser change anything here (cross-site request forgery), even on 127.0.0.1."""
+cannot add one without the browser first asking this server (CORS), which it never allows, so such a page cannot
+make a visitor's browser change anything here (cross-site request forgery), even on 127.0.0.1."""
 
 from __future__ import annotations
 

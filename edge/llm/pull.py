@@ -13,6 +13,10 @@ class PullError(RuntimeError):
     pass
 
 
+# where `edge llm pull` saves models, relative to the current folder (the Studio's LLM playground looks there too)
+DEFAULT_DIR = "models"
+
+
 def missing_hub_message() -> str:
     """How to install huggingface_hub into the environment this `edge` runs from: the llm role brings it in a
     checkout; the pip line names this very interpreter, so it is right on an installed device too."""
@@ -21,7 +25,7 @@ def missing_hub_message() -> str:
             "(or download the .gguf yourself and set llm.model)")
 
 
-def pull(repo: str, filename: str, dest_dir: str = "models", revision: str | None = None) -> tuple[Path, str]:
+def pull(repo: str, filename: str, dest_dir: str = DEFAULT_DIR, revision: str | None = None) -> tuple[Path, str]:
     if not filename.endswith(".gguf"):
         raise PullError(f"{filename}: llama.cpp loads .gguf files; pick a .gguf file from the repository's file list")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 
+from edge.llm.pull import DEFAULT_DIR as PULL_DIR
 from trainer.audio.job import AudioTrainOptions
 from trainer.image.job import ImageTrainOptions
 
@@ -65,7 +66,7 @@ CLIP_SECONDS = float(next(f.default for f in fields(AudioTrainOptions) if f.name
 BACKGROUND_SECONDS = 20.0
 
 # The LLM playground (trainer/studio/playground.py): GGUF models from this folder, where `edge llm pull` saves them.
-DEFAULT_LLM_MODELS = "models"
+DEFAULT_LLM_MODELS = PULL_DIR  # the LLM playground reads the models `edge llm pull` saved
 
 
 @dataclass(frozen=True)

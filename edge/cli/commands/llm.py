@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from edge.llm.pull import DEFAULT_DIR
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -91,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     pull.add_argument("repo", help="Hub repository, e.g. HuggingFaceTB/SmolLM2-360M-Instruct-GGUF")
     pull.add_argument("file", help="the .gguf file in it")
-    pull.add_argument("--dir", default="models", help="folder to save it in, relative to the current folder (default models)")
+    pull.add_argument("--dir", default=DEFAULT_DIR, help=f"folder to save it in, relative to the current folder (default {DEFAULT_DIR})")
     pull.add_argument("--revision", help="branch, tag or commit of the repository (default: main)")
     pull.set_defaults(func=run_pull)
 
