@@ -670,6 +670,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/tm-import_loaded.json", "model (batch 1, 1 thread)"): tm_import,
     (f"bench/results/{FUZZ_RUN}", "measure"): fuzz_network,
     ("bench/results/fleet_20x5mb-loaded.json", "rollout of one bundle over MQTT chunks"): fleet,
+    ("bench/results/studio_lazy-screens.json", "Studio (issue 14)"): lambda: studio("studio_lazy-screens.json"),
     ("bench/results/studio_quieter.json", "Studio (issue 14)"): lambda: studio("studio_quieter.json"),
     ("bench/results/studio_shared-2core.json", "Studio (issue 14)"): lambda: studio("studio_shared-2core.json"),
     ("bench/results/dashboard_int8_loaded.json", "one camera pipeline"): dashboard,
