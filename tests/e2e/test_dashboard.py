@@ -173,7 +173,7 @@ def test_pause_from_the_page_reaches_mqtt(setup: Setup, page: Any) -> None:
     setup.listener.wait_for(lambda m: m.topic == f"{PREFIX}/cam/state" and m.json().get("paused") is True, 10, count=1,
                             what="a cam state with paused: true")
     assert any(m.json().get("paused") is True for m in setup.states("cam")[before:])
-    page.wait_for_function("() => document.querySelector('.tile[data-pipeline=\"cam\"] button.pause').textContent === 'Resume'")
+    page.wait_for_function("() => document.querySelector('.tile[data-pipeline=\"cam\"] button.pause')?.textContent === 'Resume'")
     tile.screenshot(path=str(DOCS_IMG / "dashboard-paused.png"))
     tile.locator("button.pause").click()
     resumed = len(setup.states("cam"))
@@ -204,7 +204,7 @@ def test_on_a_phone_screen(setup: Setup, page: Any) -> None:
     phone.set_viewport_size({"width": 390, "height": 844})
     phone.goto(setup.base, wait_until="domcontentloaded")  # the session cookie of the signed-in page
     phone.wait_for_selector('.tile[data-pipeline="mic"] .label')
-    phone.wait_for_function("() => document.querySelector('.tile[data-pipeline=\"mic\"] .label').textContent !== '…'")
+    phone.wait_for_function("() => { const l = document.querySelector('.tile[data-pipeline=\"mic\"] .label'); return l && l.textContent !== '…'; }")
     wide = phone.evaluate("() => document.documentElement.scrollWidth")
     assert wide <= 390, f"the page is {wide} px wide on a 390 px phone: it scrolls sideways"
     phone.screenshot(path=str(DOCS_IMG / "dashboard-phone.png"), full_page=True)
@@ -230,7 +230,7 @@ def test_chat_streams_the_llm_answer_and_shows_its_sensor_context(tmp_path: Path
         try:
             page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
             page.wait_for_selector("#chat:not([hidden]) input.question")
-            page.wait_for_function("() => document.querySelector('.label[data-pipeline=\"cam\"]').textContent === 'green'")
+            page.wait_for_function("() => document.querySelector('.label[data-pipeline=\"cam\"]')?.textContent === 'green'")
             page.fill("#chat input.question", "What does the camera see?")
             page.click("#chat button[type=submit]")
             page.wait_for_selector("#chat details.context:not([hidden])", timeout=120_000)

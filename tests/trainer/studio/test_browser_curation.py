@@ -56,12 +56,12 @@ def test_folders_countdown_and_order_in_chromium(studio: Running, playwright, tm
     folder = studio.project("pets") / "cats"
     cats.locator(".hold").dispatch_event("pointerdown")
     cats.locator(".hold").dispatch_event("pointerup")  # a click: the countdown goes on without holding
-    page.wait_for_function("() => document.querySelector('.countdown-number').textContent === '2'")
+    page.wait_for_function("() => document.querySelector('.countdown-number')?.textContent === '2'")
     page.screenshot(path=str(DOCS_IMG / "studio-countdown.png"))
     assert not cats.locator(".countdown-number").is_hidden()
     assert list(folder.iterdir()) == []  # counting down: nothing taken yet
-    page.wait_for_function("() => document.querySelector('.hold').classList.contains('recording')", timeout=10_000)
-    page.wait_for_function("() => !document.querySelector('.hold').classList.contains('recording')", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('.hold')?.classList.contains('recording')", timeout=10_000)
+    page.wait_for_function("() => { const h = document.querySelector('.hold'); return h && !h.classList.contains('recording'); }", timeout=10_000)
     assert cats.locator(".countdown-number").is_hidden()
     page.wait_for_function("() => document.querySelectorAll('.class-card[data-class=\"cats\"] .thumbs .thumb').length > 0")
     time.sleep(1.5)  # the recording ended by itself: no more frames arrive
@@ -71,7 +71,7 @@ def test_folders_countdown_and_order_in_chromium(studio: Running, playwright, tm
 
     # reorder: dogs moved up is first on the page and in studio.json
     page.click('.class-card[data-class="dogs"] button[aria-label="move this class up"]')
-    page.wait_for_function("() => document.querySelector('.class-card').dataset.class === 'dogs'")
+    page.wait_for_function("() => document.querySelector('.class-card')?.dataset.class === 'dogs'")
     assert page.eval_on_selector_all(".class-card", "cards => cards.map(c => c.dataset.class)") == ["dogs", "cats"]
     assert json.loads((studio.project("pets") / "studio.json").read_text())["classes"] == ["dogs", "cats"]
     assert page.locator('.class-card[data-class="dogs"] button[aria-label="move this class up"]').is_disabled()
@@ -112,6 +112,6 @@ def test_advanced_backbone_and_confusion_samples_in_chromium(studio: Running, pl
     page.screenshot(path=str(DOCS_IMG / "studio-confusion-samples.png"), full_page=True)
     # a diagonal cell: the ones it got right
     page.click('#confusion td[data-true="blue"][data-predicted="blue"]')
-    page.wait_for_function("() => /blue samples? the model got right/.test(document.querySelector('#cell').textContent)")
+    page.wait_for_function("() => /blue samples? the model got right/.test(document.querySelector('#cell')?.textContent)")
     assert page.locator("#cell-samples img").count() == report["metrics"]["fp32"]["confusion_matrix"][1][1]
     browser.close()
