@@ -129,6 +129,7 @@ def _efficientnet_lite(n: int, weights: Path | None) -> Backbone:
     side = _LITE[n][1]
     # Verified against ImageNet top-1 on real photos (tests/trainer/image/test_backbones.py): these weights,
     # converted from TensorFlow's EfficientNet-Lite, expect TF's (x - 127) / 128, not torchvision's mean/std.
+    # Every Lite gives the package's own model's logits (tests/trainer/image/test_lite_reference.py).
     return Backbone(
         name=f"efficientnet_lite{n}",
         input_size=(side, side),
