@@ -4,11 +4,12 @@ one private Mosquitto, the controller in this process.
 Measured: the time from `deploy` to every device healthy (one wave), each device's download time (its first
 `downloading` progress to `activated`), the broker's bytes received and sent during the rollout (its $SYS
 counters, published every second), and the controller's CPU time (this process: signing, chunk publishing,
-watching the devices) per device. HTTP transfer is not built yet (docs/fleet.md, "Not yet").
+watching the devices, and with --http serving the chunks) per device. With --http the devices fetch the chunks
+from the controller over HTTP (`trainer fleet deploy --http`); the MQTT chunks are still published, as the fallback.
 
-    .venv/bin/python bench/bench_fleet.py [--devices 20] [--megabytes 5] [--label loaded]
+    .venv/bin/python bench/bench_fleet.py [--devices 20] [--megabytes 5] [--http] [--label loaded]
 
-Writes bench/results/fleet_<label>.json; an existing results file is never overwritten without --force.
+Writes bench/results/fleet[_http]_<label>.json; an existing results file is never overwritten without --force.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from bench.results_io import add_output_args, load_average, results_path, write_results  # noqa: E402
 from edge.config.mqtt import MqttSettings  # noqa: E402
 from edge.fleet.chunks import pack_bundle  # noqa: E402
-from edge.fleet.controller import FleetWatch, deploy  # noqa: E402
+from edge.fleet.controller import FleetWatch, HttpOffer, deploy  # noqa: E402
 from edge.fleet.signing import generate_keypair, load_private_key  # noqa: E402
 from tests.support.broker import Broker, free_port  # noqa: E402
 from tests.support.fleet import Fleet, device_config, image_folder, padded_bundle  # noqa: E402
@@ -73,7 +74,7 @@ class SysCounters:
         self.client.disconnect()
 
 
-def run(devices: int, megabytes: float, work: Path) -> dict[str, Any]:
+def run(devices: int, megabytes: float, work: Path, http: bool) -> dict[str, Any]:
     broker = Broker(workdir=work, port=free_port(), extra_config="sys_interval 1\n").start()
     listener = Listener(broker.host, broker.port, ("edgeteach/+/model/progress", "edgeteach/+/model/state"))
     fleet = Fleet(listener)
@@ -91,7 +92,8 @@ def run(devices: int, megabytes: float, work: Path) -> dict[str, Any]:
         try:
             before = counters.fresh()
             cpu0, t0 = time.process_time(), time.monotonic()
-            outcome = deploy(watch, packed, load_private_key(private), group="class-a", wave_timeout_s=900)
+            offer = HttpOffer("127.0.0.1", free_port(), bind="127.0.0.1") if http else None
+            outcome = deploy(watch, packed, load_private_key(private), group="class-a", wave_timeout_s=900, http=offer)
             elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
             after = counters.fresh()
         finally:
@@ -118,6 +120,7 @@ def run(devices: int, megabytes: float, work: Path) -> dict[str, Any]:
             "sent_over_bundle_per_device": round(sent / devices / packed.manifest.size, 3),
             "controller_cpu_s": round(cpu, 3),
             "controller_cpu_ms_per_device": round(1000 * cpu / devices, 1),
+            "http_chunk_requests": outcome.http_requests,
         }
     finally:
         counters.close()
@@ -130,13 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--megabytes", type=float, default=5.0)
+    parser.add_argument("--http", action="store_true", help="the devices fetch the chunks over HTTP from the controller")
     add_output_args(parser)
     args = parser.parse_args(argv)
-    path = results_path(args, "fleet")
+    path = results_path(args, "fleet", "http" if args.http else "")
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
-        figures = run(args.devices, args.megabytes, Path(tmp))
-    result = {"bench": "fleet", "transport": "mqtt chunks", "load_before": load_before, "load_after": load_average(),
+        figures = run(args.devices, args.megabytes, Path(tmp), args.http)
+    result = {"bench": "fleet", "transport": "http" if args.http else "mqtt chunks", "load_before": load_before,
+              "load_after": load_average(),
               "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(), **figures}
     print(f"{'devices':>8} {'bundle MB':>10} {'rollout s':>10} {'download s (median)':>20} {'broker sent MB':>15} "
           f"{'sent/bundle/device':>19} {'controller CPU ms/device':>25}")

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from edge.config.fleet import FleetSettings
 from edge.core.bundle import BundleError, load_bundle
+from edge.fleet.http import HttpFetchError, fetch_chunk
 from edge.fleet.protocol import (
     TERMINAL,
     Desired,
@@ -291,10 +292,33 @@ class FleetAgent:
         percent = 100.0 * resumed / len(manifest.chunks)
         self._step(desired, "downloading", "", percent, resumed)
         self._download.reported_percent = percent
-        if not missing:
+        if missing and manifest.http_url is not None:
+            self._download_over_http(self._download)
+        if not self._download.missing:
             self._finish_download()
             return
         self._request_more()
+
+    def _download_over_http(self, download: _Download) -> None:
+        """The missing chunks from the controller's HTTP server, in order; at the first problem the rest comes over MQTT."""
+        manifest = download.manifest
+        for index in sorted(download.missing):
+            try:
+                self._store.write_chunk(manifest, index, fetch_chunk(manifest, index))
+            except (HttpFetchError, StoreError) as exc:
+                log.warning("fleet: over HTTP: %s; the rest comes over MQTT", exc)
+                return
+            download.missing.discard(index)
+            self._chunk_written(download)
+
+    def _chunk_written(self, download: _Download) -> None:
+        """A chunk more on disk: a progress message every 10 %."""
+        download.last_chunk_at = self._clock()
+        total = len(download.manifest.chunks)
+        percent = 100.0 * (total - len(download.missing)) / total
+        if percent - download.reported_percent >= 10 or not download.missing:
+            download.reported_percent = percent
+            self._step(download.desired, "downloading", "", round(percent, 1))
 
     def _kept(self) -> set[str | None]:
         return {ref.sha256 for ref in (self.state.active, self.state.previous) if ref is not None}
@@ -342,11 +366,7 @@ class FleetAgent:
             self._step(download.desired, "failed", f"cannot write the download in models_dir ({exc.strerror or exc})")
             return
         download.missing.discard(index)
-        total = len(download.manifest.chunks)
-        percent = 100.0 * (total - len(download.missing)) / total
-        if percent - download.reported_percent >= 10 or not download.missing:
-            download.reported_percent = percent
-            self._step(download.desired, "downloading", "", round(percent, 1))
+        self._chunk_written(download)
         if download.missing:
             self._request_more()
         else:

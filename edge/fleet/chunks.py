@@ -72,6 +72,11 @@ def pack_bundle(folder: Path, name: str | None = None, version: str | None = Non
     return PackedBundle(data, release_manifest(data, name or folder.name, version or time.strftime("%Y%m%d-%H%M%S"), chunk_size))
 
 
+def with_http(packed: PackedBundle, url: str) -> PackedBundle:
+    """The same bundle, its manifest naming where the controller serves it over HTTP (signed with the rest)."""
+    return PackedBundle(packed.data, ReleaseManifest.model_validate({**packed.manifest.model_dump(), "http_url": url}))
+
+
 def extract_archive(archive: Path, target: Path, max_bytes: int) -> None:
     """Unpacks `archive` into the empty folder `target`: regular files at the top level only, `max_bytes` in all
     (a small archive must not claim gigabytes), names without path separators. Raises ArchiveError."""

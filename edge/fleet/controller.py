@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from edge.config.mqtt import MqttSettings
-from edge.fleet.chunks import PackedBundle
+from edge.fleet.chunks import PackedBundle, with_http
 from edge.fleet.protocol import (
     ROOT,
     SUCCESS,
@@ -227,6 +227,7 @@ class Outcome:
     skipped_offline: list[str] = field(default_factory=list)
     aborted: bool = False
     waves_done: int = 0
+    http_requests: int = 0  # chunks the devices fetched over HTTP
 
     @property
     def ok(self) -> bool:
@@ -286,16 +287,38 @@ def run_waves(watch: FleetWatch, desired: Desired, devices: list[str], wave: flo
     return outcome
 
 
+@dataclass(frozen=True)
+class HttpOffer:
+    """Serve the bundle over HTTP during the rollout: listen on bind:port, the devices reach it as advertised_host."""
+
+    advertised_host: str
+    port: int
+    bind: str = "0.0.0.0"
+
+
 def deploy(watch: FleetWatch, packed: PackedBundle, private: Ed25519PrivateKey, *, devices: list[str] | None = None,
            group: str | None = None, wave: float | None = None, abort_above: float | None = None, wave_timeout_s: float = 600.0,
-           report: Report = lambda _msg, _views: None) -> Outcome:
+           report: Report = lambda _msg, _views: None, http: HttpOffer | None = None) -> Outcome:
     """Signs and publishes `packed`, then rolls it out: to `devices`, or to the online members of `group` wave by wave
     and, once every wave went through, to the group's own desired topic (its offline members converge when they
-    come back, as will devices that join the group later)."""
-    desired = signed_deploy(packed, private, new_job_id("deploy"))
-    report(f"job {desired.job_id}: publishing {packed.count} chunk(s) of {packed.manifest.size} bytes", watch.snapshot())
-    watch.publish_bundle(packed)
-    return _roll_out(watch, desired, devices, group, wave, abort_above, wave_timeout_s, report)
+    come back, as will devices that join the group later). With `http`, the devices fetch the chunks from this
+    computer over HTTP while the rollout runs (the MQTT chunks stay as the fallback)."""
+    from edge.fleet.http import BundleServer
+
+    server = BundleServer(packed, http.bind, http.port).start() if http is not None else None
+    try:
+        if server is not None and http is not None:
+            packed = with_http(packed, server.url(http.advertised_host))
+            report(f"serving the bundle at {packed.manifest.http_url}", watch.snapshot())
+        desired = signed_deploy(packed, private, new_job_id("deploy"))
+        report(f"job {desired.job_id}: publishing {packed.count} chunk(s) of {packed.manifest.size} bytes", watch.snapshot())
+        watch.publish_bundle(packed)
+        outcome = _roll_out(watch, desired, devices, group, wave, abort_above, wave_timeout_s, report)
+        outcome.http_requests = server.requests if server is not None else 0
+        return outcome
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def rollback(watch: FleetWatch, private: Ed25519PrivateKey, *, devices: list[str] | None = None, group: str | None = None,

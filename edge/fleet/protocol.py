@@ -119,6 +119,9 @@ class ReleaseManifest(_Frozen):
     chunk_size: int = Field(ge=1024, le=CHUNK_BYTES)
     chunks: list[Sha256] = Field(max_length=MAX_CHUNKS)
     created: int = Field(ge=0)
+    # Where the controller also serves the archive over HTTP (faster than MQTT for big bundles); signed with the rest,
+    # so nobody can point the devices elsewhere. The chunks' SHA-256 check what comes from either.
+    http_url: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\s]+$")
 
     @model_validator(mode="after")
     def _chunk_count(self) -> ReleaseManifest:

@@ -163,10 +163,10 @@ def test_the_rollout_ends_when_the_broker_restarts_in_the_middle(tmp_path: Path,
             restarts.append(message)
 
     outcome = deploy(watch, packed, load_private_key(private), group="class-a", wave_timeout_s=180, report=restart_broker_at_wave_1)
-    assert restarts and outcome.ok, (outcome, fleet.logs())
+    assert restarts and outcome.ok, (outcome, fleet.logs(), (broker.workdir / "mosquitto.log").read_text()[-3000:])
     assert watch.connection.counters.connects >= 2
     for name in names:
-        assert _ended(fleet, name, outcome.job_id) is not None
+        assert _ended(fleet, name, outcome.job_id).get("status") == "healthy", fleet.logs()
 
 
 def test_a_damaged_chunk_on_the_broker_fails_the_job_without_a_busy_loop(tmp_path: Path, broker: Broker, fleet: Fleet,

@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dep.add_argument("--wave", default=None, help="share of the devices per wave, e.g. 20%% (default: all at once)")
     dep.add_argument("--abort-above", default=None, help="stop before the next wave once more than this share of the devices "
                      "tried failed, e.g. 10%% (default: never)")
+    dep.add_argument("--http", default=None, metavar="HOST:PORT", help="also serve the bundle over HTTP on PORT while the rollout "
+                     "runs; the devices reach this computer as HOST (MQTT chunks stay as the fallback)")
     dep.add_argument("--name", default=None, help="the model's name on the devices (default: the folder's name)")
     dep.add_argument("--version", default=None, help="its version (default: the date and time)")
     _key_and_broker_flags(dep)
@@ -130,7 +132,7 @@ def _summary(outcome: Outcome) -> int:
 
 def run_deploy(args: argparse.Namespace) -> int:
     from edge.fleet.chunks import ArchiveError, pack_bundle
-    from edge.fleet.controller import FleetError, FleetWatch, deploy, wait_for_devices
+    from edge.fleet.controller import FleetError, FleetWatch, HttpOffer, deploy, wait_for_devices
     from edge.fleet.signing import SigningError, load_private_key
     from edge.fleet.waves import parse_fraction
     from trainer.fleet.table import LiveReport, render
@@ -140,6 +142,13 @@ def run_deploy(args: argparse.Namespace) -> int:
         abort_above = parse_fraction(args.abort_above) if args.abort_above is not None else None
         private = load_private_key(args.key)
         packed = pack_bundle(args.bundle, args.name, args.version)
+        http = None
+        if args.http:
+            host, _, port = args.http.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"--http {args.http}: give HOST:PORT, the address the devices reach this computer at, e.g. "
+                                 "teacher-laptop.local:8765")
+            http = HttpOffer(host, int(port))
     except (ValueError, ArchiveError, SigningError, OSError) as exc:
         log.error("%s", exc)
         return 2
@@ -151,13 +160,15 @@ def run_deploy(args: argparse.Namespace) -> int:
     try:
         wait_for_devices(watch, 1.0)  # the retained states: who is online, in which group
         outcome = deploy(watch, packed, private, devices=args.device, group=args.group, wave=wave, abort_above=abort_above,
-                         wave_timeout_s=args.wave_timeout, report=LiveReport())
+                         wave_timeout_s=args.wave_timeout, report=LiveReport(), http=http)
         print(render(watch.snapshot()))
-    except FleetError as exc:
+    except (FleetError, OSError) as exc:  # OSError: the --http port is taken
         log.error("%s", exc)
         return 2
     finally:
         watch.stop()
+    if http is not None:
+        print(f"{outcome.http_requests} chunk(s) went over HTTP")
     return _summary(outcome)
 
 
