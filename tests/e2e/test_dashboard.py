@@ -204,7 +204,8 @@ def test_on_a_phone_screen(setup: Setup, page: Any) -> None:
     phone.set_viewport_size({"width": 390, "height": 844})
     phone.goto(setup.base, wait_until="domcontentloaded")  # the session cookie of the signed-in page
     phone.wait_for_selector('.tile[data-pipeline="mic"] .label')
-    phone.wait_for_function("() => { const l = document.querySelector('.tile[data-pipeline=\"mic\"] .label'); return l && l.textContent !== '…'; }")
+    phone.wait_for_function(
+        "() => { const l = document.querySelector('.tile[data-pipeline=\"mic\"] .label'); return l && l.textContent !== '…'; }")
     wide = phone.evaluate("() => document.documentElement.scrollWidth")
     assert wide <= 390, f"the page is {wide} px wide on a 390 px phone: it scrolls sideways"
     phone.screenshot(path=str(DOCS_IMG / "dashboard-phone.png"), full_page=True)

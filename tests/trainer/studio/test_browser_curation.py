@@ -61,7 +61,8 @@ def test_folders_countdown_and_order_in_chromium(studio: Running, playwright, tm
     assert not cats.locator(".countdown-number").is_hidden()
     assert list(folder.iterdir()) == []  # counting down: nothing taken yet
     page.wait_for_function("() => document.querySelector('.hold')?.classList.contains('recording')", timeout=10_000)
-    page.wait_for_function("() => { const h = document.querySelector('.hold'); return h && !h.classList.contains('recording'); }", timeout=10_000)
+    page.wait_for_function("() => { const h = document.querySelector('.hold'); return h && !h.classList.contains('recording'); }",
+                           timeout=10_000)
     assert cats.locator(".countdown-number").is_hidden()
     page.wait_for_function("() => document.querySelectorAll('.class-card[data-class=\"cats\"] .thumbs .thumb').length > 0")
     time.sleep(1.5)  # the recording ended by itself: no more frames arrive
