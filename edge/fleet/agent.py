@@ -22,7 +22,7 @@ from typing import Protocol
 
 from edge.config.fleet import FleetSettings
 from edge.core.bundle import BundleError, load_bundle
-from edge.fleet.http import HttpFetchError, fetch_chunk
+from edge.fleet.http import SPAN_CHUNKS, HttpFetchError, fetch_chunks, spans
 from edge.fleet.protocol import (
     TERMINAL,
     Desired,
@@ -302,14 +302,15 @@ class FleetAgent:
     def _download_over_http(self, download: _Download) -> None:
         """The missing chunks from the controller's HTTP server, in order; at the first problem the rest comes over MQTT."""
         manifest = download.manifest
-        for index in sorted(download.missing):
+        for first, count in spans(sorted(download.missing), SPAN_CHUNKS):
             try:
-                self._store.write_chunk(manifest, index, fetch_chunk(manifest, index))
+                for index, data in enumerate(fetch_chunks(manifest, first, count), start=first):
+                    self._store.write_chunk(manifest, index, data)
+                    download.missing.discard(index)
+                    self._chunk_written(download)
             except (HttpFetchError, StoreError) as exc:
                 log.warning("fleet: over HTTP: %s; the rest comes over MQTT", exc)
                 return
-            download.missing.discard(index)
-            self._chunk_written(download)
 
     def _chunk_written(self, download: _Download) -> None:
         """A chunk more on disk: a progress message every 10 %."""

@@ -18,18 +18,20 @@ if TYPE_CHECKING:
     from edge.core.webserver import BackgroundServer
 
 FETCH_TIMEOUT_S = 15.0
+SPAN_CHUNKS = 16  # chunks per request: 768 KiB, few round trips, little memory on a Pi
 
 
 class HttpFetchError(OSError):
     """A chunk that could not be had over HTTP; the text says why."""
 
 
-def fetch_chunk(manifest: ReleaseManifest, index: int, timeout_s: float = FETCH_TIMEOUT_S) -> bytes:
-    """Chunk `index` of the archive at manifest.http_url (a Range request, at most one chunk read)."""
+def fetch_chunks(manifest: ReleaseManifest, first: int, count: int, timeout_s: float = FETCH_TIMEOUT_S) -> list[bytes]:
+    """Chunks first .. first+count-1 of the archive at manifest.http_url, in one Range request (at most what they
+    hold is read), cut into chunks for the caller to check one by one."""
     if manifest.http_url is None:
         raise HttpFetchError("the manifest names no HTTP address")
-    start = index * manifest.chunk_size
-    length = min(manifest.chunk_size, manifest.size - start)
+    start = first * manifest.chunk_size
+    length = min(count * manifest.chunk_size, manifest.size - start)
     request = urllib.request.Request(manifest.http_url, headers={"Range": f"bytes={start}-{start + length - 1}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (http(s) only: the manifest's pattern)
@@ -41,8 +43,20 @@ def fetch_chunk(manifest: ReleaseManifest, index: int, timeout_s: float = FETCH_
     except (TimeoutError, ConnectionError) as exc:
         raise HttpFetchError(f"{manifest.http_url}: {exc}") from None
     if len(data) != length:
-        raise HttpFetchError(f"{manifest.http_url} sent {len(data)} bytes for chunk {index}, not {length}")
-    return data
+        raise HttpFetchError(f"{manifest.http_url} sent {len(data)} bytes for chunks {first}-{first + count - 1}, not {length}")
+    size = manifest.chunk_size
+    return [data[i * size:(i + 1) * size] for i in range(count)]
+
+
+def spans(indices: list[int], most: int) -> list[tuple[int, int]]:
+    """(first, count) runs of consecutive chunk numbers, each at most `most` long."""
+    out: list[tuple[int, int]] = []
+    for index in sorted(indices):
+        if out and out[-1][0] + out[-1][1] == index and out[-1][1] < most:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((index, 1))
+    return out
 
 
 class BundleServer:

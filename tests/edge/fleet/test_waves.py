@@ -32,3 +32,11 @@ def test_abort_only_above_the_threshold() -> None:
     assert should_abort(2, 10, 0.1)
     assert not should_abort(5, 5, None) and not should_abort(0, 0, 0.0)
     assert should_abort(1, 4, 0.0)
+
+
+def test_http_spans_group_consecutive_chunks_up_to_the_limit() -> None:
+    from edge.fleet.http import spans
+
+    assert spans([0, 1, 2, 5, 6, 9], 16) == [(0, 3), (5, 2), (9, 1)]
+    assert spans(list(range(40)), 16) == [(0, 16), (16, 16), (32, 8)]
+    assert spans([], 16) == []
