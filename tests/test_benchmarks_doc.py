@@ -653,6 +653,22 @@ def footprint_text() -> list[str]:
     ]
 
 
+def fleet_transports() -> Spec:
+    runs = [j("fleet_20x5mb-beside-http.json"), j("fleet_http_20x5mb-loaded.json"), j("fleet_http_20x5mb-spans.json")]
+    assert [d["transport"] for d in runs] == ["mqtt chunks", "http", "http"]
+
+    def per(fn: Callable[[dict], list[str]]) -> dict[int, Check]:
+        return {i + 1: fn(d) for i, d in enumerate(runs)}
+
+    return Spec(1, {
+        "deploy until every device is healthy": per(lambda d: [f(d["rollout_s"], 1)]),
+        "each device's download": per(lambda d: [f(d["device_download_s_median"], 1), f(d["device_download_s_max"], 1)]),
+        "broker bytes sent": per(lambda d: [f(d["broker_bytes_sent"] / 1e6, 1)]),
+        "controller CPU per device": per(lambda d: [f(d["controller_cpu_ms_per_device"], 1)]),
+        "HTTP requests served": per(lambda d: [f"{d['http_chunk_requests']:,}"]),
+    })
+
+
 TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/daemon_fp32_quiet.json", "measure"): daemon_quiet,
     ("bench/results/daemon_fp32_loaded.json", "measure"): daemon_loaded,
@@ -670,6 +686,7 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/tm-import_loaded.json", "model (batch 1, 1 thread)"): tm_import,
     (f"bench/results/{FUZZ_RUN}", "measure"): fuzz_network,
     ("bench/results/fleet_20x5mb-loaded.json", "rollout of one bundle over MQTT chunks"): fleet,
+    ("bench/results/fleet_20x5mb-beside-http.json", "same 20 devices, same bundle"): fleet_transports,
     ("bench/results/studio_lazy-screens.json", "Studio (issue 14)"): lambda: studio("studio_lazy-screens.json"),
     ("bench/results/studio_quieter.json", "Studio (issue 14)"): lambda: studio("studio_quieter.json"),
     ("bench/results/studio_shared-2core.json", "Studio (issue 14)"): lambda: studio("studio_shared-2core.json"),
