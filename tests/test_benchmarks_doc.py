@@ -418,8 +418,8 @@ def fuzz_network() -> Spec:
     })
 
 
-def dashboard() -> Spec:
-    d = j("dashboard_int8_loaded.json")
+def dashboard(name: str) -> Spec:
+    d = j(name)
     s, tmin = d["summary"], d["targets"]["ratio_min"]
     assert len(d["pairs"]) == 12 and d["ok"] == (s["ratio"] >= tmin)
     return Spec(1, {
@@ -690,7 +690,8 @@ TABLES: dict[tuple[str, str], Callable[[], Spec]] = {
     ("bench/results/studio_lazy-screens.json", "Studio (issue 14)"): lambda: studio("studio_lazy-screens.json"),
     ("bench/results/studio_quieter.json", "Studio (issue 14)"): lambda: studio("studio_quieter.json"),
     ("bench/results/studio_shared-2core.json", "Studio (issue 14)"): lambda: studio("studio_shared-2core.json"),
-    ("bench/results/dashboard_int8_loaded.json", "one camera pipeline"): dashboard,
+    ("bench/results/dashboard_int8_loaded.json", "one camera pipeline"): lambda: dashboard("dashboard_int8_loaded.json"),
+    ("bench/results/dashboard_int8_quieter.json", "one camera pipeline"): lambda: dashboard("dashboard_int8_quieter.json"),
     ("bench/results/footprint_fp32_final.json", "configuration"): footprint_now,
     ("bench/results/footprint_fp32_before.json", "fp32, RSS MB"): footprint_steps,
     ("bench/results/footprint_fp32_lazy-cli.json", "setting tried (camera + microphone, fp32)"): footprint_tries,
