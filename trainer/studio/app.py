@@ -17,29 +17,33 @@ from starlette.staticfiles import StaticFiles
 
 from edge.core.audio import AudioDecodeError
 from edge.core.images import ImageDecodeError
-from trainer.studio import auth, curation_routes, export, preview_routes
+from edge.core.webserver import CORE_STATIC
+from trainer.studio import auth, curation_routes, export, preview_routes, send_routes
 from trainer.studio.context import Studio
 from trainer.studio.http import json_errors, read_body, read_json
 from trainer.studio.jobs import TrainingQueue, TrainSettings, parse_settings
 from trainer.studio.limits import SOUND_DEFAULTS, StudioLimits
 from trainer.studio.playground_routes import routes as playground
 from trainer.studio.projects import ProjectError, ProjectStore
+from trainer.studio.send import Sender
 from trainer.studio.uploads import save_image, save_sound, thumbnail
 from trainer.studio.waveform import waveform_svg
 
 STATIC = Path(__file__).parent / "static"
 
 # Features with routes of their own: each module's `routes(studio)` adds its routes under /api/.
-FEATURES: tuple[Callable[[Studio], list[BaseRoute]], ...] = (preview_routes.routes, playground, curation_routes.routes)
+FEATURES: tuple[Callable[[Studio], list[BaseRoute]], ...] = (preview_routes.routes, playground, curation_routes.routes,
+                                                          send_routes.routes)
 
 
 def create_app(projects_dir: Path, password: str | None = None, limits: StudioLimits | None = None,
-               cache_dir: Path | None = None, llm_models: Path | None = None) -> Starlette:
+               cache_dir: Path | None = None, llm_models: Path | None = None, sender: Sender | None = None) -> Starlette:
     limits = limits or StudioLimits()
     store = ProjectStore(projects_dir, limits)
     trainings = TrainingQueue(store, cache_dir, limits.max_queue)
     gate = auth.class_password(password, limits)
-    studio = Studio(store=store, trainings=trainings, limits=limits, cache_dir=cache_dir, llm_models=llm_models)
+    studio = Studio(store=store, trainings=trainings, limits=limits, cache_dir=cache_dir, llm_models=llm_models,
+                    sender=sender)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
@@ -144,6 +148,7 @@ def create_app(projects_dir: Path, password: str | None = None, limits: StudioLi
         Route(f"{p}/report", json_errors(report)),
         Route(f"{p}/bundle.zip", json_errors(download)),
         *(route for feature in FEATURES for route in feature(studio)),
+        Mount("/static/core", StaticFiles(directory=CORE_STATIC), name="core-static"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(Gate)])

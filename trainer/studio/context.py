@@ -9,6 +9,7 @@ from pathlib import Path
 from trainer.studio.jobs import TrainingQueue
 from trainer.studio.limits import StudioLimits
 from trainer.studio.projects import ProjectStore
+from trainer.studio.send import Sender
 
 
 @dataclass(frozen=True)
@@ -18,3 +19,4 @@ class Studio:
     limits: StudioLimits
     cache_dir: Path | None  # the trainer's embedding cache (None: the trainer's default)
     llm_models: Path | None = None  # the LLM playground's GGUF folder (None: limits.DEFAULT_LLM_MODELS)
+    sender: Sender | None = None  # "send to devices" (None: no --fleet-host given, the Export tab shows commands)

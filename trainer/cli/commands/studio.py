@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from trainer.cli.commands.fleet import DEFAULT_KEY
 from trainer.studio.limits import DEFAULT_HOST, DEFAULT_LLM_MODELS, DEFAULT_PORT, DEFAULT_PROJECTS, PASSWORD_ENV
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ~/.cache/edgeteach or $EDGETEACH_CACHE)")
     p.add_argument("--llm-models", type=Path, default=Path(DEFAULT_LLM_MODELS), metavar="DIR",
                    help=f"the LLM playground's .gguf files (default ./{DEFAULT_LLM_MODELS}, where `edge llm pull` saves them)")
+    fleet = p.add_argument_group("send to devices", "the Export tab's fleet rollout (docs/fleet.md); off without --fleet-host")
+    fleet.add_argument("--fleet-host", default=None, metavar="BROKER", help="the devices' MQTT broker: turns \"send to devices\" on")
+    fleet.add_argument("--fleet-port", type=int, default=None, help="its port (default: the MQTT default, 1883)")
+    fleet.add_argument("--fleet-username", default=None, help="broker account (the teacher's, docs/security.md)")
+    fleet.add_argument("--fleet-password-file", type=Path, default=None, help="file holding that account's password")
+    fleet.add_argument("--fleet-key", type=Path, default=DEFAULT_KEY,
+                       help=f"private signing key (default: {DEFAULT_KEY}, from `trainer fleet keygen`)")
     p.set_defaults(func=run)
 
 
@@ -43,8 +51,19 @@ def run(args: argparse.Namespace) -> int:
                   "(or use --host 127.0.0.1 to keep the Studio on this computer)", args.host, PASSWORD_ENV)
         return 2
     limits = StudioLimits()
+    sender = None
+    if args.fleet_host:
+        from edge.fleet.controller import BrokerSettings
+        from trainer.studio.send import Sender, load_settings
+
+        port = args.fleet_port or BrokerSettings.model_fields["port"].default
+        try:
+            sender = Sender(load_settings(args.fleet_host, port, args.fleet_username, args.fleet_password_file, args.fleet_key))
+        except ValueError as exc:
+            log.error("send to devices: %s", exc)
+            return 2
     try:
-        app = create_app(args.projects, password, limits, args.cache_dir, llm_models=args.llm_models)
+        app = create_app(args.projects, password, limits, args.cache_dir, llm_models=args.llm_models, sender=sender)
         server = StudioServer(app, args.host, args.port, limits)
     except OSError as exc:
         log.error("cannot listen on %s:%s (%s); is another Studio running? choose another --port", args.host, args.port, exc)
