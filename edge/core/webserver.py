@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h11
@@ -39,6 +40,10 @@ MAX_HEAD_BYTES = 16 * 1024  # request line + headers; a bigger head is a 400 (h1
 START_TIMEOUT_S = 10.0
 _FULL_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
              b"retry-after: 1\r\ncontent-length: 45\r\n\r\ntoo many connections in progress; retry soon\n")
+
+
+# Page code shared by every EdgeTeach web page (dom.js), served by each app at /static/core/ (before its own /static)
+CORE_STATIC = Path(__file__).parent / "static"
 
 
 @dataclass(frozen=True)

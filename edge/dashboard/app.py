@@ -5,7 +5,6 @@ worker threads, never on the event loop the MJPEG streams share."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,7 +20,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.core.hosts import allowed_host_names
+from edge.core.httpbody import BodyError, read_json_object
 from edge.core.webauth import PagePassword
+from edge.core.webserver import CORE_STATIC
 from edge.dashboard import auth
 from edge.dashboard.chat import ChatRequestError, parse_messages, stream_answer
 from edge.dashboard.device import Device
@@ -83,23 +84,10 @@ class Dashboard:
 
     @staticmethod
     async def read_json(request: Request) -> dict[str, Any]:
-        length = request.headers.get("content-length", "")
-        if not length.isdigit():
-            raise BadRequest("send the JSON with a Content-Length", 411)
-        if int(length) > MAX_JSON_BYTES:
-            raise BadRequest(f"at most {MAX_JSON_BYTES} bytes", 413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_JSON_BYTES:
-                raise BadRequest(f"at most {MAX_JSON_BYTES} bytes", 413)
         try:
-            value = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise BadRequest("send a JSON object") from None
-        if not isinstance(value, dict):
-            raise BadRequest("send a JSON object")
-        return value
+            return await read_json_object(request, MAX_JSON_BYTES, empty={})
+        except BodyError as exc:
+            raise BadRequest(str(exc), exc.status) from None
 
     # -- routes ------------------------------------------------------------------------------------
 
@@ -228,6 +216,7 @@ class Dashboard:
             Route(f"{p}/stream.mjpg", guarded(self.stream)),
             Route(f"{p}/report.html", guarded(self.report)),
             Route(f"{p}/snapshot", guarded(self.snapshot), methods=["POST"]),
+            Mount("/static/core", StaticFiles(directory=CORE_STATIC), name="core-static"),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
         return Starlette(routes=routes, middleware=[Middleware(Gate)])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from edge.core import httpbody
 from trainer.studio.names import BadName
 from trainer.studio.projects import ProjectError
 
@@ -15,28 +15,18 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused before reading when its declared length is over `limit` (413), or when it has none (411)."""
-    length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
-        raise ProjectError("send the data with a Content-Length", 411)
-    if int(length) > limit:
-        raise ProjectError(f"this is {int(length)} bytes; the most accepted here is {limit} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ProjectError(f"more than {limit} bytes; the most accepted here is {limit} bytes", 413)
-    return bytes(body)
+    """The body, bounded (edge/core/httpbody.py); a refusal is a ProjectError with its status."""
+    try:
+        return await httpbody.read_body(request, limit)
+    except httpbody.BodyError as exc:
+        raise ProjectError(str(exc), exc.status) from None
 
 
 async def read_json(request: Request, limit: int) -> dict[str, object]:
     try:
-        value = json.loads(await read_body(request, limit))
-    except (ValueError, UnicodeDecodeError):
-        raise ProjectError("send a JSON object") from None
-    if not isinstance(value, dict):
-        raise ProjectError("send a JSON object")
-    return value
+        return await httpbody.read_json_object(request, limit)
+    except httpbody.BodyError as exc:
+        raise ProjectError(str(exc), exc.status) from None
 
 
 def json_errors(handler: Handler) -> Handler:

@@ -1,14 +1,6 @@
 // Shared pieces of the dashboard: building DOM nodes, the API client, number and time formats.
 
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
+export { el } from "./core/dom.js"; // shared with the trainer's Studio (edge/core/static/dom.js)
 
 export function showError(text) {
   const box = document.getElementById("message");

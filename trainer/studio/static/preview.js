@@ -3,7 +3,8 @@
 // with the Pi's own code. The next frame leaves only when the answer is back: at most one request in flight, so the
 // page slows down by itself on a busy server instead of piling frames up.
 // Sound projects are previewed by preview_sound.js (the microphone), drawn with the pieces exported here:
-// drawBars (a bar per class from a scores object), variantSwitch (fp32/int8) and classify (one request).
+// drawBars (a bar per class from a scores object), showAnswer (bars and winner), variantSwitch (fp32/int8) and
+// classify (one request).
 
 import { api, el, onLeave, pct, projectUrl, showError } from "./ui.js";
 
@@ -38,6 +39,15 @@ export function variantSwitch(variants, onChange, chosen = "fp32") {
   return el("fieldset", { class: "variants", id: "variant-switch" }, el("legend", {}, "Model"),
     option("fp32", "full (fp32)"), option("int8", "small (int8, faster on a Pi)"),
     variants.includes("int8") ? null : el("span", { class: "muted" }, " this model has no int8 copy: train it again to make one"));
+}
+
+// One answer on the page: the bars, and the winner with its confidence (its label and variant kept as data-*
+// attributes for the browser tests).
+export function showAnswer(bars, winner, result) {
+  drawBars(bars, result.scores);
+  winner.textContent = `${result.label} ${pct(result.confidence)}`;
+  winner.dataset.label = result.label;
+  winner.dataset.variant = result.variant;
 }
 
 // One frame or clip classified by the project's model: {label, confidence, scores, variant, ms}. Sent as bytes
@@ -109,10 +119,7 @@ async function webcamPreview(name, body, info) {
       continue;
     }
     if (!state.running) break;
-    drawBars(bars, result.scores);
-    winner.textContent = `${result.label} ${pct(result.confidence)}`;
-    winner.dataset.label = result.label;
-    winner.dataset.variant = result.variant;
+    showAnswer(bars, winner, result);
     // answers per second over the last two seconds
     const now = performance.now();
     state.frames += 1;

@@ -4,8 +4,8 @@
 // flight at most: on a busy server the page sends less often rather than piling clips up.
 
 import { openMic } from "./mic.js";
-import { classify, drawBars, variantSwitch } from "./preview.js";
-import { el, onLeave, pct, showError } from "./ui.js";
+import { classify, drawBars, showAnswer, variantSwitch } from "./preview.js";
+import { el, onLeave, showError } from "./ui.js";
 import { encodeWav } from "./wav.js";
 
 const EVERY_MS = 250; // ~4 answers a second: a sound is heard in at least two overlapping windows
@@ -66,10 +66,7 @@ export async function previewSound(name, body, info) {
       continue;
     }
     if (!state.running) break;
-    drawBars(bars, result.scores);
-    winner.textContent = `${result.label} ${pct(result.confidence)}`;
-    winner.dataset.label = result.label;
-    winner.dataset.variant = result.variant;
+    showAnswer(bars, winner, result);
     state.answers += 1;
     rate.textContent = `${result.ms.toFixed(0)} ms on the server (${result.variant}) · ${mic.rate} Hz microphone`;
     rate.dataset.frames = String(state.answers);

@@ -1,19 +1,10 @@
 // Shared pieces of the Studio's page: building DOM nodes, the API client, number formats, and what a screen
 // must stop when the page moves on (a webcam, a poll timer). Every screen module imports from here.
 
+export { el } from "./core/dom.js"; // shared with the device dashboard (edge/core/static/dom.js)
+
 // the SVG namespace: an XML name that is never fetched
 export const SVG_NS = "http://www.w3.org/2000/svg";
-
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
-
 
 export function showError(text) {
   const box = document.getElementById("message");
