@@ -5,6 +5,7 @@ broker password stay in this process: nothing here returns or logs them."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -27,6 +28,8 @@ MAX_DEVICES = 500  # device ids in one request: a school's worth
 SETUP_HINT = ("start the Studio with --fleet-host BROKER and --fleet-key fleet.key (from `trainer fleet keygen`) to send "
               "models to devices; see docs/studio.md")
 Kind = Literal["deploy", "rollback"]
+
+log = logging.getLogger(__name__)
 
 
 class SendError(ProjectError):
@@ -269,6 +272,9 @@ class Sender:
                 rollout.finish(run(), watch.snapshot())
             except (FleetError, OSError) as exc:
                 rollout.error, rollout.running = str(exc)[:500], False
+            except Exception as exc:  # a bug must not leave a rollout "running" for ever, which would block every next one
+                log.exception("the %s stopped", rollout.kind)
+                rollout.error, rollout.running = f"stopped by an error ({type(exc).__name__}); see the Studio's log", False
 
         self._thread = threading.Thread(target=body, name=f"studio-{rollout.kind}", daemon=True)
         self._thread.start()

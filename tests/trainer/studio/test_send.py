@@ -109,3 +109,16 @@ def _login(host: str, port: int) -> str:
         return cookie.split(";")[0]
     finally:
         conn.close()
+
+
+def test_the_studio_does_not_start_with_a_bad_fleet_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.paths import REPO
+
+    done = subprocess.run([sys.executable, "-m", "trainer.cli", "studio", "--projects", str(tmp_path / "p"), "--fleet-host",
+                           "127.0.0.1", "--fleet-key", str(tmp_path / "missing.key")], cwd=str(REPO), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "send to devices" in done.stderr and "missing.key" in done.stderr, done.stderr
+    assert "open http" not in done.stdout

@@ -63,7 +63,7 @@ export async function sendCard(name) {
     if (rollout.error) state = `stopped: ${rollout.error}`;
     else if (rollout.outcome) state = rollout.outcome.ok ? "done: every device is healthy" : (rollout.outcome.aborted ? `aborted after wave ${rollout.outcome.waves_done}` : "done, with failures");
     sendButton.disabled = backButton.disabled = rollout.running;
-    progressBox.replaceChildren(
+    progressBox.replaceChildren(...[
       el("p", { id: "send-state", "data-running": rollout.running ? "yes" : "no" }, `${what} to ${to}: ${state}`),
       rollout.message ? el("p", { class: "muted" }, rollout.message) : null,
       el("table", { id: "send-rows" }, el("tr", {}, el("th", {}, "device"), el("th", {}, "step"), el("th", {}, "why")),
@@ -72,7 +72,8 @@ export async function sendCard(name) {
           el("td", { class: "step" }, d.status === "downloading" && d.percent !== null ? `downloading ${Math.round(d.percent)} %` : (STEPS[d.status] || d.status)),
           el("td", {}, d.reason || "")))),
       rollout.outcome && rollout.outcome.skipped_offline.length
-        ? el("p", { class: "muted" }, `Offline now, updated when back: ${rollout.outcome.skipped_offline.join(", ")}`) : null);
+        ? el("p", { class: "muted" }, `Offline now, updated when back: ${rollout.outcome.skipped_offline.join(", ")}`) : null,
+    ].filter(Boolean)); // replaceChildren would show a null as the text "null"
   }
 
   let stopped = false;
