@@ -10,7 +10,7 @@ import pytest
 from tests.support.broker import Broker, free_port, mosquitto_available
 from tests.support.paths import REPO
 
-# Native llama.cpp generation runs forked, so a crash fails one test and not the run.
+# Native llama.cpp generation runs in a process of its own, so a crash or hang fails one test and not the run.
 pytest_plugins = ["tests.support.crash_isolation"]
 
 SHARED = REPO.parent / "shared"

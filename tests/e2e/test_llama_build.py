@@ -134,6 +134,6 @@ def test_a_broken_build_stops_setup_with_the_signal_and_the_flags_to_try(tmp_pat
     report = suite.stdout + suite.stderr
     assert suite.returncode == 1, report
     assert "CRASHED with signal 4 (SIGILL)" in report, report
-    # the generating test fails with the signal; the tokenizing one, forked after it, still runs and passes
+    # the generating test fails with the signal; the tokenizing one, in its own process after it, still runs and passes
     assert "test_timeouts_stop_a_running_request_and_expire_a_queued_one" in report, report
     assert re.search(r"\b1 failed, 1 passed\b", report), f"{extension}: {report}"
