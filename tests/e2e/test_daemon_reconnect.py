@@ -29,6 +29,12 @@ def _metric(port: int, name: str, **labels: str) -> float | None:
         return None
 
 
+def _reading(port: int, name: str) -> tuple[float] | None:
+    """(value,) once /metrics answers with `name` (a tuple, so that 0.0 counts as an answer for wait_for)."""
+    value = _metric(port, name)
+    return None if value is None else (value,)
+
+
 def test_after_a_broker_restart_without_persistence_status_state_and_discovery_are_retained_again(tmp_path: Path) -> None:
     broker = Broker(workdir=tmp_path, port=free_port()).start()  # persistence false (tests/support/broker.py)
     bundle = make_color_bundle(tmp_path / "colors")
@@ -58,8 +64,9 @@ def test_after_a_broker_restart_without_persistence_status_state_and_discovery_a
             listener.wait_topic(topic, timeout=30, where=good)
         listener.close()
 
-        overflowed = _metric(health_port, "mqtt_queue_overflow_total")
-        assert overflowed is not None
+        # the health server starts after the MQTT connection and the pipelines (its Starlette is imported late),
+        # so it may not answer yet: wait for it (0.0 is a reading too)
+        overflowed = wait_for(lambda: _reading(health_port, "mqtt_queue_overflow_total"), 20, "the health server to answer")[0]
         broker.stop()
         # the daemon notices, and its QoS 1 queue fills with "busy" events until one is refused
         wait_for(lambda: _metric(health_port, "mqtt_connected") == 0, 15, "the daemon to notice the outage")
