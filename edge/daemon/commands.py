@@ -183,11 +183,8 @@ class CommandHandler:
         except CommandError as exc:
             reply = {"ok": False, "command": name, "error": str(exc)}
             self.failed += 1
-        except Exception as exc:  # a bug must produce an error reply, never a dead worker
-            log.exception("command %s failed", name)
-            # The exception's text may name files or internals: it goes to the log only.
-            reply = {"ok": False, "command": name, "error": f"internal error ({type(exc).__name__}); the device log has the details"}
-            self.failed += 1
+        except Exception as exc:
+            reply = self._internal_error(name, exc)
         else:
             reply, private = self.execute(name, args, private_ok=bool(message.response_topic or reply_to))
         if request_id is not None:
@@ -231,12 +228,16 @@ class CommandHandler:
             except CommandError as exc:
                 self.failed += 1
                 return {"ok": False, "command": name, "error": str(exc)}, None
-            except Exception as exc:  # a bug must produce an error reply, never a dead worker
-                log.exception("command %s failed", name)
-                self.failed += 1
-                # The exception's text may name files or internals: it goes to the log only.
-                error = f"internal error ({type(exc).__name__}); the device log has the details"
-                return {"ok": False, "command": name, "error": error}, None
+            except Exception as exc:
+                return self._internal_error(name, exc), None
+
+    def _internal_error(self, name: str, exc: Exception) -> dict[str, Any]:
+        """The reply to a bug, in reading a request or in running it: an error reply, never a dead worker. Called in
+        the `except` block, so the log gets the traceback; the exception's text may name files or internals, so it
+        goes to the log only and the reply names its type."""
+        log.exception("command %s failed", name)
+        self.failed += 1
+        return {"ok": False, "command": name, "error": f"internal error ({type(exc).__name__}); the device log has the details"}
 
     def _parse(self, payload: bytes) -> dict[str, Any]:
         if len(payload) > self._max_payload:

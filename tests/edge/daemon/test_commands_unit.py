@@ -256,6 +256,25 @@ def test_a_bug_in_a_command_becomes_an_internal_error_reply(caplog: pytest.LogCa
     assert handler.failed == 2
 
 
+def test_a_bug_in_reading_a_request_becomes_an_internal_error_reply(caplog: pytest.LogCaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    handler, conn, _ = setup(FakePipeline("door"))
+
+    def broken_parse(payload: bytes) -> dict[str, object]:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(handler, "_parse", broken_parse)
+    with caplog.at_level("ERROR", logger="edge.daemon.commands"):
+        reply = send(handler, conn, "ping", {"id": 4})
+    assert reply == {"ok": False, "command": "ping", "error": "internal error (KeyError); the device log has the details",
+                     "ts": reply["ts"]}  # nothing was read, so no id to echo
+    assert (handler.handled, handler.failed) == (0, 1)
+    (record,) = caplog.records
+    assert record.getMessage() == "command ping failed" and record.exc_info is not None
+    send(handler, conn, "ping", {})
+    assert handler.failed == 2
+
+
 def test_command_error_is_an_exception() -> None:
     assert issubclass(CommandError, Exception)
 
@@ -709,3 +728,18 @@ def test_lone_surrogates_in_the_id_or_reply_to_neither_crash_nor_publish_elsewhe
 def test_to_json_writes_utf8_and_escapes_only_what_utf8_cannot_hold() -> None:
     assert to_json({"label": "café"}) == '{"label":"café"}'.encode()
     assert to_json({"id": "\udcff"}) == b'{"id":"\\udcff"}'
+
+
+def test_every_refusal_before_a_command_runs_is_counted_each_time() -> None:
+    """`failed` counts refusals one by one (a counter set to 1 would pass a test that sends only one)."""
+    handler, conn, target = setup(FakePipeline("door"))
+    for expected in (1, 2):  # a response topic outside the reply prefix: neither run nor answered
+        handler.handle(message("ping", response_topic="elsewhere/replies"))
+        assert handler.failed == expected
+    for expected in (3, 4):  # the same through "reply_to"
+        handler.handle(IncomingMessage(topic=TOPICS.command("ping"), payload=b'{"reply_to": "elsewhere/x"}'))
+        assert handler.failed == expected
+    for expected in (5, 6):  # a request the parser refuses: answered with the error
+        assert error_of(handler, conn, "ping", raw=b"{not json")
+        assert handler.failed == expected
+    assert handler.handled == 0 and target.paused_calls == []
